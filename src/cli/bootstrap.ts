@@ -1,0 +1,79 @@
+// `meshd bootstrap`: prints the Envoy bootstrap that connects a plain Envoy to meshd.
+import { Command, Option } from 'commander';
+import { stringify } from 'yaml';
+import { envoyBootstrap, grpcBootstrap, type BootstrapOptions } from '../inject/bootstrap.js';
+
+function parseLabels(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new Error(`--labels: "${part}" is not key=value`);
+    out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+function port(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${flag}: "${v}" is not a port`);
+    return n;
+  };
+}
+
+export function bootstrapCommand(): Command {
+  return new Command('bootstrap')
+    .description('Print an Envoy bootstrap for a sidecar or gateway that gets its config from meshd')
+    .addOption(new Option('--type <type>', 'proxy role').choices(['sidecar', 'router']).default('sidecar'))
+    .option('--ip <ip>', 'the workload (pod) IP', '127.0.0.1')
+    .option('--pod <name>', 'pod name', 'envoy')
+    .option('--namespace <ns>', 'namespace', 'default')
+    .option('--service-account <sa>', 'service account', 'default')
+    .option('--labels <k=v,...>', 'workload labels', parseLabels, {} as Record<string, string>)
+    .option('--domain <domain>', 'cluster DNS domain', 'cluster.local')
+    .addOption(new Option('--xds-address <host:port>', "meshd's xDS address").env('MESHD_XDS_ADDRESS').default('127.0.0.1:15010'))
+    .option('--delta', 'use delta ADS (as Istio 1.22+ sidecars do)', false)
+    .option('--admin-port <port>', 'Envoy admin port', port('--admin-port'), 15000)
+    .option('--readiness-port <port>', 'static readiness listener port (0 for none)', port('--readiness-port'), 15021)
+    .addOption(new Option('--interception <mode>', 'REDIRECT when iptables captures traffic; NONE to bind outbound listeners on 127.0.0.1').choices(['REDIRECT', 'NONE']).default('REDIRECT'))
+    .option('--cluster-id <id>', 'cluster id', 'Kubernetes')
+    .addOption(new Option('--format <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
+    .option('--proxyless', 'print a gRPC xDS bootstrap (GRPC_XDS_BOOTSTRAP) for a proxyless gRPC client instead', false)
+    .action(
+      (o: {
+        type: 'sidecar' | 'router';
+        ip: string;
+        pod: string;
+        namespace: string;
+        serviceAccount: string;
+        labels: Record<string, string>;
+        domain: string;
+        xdsAddress: string;
+        delta: boolean;
+        adminPort: number;
+        readinessPort: number;
+        interception: 'REDIRECT' | 'NONE';
+        clusterId: string;
+        format: 'yaml' | 'json';
+        proxyless: boolean;
+      }) => {
+        const opts: BootstrapOptions = {
+          type: o.type,
+          ip: o.ip,
+          podName: o.pod,
+          namespace: o.namespace,
+          domain: o.domain,
+          serviceAccount: o.serviceAccount,
+          labels: o.labels,
+          xdsAddress: o.xdsAddress,
+          delta: o.delta,
+          adminPort: o.adminPort,
+          readinessPort: o.readinessPort,
+          interceptionMode: o.interception,
+          clusterId: o.clusterId,
+        };
+        const doc = o.proxyless ? grpcBootstrap(opts) : envoyBootstrap(opts);
+        process.stdout.write(o.format === 'json' || o.proxyless ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc));
+      },
+    );
+}

@@ -1,0 +1,204 @@
+// The mesh model: an immutable snapshot of services and their endpoints, indexed for
+// translation. Built from the store; endpoint-only changes reuse everything else.
+import type { EndpointSliceObject, ServiceObject } from './objects.js';
+import type { ConfigStore } from './store.js';
+import { portProtocol, type Protocol } from './protocol.js';
+import type { Labels } from './labels.js';
+
+export interface MeshServicePort {
+  name: string;
+  port: number;
+  targetPort: number | string;
+  protocol: Protocol;
+}
+
+export interface MeshService {
+  /** `<name>.<namespace>.svc.<domain>` */
+  hostname: string;
+  name: string;
+  namespace: string;
+  /** Undefined for headless services. */
+  clusterIP: string | undefined;
+  ports: MeshServicePort[];
+  selector: Labels | undefined;
+  labels: Labels;
+}
+
+export interface MeshEndpoint {
+  address: string;
+  port: number;
+  labels: Labels;
+  podName?: string;
+  zone?: string;
+}
+
+/** Endpoints of one service port, keyed by `<hostname>|<port>`. */
+export type EndpointIndex = ReadonlyMap<string, readonly MeshEndpoint[]>;
+
+export interface MeshSnapshot {
+  /** Increases with every snapshot. */
+  readonly version: number;
+  readonly domain: string;
+  /** Sorted by hostname. */
+  readonly services: readonly MeshService[];
+  readonly serviceByHost: ReadonlyMap<string, MeshService>;
+  readonly endpoints: EndpointIndex;
+  /** Per service hostname, a version that changes when its endpoints change. */
+  readonly endpointVersions: ReadonlyMap<string, number>;
+}
+
+export function serviceHostname(name: string, namespace: string, domain: string): string {
+  return `${name}.${namespace}.svc.${domain}`;
+}
+
+export function endpointKey(hostname: string, port: number): string {
+  return `${hostname}|${port}`;
+}
+
+function toMeshService(s: ServiceObject, domain: string): MeshService {
+  const ip = s.spec.clusterIP;
+  return {
+    hostname: serviceHostname(s.metadata.name, s.metadata.namespace, domain),
+    name: s.metadata.name,
+    namespace: s.metadata.namespace,
+    clusterIP: ip && ip !== 'None' ? ip : undefined,
+    ports: s.spec.ports
+      .filter((p) => p.protocol !== 'SCTP')
+      .map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort, protocol: portProtocol(p) }))
+      .sort((a, b) => a.port - b.port),
+    selector: s.spec.selector,
+    labels: s.metadata.labels,
+  };
+}
+
+/** Ready endpoints of `svc`, per service port, from its EndpointSlices (ports matched by name). */
+export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSliceObject[]): Map<string, MeshEndpoint[]> {
+  const out = new Map<string, MeshEndpoint[]>();
+  for (const port of svc.ports) {
+    const seen = new Set<string>();
+    const eps: MeshEndpoint[] = [];
+    for (const slice of slices) {
+      if (slice.addressType === 'FQDN') continue;
+      const slicePort = slice.ports.find((p) => p.name === port.name);
+      if (!slicePort) continue;
+      for (const e of slice.endpoints) {
+        if (!e.ready) continue;
+        for (const address of e.addresses) {
+          const key = `${address}:${slicePort.port}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          const ep: MeshEndpoint = { address, port: slicePort.port, labels: {} };
+          if (e.targetRef?.kind === 'Pod' && e.targetRef.name) ep.podName = e.targetRef.name;
+          if (e.zone) ep.zone = e.zone;
+          eps.push(ep);
+        }
+      }
+    }
+    eps.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
+    out.set(endpointKey(svc.hostname, port.port), eps);
+  }
+  return out;
+}
+
+function slicesByService(store: ConfigStore): Map<string, EndpointSliceObject[]> {
+  const out = new Map<string, EndpointSliceObject[]>();
+  for (const s of store.list('EndpointSlice')) {
+    const key = `${s.metadata.namespace}/${s.serviceName}`;
+    let list = out.get(key);
+    if (!list) out.set(key, (list = []));
+    list.push(s);
+  }
+  for (const list of out.values()) list.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+  return out;
+}
+
+function sameEndpoints(a: readonly MeshEndpoint[] | undefined, b: readonly MeshEndpoint[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.address !== y.address || x.port !== y.port || x.podName !== y.podName || x.zone !== y.zone) return false;
+  }
+  return true;
+}
+
+export interface SnapshotDelta {
+  snapshot: MeshSnapshot;
+  /** Hostnames whose endpoints differ from the previous snapshot. */
+  changedEndpoints: Set<string>;
+  /** True when anything other than endpoints may have changed. */
+  full: boolean;
+}
+
+/** Builds a whole new snapshot from the store. Endpoint lists equal to the previous ones are reused. */
+export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSnapshot): SnapshotDelta {
+  const services = store
+    .list('Service')
+    .filter((s) => s.spec.type !== 'ExternalName')
+    .map((s) => toMeshService(s, domain))
+    .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  const serviceByHost = new Map(services.map((s) => [s.hostname, s]));
+  const slices = slicesByService(store);
+  const endpoints = new Map<string, readonly MeshEndpoint[]>();
+  const endpointVersions = new Map<string, number>();
+  const changedEndpoints = new Set<string>();
+  const version = (prev?.version ?? 0) + 1;
+  for (const svc of services) {
+    let changed = false;
+    for (const [key, eps] of serviceEndpoints(svc, slices.get(`${svc.namespace}/${svc.name}`) ?? [])) {
+      const old = prev?.endpoints.get(key);
+      if (old && sameEndpoints(old, eps)) endpoints.set(key, old);
+      else {
+        endpoints.set(key, eps);
+        changed = true;
+      }
+    }
+    if (prev && !changed) {
+      // Ports removed from a service also change its endpoints.
+      const prevSvc = prev.serviceByHost.get(svc.hostname);
+      if (!prevSvc || prevSvc.ports.length !== svc.ports.length) changed = true;
+    }
+    if (changed || !prev) changedEndpoints.add(svc.hostname);
+    endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
+  }
+  if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
+  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions }, changedEndpoints, full: true };
+}
+
+/** The cheap path: only the endpoints of `serviceKeys` (namespace/name) changed. */
+export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceKeys: Iterable<string>): SnapshotDelta {
+  const version = prev.version + 1;
+  const endpoints = new Map(prev.endpoints);
+  const endpointVersions = new Map(prev.endpointVersions);
+  const changedEndpoints = new Set<string>();
+  const wanted = new Set(serviceKeys);
+  const slices = new Map<string, EndpointSliceObject[]>();
+  for (const s of store.list('EndpointSlice')) {
+    const key = `${s.metadata.namespace}/${s.serviceName}`;
+    if (!wanted.has(key)) continue;
+    let list = slices.get(key);
+    if (!list) slices.set(key, (list = []));
+    list.push(s);
+  }
+  for (const key of wanted) {
+    const [namespace, name] = key.split('/') as [string, string];
+    const svc = prev.serviceByHost.get(serviceHostname(name, namespace, prev.domain));
+    if (!svc) continue;
+    const list = (slices.get(key) ?? []).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+    let changed = false;
+    for (const [k, eps] of serviceEndpoints(svc, list)) {
+      if (sameEndpoints(prev.endpoints.get(k), eps)) continue;
+      endpoints.set(k, eps);
+      changed = true;
+    }
+    if (changed) {
+      changedEndpoints.add(svc.hostname);
+      endpointVersions.set(svc.hostname, version);
+    }
+  }
+  return {
+    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions },
+    changedEndpoints,
+    full: false,
+  };
+}

@@ -1,0 +1,76 @@
+// Who a connected proxy is: parsed from its Envoy node id and Istio-style metadata.
+import type { Labels } from './labels.js';
+
+export type ProxyType = 'sidecar' | 'router';
+
+export interface Proxy {
+  /** The full node id, e.g. `sidecar~10.1.0.5~httpbin-7f9c.default~default.svc.cluster.local`. */
+  id: string;
+  type: ProxyType;
+  ip: string;
+  /** `<pod>.<namespace>` part of the id, split. */
+  podName: string;
+  namespace: string;
+  dnsDomain: string;
+  labels: Labels;
+  serviceAccount: string;
+  instanceIps: string[];
+  clusterId: string;
+  istioVersion: string;
+  /** `grpc` for proxyless gRPC clients (Istio's GENERATOR metadata). */
+  generator: string;
+  metadata: Record<string, unknown>;
+}
+
+export class NodeIdError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NodeIdError';
+  }
+}
+
+const EXPECTED = 'expected "<type>~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>" with type "sidecar" or "router", as Istio writes it (e.g. sidecar~10.1.0.5~httpbin-1.default~default.svc.cluster.local)';
+
+function stringRecord(v: unknown): Labels {
+  const out: Labels = {};
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  }
+  return out;
+}
+
+/** Parses an Istio node id and its metadata; throws NodeIdError saying what was expected. */
+export function parseProxy(nodeId: string, metadata: Record<string, unknown> = {}): Proxy {
+  if (!nodeId) throw new NodeIdError(`node id is empty: ${EXPECTED}`);
+  const parts = nodeId.split('~');
+  if (parts.length !== 4) throw new NodeIdError(`node id "${nodeId}" has ${parts.length} "~"-separated parts, not 4: ${EXPECTED}`);
+  const [type, ip, podAndNs, domain] = parts as [string, string, string, string];
+  if (type !== 'sidecar' && type !== 'router') throw new NodeIdError(`node id "${nodeId}" has type "${type}": ${EXPECTED}`);
+  if (!ip) throw new NodeIdError(`node id "${nodeId}" has no IP: ${EXPECTED}`);
+  const dot = podAndNs.lastIndexOf('.');
+  if (dot <= 0 || dot === podAndNs.length - 1) throw new NodeIdError(`node id "${nodeId}" has "${podAndNs}" where "<pod>.<namespace>" belongs: ${EXPECTED}`);
+  const podName = podAndNs.slice(0, dot);
+  const idNamespace = podAndNs.slice(dot + 1);
+  const metaNamespace = typeof metadata.NAMESPACE === 'string' ? metadata.NAMESPACE : undefined;
+  const instanceIps = typeof metadata.INSTANCE_IPS === 'string' && metadata.INSTANCE_IPS ? metadata.INSTANCE_IPS.split(',').map((s) => s.trim()).filter(Boolean) : [ip];
+  return {
+    id: nodeId,
+    type,
+    ip,
+    podName,
+    namespace: metaNamespace ?? idNamespace,
+    dnsDomain: domain,
+    labels: stringRecord(metadata.LABELS),
+    serviceAccount: typeof metadata.SERVICE_ACCOUNT === 'string' ? metadata.SERVICE_ACCOUNT : 'default',
+    instanceIps,
+    clusterId: typeof metadata.CLUSTER_ID === 'string' ? metadata.CLUSTER_ID : 'Kubernetes',
+    istioVersion: typeof metadata.ISTIO_VERSION === 'string' ? metadata.ISTIO_VERSION : '',
+    generator: typeof metadata.GENERATOR === 'string' ? metadata.GENERATOR : '',
+    metadata,
+  };
+}
+
+/** Builds a node id in Istio's format. */
+export function formatNodeId(type: ProxyType, ip: string, podName: string, namespace: string, domain = 'cluster.local'): string {
+  return `${type}~${ip}~${podName}.${namespace}~${namespace}.svc.${domain}`;
+}

@@ -1,0 +1,47 @@
+// Debug views of the control plane's state, in the spirit of istiod's /debug endpoints.
+import type { AdsServer } from '../xds/ads-server.js';
+import type { ConfigGenerator } from '../xds/generator.js';
+import { PUSH_ORDER, SHORT_TYPE } from '../translate/types.js';
+import type { DebugHandler } from './http-server.js';
+
+export function debugHandlers(ads: AdsServer, generator: ConfigGenerator): Record<string, DebugHandler> {
+  return {
+    syncz: () => ({
+      body: [...ads.connections]
+        .sort((a, b) => (a.proxy.id < b.proxy.id ? -1 : 1))
+        .map((c) => ({ proxy: c.proxy.id, connection: c.id, protocol: c.protocol, connectedAt: new Date(c.connectedAt).toISOString(), types: c.syncStatus() })),
+    }),
+    config_dump: (q) => {
+      const id = q.get('proxyID') ?? q.get('proxyId') ?? '';
+      const conns = id ? ads.findConnections(id) : [];
+      const conn = conns[0];
+      if (!conn) return { status: 404, body: { error: id ? `no connected proxy "${id}"` : 'proxyID is required, e.g. /debug/config_dump?proxyID=sidecar~10.0.0.1~app-1.default~default.svc.cluster.local' } };
+      const view = generator.resourcesFor(conn.ctx);
+      const configs: Record<string, unknown> = {};
+      for (const type of PUSH_ORDER) {
+        const w = conn.watches.get(type);
+        const sent = w ? [...w.sent.keys()].sort() : [];
+        const entries = w?.wildcard ? [...view.byType[type].values()] : sent.map((n) => view.byType[type].get(n)).filter((e) => e !== undefined);
+        configs[SHORT_TYPE[type]] = entries.map((e) => ({ name: e.name, version: e.version, resource: { '@type': type, ...e.body } }));
+      }
+      return { body: { proxy: conn.proxy.id, class: conn.ctx.classKey, configs } };
+    },
+    registryz: () => {
+      const s = generator.snapshot;
+      return {
+        body: (s?.services ?? []).map((svc) => ({
+          hostname: svc.hostname,
+          namespace: svc.namespace,
+          name: svc.name,
+          clusterIP: svc.clusterIP ?? null,
+          ports: svc.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort, protocol: p.protocol })),
+          endpoints: Object.fromEntries(svc.ports.map((p) => [String(p.port), (s?.endpoints.get(`${svc.hostname}|${p.port}`) ?? []).map((e) => `${e.address}:${e.port}`)])),
+        })),
+      };
+    },
+    connections: () => ({
+      body: [...ads.connections].map((c) => ({ proxy: c.proxy.id, connection: c.id, protocol: c.protocol, class: c.ctx.classKey, type: c.proxy.type, namespace: c.proxy.namespace })),
+    }),
+    cachez: () => ({ body: { resources: generator.cache.size, encodes: generator.cache.encodes, hits: generator.cache.hits } }),
+  };
+}

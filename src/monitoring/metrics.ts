@@ -1,0 +1,51 @@
+// Prometheus metrics under Istio's names, so existing istiod dashboards find them.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly xdsClients = new Gauge({ name: 'pilot_xds', help: 'Number of endpoints connected to this pilot using XDS.', labelNames: ['version'], registers: [this.registry] });
+  readonly xdsPushes = new Counter({ name: 'pilot_xds_pushes', help: 'Pilot build and send errors for lds, rds, cds and eds.', labelNames: ['type'], registers: [this.registry] });
+  readonly xdsPushTime = new Histogram({
+    name: 'pilot_xds_push_time',
+    help: 'Total time in seconds Pilot takes to push lds, rds, cds and eds.',
+    labelNames: ['type'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 3, 5, 10, 20, 30],
+    registers: [this.registry],
+  });
+  readonly xdsSendTime = new Histogram({
+    name: 'pilot_xds_send_time',
+    help: 'Total time in seconds Pilot takes to send generated configuration.',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 3, 5],
+    registers: [this.registry],
+  });
+  readonly proxyConvergenceTime = new Histogram({
+    name: 'pilot_proxy_convergence_time',
+    help: 'Delay in seconds between config change and a proxy receiving all required configuration.',
+    buckets: [0.1, 0.5, 1, 3, 5, 10, 20, 30],
+    registers: [this.registry],
+  });
+  readonly xdsRejects = new Counter({ name: 'pilot_total_xds_rejects', help: 'Total number of XDS responses from pilot rejected by proxy.', labelNames: ['type'], registers: [this.registry] });
+  readonly xdsConfigSize = new Histogram({
+    name: 'pilot_xds_config_size_bytes',
+    help: 'Distribution of configuration sizes pushed to clients',
+    labelNames: ['type'],
+    buckets: [1, 10000, 1000000, 4000000, 10000000, 40000000],
+    registers: [this.registry],
+  });
+  readonly services = new Gauge({ name: 'pilot_services', help: 'Total services known to pilot.', registers: [this.registry] });
+  readonly debounceTime = new Histogram({
+    name: 'pilot_debounce_time',
+    help: 'Delay in seconds between the first config enters debouncing and the merged push request is pushed into the push queue.',
+    buckets: [0.01, 0.1, 0.5, 1, 3, 5, 10, 20],
+    registers: [this.registry],
+  });
+  readonly inboundUpdates = new Counter({ name: 'pilot_inbound_updates', help: 'Total number of updates received by pilot.', labelNames: ['type'], registers: [this.registry] });
+  readonly pushTriggers = new Counter({ name: 'pilot_push_triggers', help: 'Total number of times a push was triggered, labeled by reason for the push.', labelNames: ['type'], registers: [this.registry] });
+  readonly expiredNonce = new Counter({ name: 'pilot_xds_expired_nonce', help: 'Total number of XDS requests with an expired nonce.', labelNames: ['type'], registers: [this.registry] });
+  readonly configErrors = new Counter({ name: 'meshd_config_errors_total', help: 'Objects rejected by validation, by kind.', labelNames: ['kind'], registers: [this.registry] });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,40 @@
+// EDS: one ClusterLoadAssignment per outbound cluster, from the ready endpoints.
+import { endpointKey, type MeshEndpoint, type MeshService, type MeshSnapshot } from '../model/mesh.js';
+import { outboundClusterName } from './names.js';
+import { socketAddress } from './filters.js';
+import type { EnvoyResource, Json } from './types.js';
+
+function localityEndpoints(eps: readonly MeshEndpoint[]): Json[] {
+  // Group by zone; gRPC ignores localities without a weight, so each carries one.
+  const byZone = new Map<string, Json[]>();
+  for (const e of eps) {
+    const zone = e.zone ?? '';
+    let list = byZone.get(zone);
+    if (!list) byZone.set(zone, (list = []));
+    list.push({ endpoint: { address: socketAddress(e.address, e.port) }, load_balancing_weight: 1 });
+  }
+  return [...byZone.keys()].sort().map((zone) => {
+    const lbEndpoints = byZone.get(zone)!;
+    return { ...(zone ? { locality: { zone } } : {}), lb_endpoints: lbEndpoints, load_balancing_weight: lbEndpoints.length };
+  });
+}
+
+export function serviceLoadAssignments(snapshot: MeshSnapshot, svc: MeshService): EnvoyResource[] {
+  const out: EnvoyResource[] = [];
+  for (const port of svc.ports) {
+    if (port.protocol === 'UDP') continue;
+    const name = outboundClusterName(port.port, svc.hostname);
+    const eps = snapshot.endpoints.get(endpointKey(svc.hostname, port.port)) ?? [];
+    out.push({ name, body: { cluster_name: name, endpoints: localityEndpoints(eps) } });
+  }
+  return out;
+}
+
+export function emptyLoadAssignment(name: string): EnvoyResource {
+  return { name, body: { cluster_name: name, endpoints: [] } };
+}
+
+/** All ClusterLoadAssignments of the mesh, sorted by name. */
+export function loadAssignments(snapshot: MeshSnapshot): EnvoyResource[] {
+  return snapshot.services.flatMap((s) => serviceLoadAssignments(snapshot, s)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

@@ -1,0 +1,52 @@
+// Building blocks shared by listeners: HTTP connection managers, TCP proxies, access logs.
+import { anyOf, type Json } from './types.js';
+
+export const ADS_CONFIG_SOURCE: Json = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
+
+export function stdoutAccessLog(): Json[] {
+  return [{ name: 'envoy.access_loggers.stdout', typed_config: anyOf('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {}) }];
+}
+
+export function routerFilter(): Json {
+  return { name: 'envoy.filters.http.router', typed_config: anyOf('envoy.extensions.filters.http.router.v3.Router', {}) };
+}
+
+export interface HcmOptions {
+  statPrefix: string;
+  /** RDS route name, or an inline route configuration. */
+  rds?: string;
+  routeConfig?: Json;
+  accessLog?: boolean;
+  /** Extra HTTP filters, before the router. */
+  httpFilters?: Json[];
+  forwardClientCertDetails?: string;
+}
+
+export function httpConnectionManager(o: HcmOptions): Json {
+  const hcm: Json = {
+    stat_prefix: o.statPrefix,
+    ...(o.rds !== undefined ? { rds: { config_source: ADS_CONFIG_SOURCE, route_config_name: o.rds } } : {}),
+    ...(o.routeConfig ? { route_config: o.routeConfig } : {}),
+    http_filters: [...(o.httpFilters ?? []), routerFilter()],
+    use_remote_address: false,
+    normalize_path: true,
+    merge_slashes: true,
+    path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
+    ...(o.accessLog === false ? {} : { access_log: stdoutAccessLog() }),
+  };
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: anyOf('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', hcm),
+  };
+}
+
+export function tcpProxy(statPrefix: string, cluster: string): Json {
+  return {
+    name: 'envoy.filters.network.tcp_proxy',
+    typed_config: anyOf('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', { stat_prefix: statPrefix, cluster, access_log: stdoutAccessLog() }),
+  };
+}
+
+export function socketAddress(address: string, port: number): Json {
+  return { socket_address: { address, port_value: port } };
+}

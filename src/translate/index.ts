@@ -1,0 +1,30 @@
+// The translator's entry point: a pure function of (snapshot, proxy) to Envoy resources.
+import type { MeshSnapshot } from '../model/mesh.js';
+import type { Proxy } from '../model/proxy.js';
+import { clustersFor, outboundClusters } from './clusters.js';
+import { loadAssignments } from './endpoints.js';
+import { listenersFor } from './listeners.js';
+import { proxyContext, type ProxyContext } from './proxy-context.js';
+import { routesFor } from './routes.js';
+import { TypeUrl, type EnvoyResource } from './types.js';
+
+export type ResourcesByType = Record<TypeUrl, EnvoyResource[]>;
+
+/** Everything one proxy gets, per type, each list sorted by name. */
+export function translateProxy(snapshot: MeshSnapshot, proxy: Proxy): ResourcesByType {
+  const ctx = proxyContext(snapshot, proxy);
+  return translateContext(snapshot, ctx);
+}
+
+export function translateContext(snapshot: MeshSnapshot, ctx: ProxyContext, shared?: { clusters?: EnvoyResource[]; endpoints?: EnvoyResource[] }): ResourcesByType {
+  return {
+    [TypeUrl.Cluster]: clustersFor(snapshot, ctx, shared?.clusters ?? outboundClusters(snapshot)),
+    [TypeUrl.ClusterLoadAssignment]: shared?.endpoints ?? loadAssignments(snapshot),
+    [TypeUrl.Listener]: listenersFor(snapshot, ctx),
+    [TypeUrl.RouteConfiguration]: routesFor(snapshot, ctx),
+    [TypeUrl.Secret]: [],
+  };
+}
+
+export { proxyContext, type ProxyContext };
+export * from './types.js';

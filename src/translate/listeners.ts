@@ -1,0 +1,146 @@
+// LDS: for sidecars, `virtualOutbound` (15001) handing captured connections to
+// per-port outbound listeners, and `virtualInbound` (15006) for the workload's own
+// ports; without capture (INTERCEPTION_MODE=NONE) the outbound listeners bind to
+// 127.0.0.1 instead. For proxyless gRPC, one API listener per `<host>:<port>`.
+import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
+import { isHttpProtocol } from '../model/protocol.js';
+import type { ProxyContext } from './proxy-context.js';
+import { ADS_CONFIG_SOURCE, httpConnectionManager, routerFilter, socketAddress, tcpProxy } from './filters.js';
+import { httpPorts } from './routes.js';
+import {
+  INBOUND_PASSTHROUGH_CLUSTER,
+  PASSTHROUGH_CLUSTER,
+  VIRTUAL_INBOUND,
+  VIRTUAL_INBOUND_PORT,
+  VIRTUAL_OUTBOUND,
+  VIRTUAL_OUTBOUND_PORT,
+  inboundClusterName,
+  listenerName,
+  outboundClusterName,
+} from './names.js';
+import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
+
+const WILDCARD = '0.0.0.0';
+const LOCALHOST = '127.0.0.1';
+
+function virtualOutbound(): EnvoyResource {
+  return {
+    name: VIRTUAL_OUTBOUND,
+    body: {
+      name: VIRTUAL_OUTBOUND,
+      address: socketAddress(WILDCARD, VIRTUAL_OUTBOUND_PORT),
+      use_original_dst: true,
+      traffic_direction: 'OUTBOUND',
+      filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)] }],
+    },
+  };
+}
+
+function outboundHttpListener(port: number, ctx: ProxyContext): EnvoyResource {
+  const bind = ctx.interception === 'NONE' ? LOCALHOST : WILDCARD;
+  const name = listenerName(bind, port);
+  return {
+    name,
+    body: {
+      name,
+      address: socketAddress(bind, port),
+      ...(ctx.interception === 'REDIRECT' ? { bind_to_port: false } : {}),
+      traffic_direction: 'OUTBOUND',
+      filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port) })] }],
+    },
+  };
+}
+
+function outboundTcpListener(svc: MeshService, port: MeshServicePort, ctx: ProxyContext): EnvoyResource | undefined {
+  const cluster = outboundClusterName(port.port, svc.hostname);
+  if (ctx.interception === 'NONE') {
+    const name = listenerName(LOCALHOST, port.port);
+    return { name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [tcpProxy(cluster, cluster)] }] } };
+  }
+  // Captured TCP is matched by the service's cluster IP; headless services have none.
+  if (!svc.clusterIP) return undefined;
+  const name = listenerName(svc.clusterIP, port.port);
+  return {
+    name,
+    body: { name, address: socketAddress(svc.clusterIP, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [tcpProxy(cluster, cluster)] }] },
+  };
+}
+
+function virtualInbound(ctx: ProxyContext): EnvoyResource {
+  const chains: Json[] = ctx.inboundPorts.map((p) => {
+    const cluster = inboundClusterName(p.targetPort);
+    const chainName = listenerName(WILDCARD, p.targetPort);
+    const filters = isHttpProtocol(p.protocol)
+      ? [
+          httpConnectionManager({
+            statPrefix: `inbound_${chainName}`,
+            routeConfig: {
+              name: cluster,
+              validate_clusters: false,
+              virtual_hosts: [{ name: `inbound|http|${p.targetPort}`, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s', max_stream_duration: { grpc_timeout_header_max: '0s' } } }] }],
+            },
+          }),
+        ]
+      : [tcpProxy(cluster, cluster)];
+    return { name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters };
+  });
+  return {
+    name: VIRTUAL_INBOUND,
+    body: {
+      name: VIRTUAL_INBOUND,
+      address: socketAddress(WILDCARD, VIRTUAL_INBOUND_PORT),
+      traffic_direction: 'INBOUND',
+      listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }],
+      filter_chains: chains,
+      default_filter_chain: { name: 'virtualInbound-catchall-tcp', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] },
+    },
+  };
+}
+
+export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
+  const out: EnvoyResource[] = [];
+  const taken = new Set<string>();
+  const http = httpPorts(snapshot);
+  for (const port of http.keys()) {
+    const l = outboundHttpListener(port, ctx);
+    taken.add(l.name);
+    out.push(l);
+  }
+  for (const svc of snapshot.services) {
+    for (const port of svc.ports) {
+      if (isHttpProtocol(port.protocol) || port.protocol === 'UDP') continue;
+      const l = outboundTcpListener(svc, port, ctx);
+      // Two services cannot share one address and port: the first (by hostname) keeps it.
+      if (!l || taken.has(l.name)) continue;
+      if (ctx.interception === 'NONE' && http.has(port.port)) continue;
+      taken.add(l.name);
+      out.push(l);
+    }
+  }
+  if (ctx.interception === 'REDIRECT') out.push(virtualOutbound(), virtualInbound(ctx));
+  return out.sort(byName);
+}
+
+/** Proxyless gRPC: an API listener per service port, named `<host>:<port>`. */
+export function grpcListeners(snapshot: MeshSnapshot): EnvoyResource[] {
+  const out: EnvoyResource[] = [];
+  for (const svc of snapshot.services) {
+    for (const port of svc.ports) {
+      if (port.protocol === 'UDP') continue;
+      const name = `${svc.hostname}:${port.port}`;
+      const hcm = anyOf('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+        stat_prefix: name,
+        rds: { config_source: ADS_CONFIG_SOURCE, route_config_name: name },
+        http_filters: [routerFilter()],
+      });
+      out.push({ name, body: { name, api_listener: { api_listener: hcm } } });
+    }
+  }
+  return out.sort(byName);
+}
+
+export function listenersFor(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
+  if (ctx.proxyless) return grpcListeners(snapshot);
+  if (ctx.proxy.type !== 'sidecar') return [];
+  return sidecarListeners(snapshot, ctx);
+}

@@ -1,0 +1,31 @@
+// Resource names as Istio writes them.
+
+export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
+export const INBOUND_PASSTHROUGH_CLUSTER = 'InboundPassthroughCluster';
+export const VIRTUAL_OUTBOUND = 'virtualOutbound';
+export const VIRTUAL_INBOUND = 'virtualInbound';
+export const VIRTUAL_OUTBOUND_PORT = 15001;
+export const VIRTUAL_INBOUND_PORT = 15006;
+
+export function outboundClusterName(port: number, hostname: string, subset = ''): string {
+  return `outbound|${port}|${subset}|${hostname}`;
+}
+
+export function inboundClusterName(port: number): string {
+  return `inbound|${port}||`;
+}
+
+export function parseClusterName(name: string): { direction: 'outbound' | 'inbound'; port: number; subset: string; hostname: string } | undefined {
+  const parts = name.split('|');
+  if (parts.length !== 4) return undefined;
+  const [direction, port, subset, hostname] = parts as [string, string, string, string];
+  if (direction !== 'outbound' && direction !== 'inbound') return undefined;
+  const n = Number(port);
+  if (!Number.isInteger(n)) return undefined;
+  return { direction, port: n, subset, hostname };
+}
+
+export function listenerName(bind: string, port: number): string {
+  return `${bind}_${port}`;
+}

@@ -1,0 +1,59 @@
+// What translation needs to know about one proxy, and the key under which proxies
+// that would get identical config share one translation.
+import type { MeshSnapshot } from '../model/mesh.js';
+import type { Proxy } from '../model/proxy.js';
+import { selectorMatches } from '../model/labels.js';
+import type { Protocol } from '../model/protocol.js';
+
+export type InterceptionMode = 'REDIRECT' | 'NONE';
+
+export interface InboundPort {
+  /** The workload (target) port traffic arrives on. */
+  targetPort: number;
+  protocol: Protocol;
+}
+
+export interface ProxyContext {
+  proxy: Proxy;
+  /** A proxyless gRPC client: API listeners by name, no capture. */
+  proxyless: boolean;
+  interception: InterceptionMode;
+  /** The proxy's own workload ports (services selecting it), sorted. */
+  inboundPorts: InboundPort[];
+  /** Proxies with the same key get the same resources. */
+  classKey: string;
+}
+
+function inboundPortsOf(snapshot: MeshSnapshot, proxy: Proxy): InboundPort[] {
+  if (proxy.type !== 'sidecar') return [];
+  const byPort = new Map<number, InboundPort>();
+  for (const svc of snapshot.services) {
+    if (svc.namespace !== proxy.namespace || !selectorMatches(svc.selector, proxy.labels)) continue;
+    for (const p of svc.ports) {
+      if (p.protocol === 'UDP') continue;
+      // A named targetPort is resolved from the endpoints of this proxy's IP.
+      let target = typeof p.targetPort === 'number' ? p.targetPort : undefined;
+      if (target === undefined) {
+        const eps = snapshot.endpoints.get(`${svc.hostname}|${p.port}`) ?? [];
+        target = eps.find((e) => proxy.instanceIps.includes(e.address))?.port;
+      }
+      if (target === undefined || byPort.has(target)) continue;
+      byPort.set(target, { targetPort: target, protocol: p.protocol });
+    }
+  }
+  return [...byPort.values()].sort((a, b) => a.targetPort - b.targetPort);
+}
+
+export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext {
+  const proxyless = proxy.generator === 'grpc';
+  const mode = String(proxy.metadata.INTERCEPTION_MODE ?? 'REDIRECT').toUpperCase();
+  const interception: InterceptionMode = mode === 'NONE' ? 'NONE' : 'REDIRECT';
+  const inboundPorts = proxyless ? [] : inboundPortsOf(snapshot, proxy);
+  const classKey = [
+    proxyless ? 'grpc' : proxy.type,
+    proxy.namespace,
+    interception,
+    inboundPorts.map((p) => `${p.targetPort}/${p.protocol}`).join(','),
+  ].join('|');
+  return { proxy, proxyless, interception, inboundPorts, classKey };
+}

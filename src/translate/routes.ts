@@ -1,0 +1,115 @@
+// RDS: one route configuration per outbound HTTP port (named by the port), with a
+// virtual host per service; and, for proxyless gRPC, one per `<host>:<port>` listener.
+import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
+import { isHttpProtocol } from '../model/protocol.js';
+import type { ProxyContext } from './proxy-context.js';
+import { PASSTHROUGH_CLUSTER, outboundClusterName } from './names.js';
+import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
+
+/** Istio's default retry policy for mesh traffic. */
+function defaultRetryPolicy(): Json {
+  return {
+    retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
+    num_retries: 2,
+    retry_host_predicate: [
+      { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: anyOf('envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate', {}) },
+    ],
+    host_selection_retry_max_attempts: '5',
+  };
+}
+
+/** The names a client in `clientNamespace` may use for `svc` on `port`. */
+export function serviceDomains(svc: MeshService, port: number, clientNamespace: string): string[] {
+  const names = [svc.hostname, `${svc.name}.${svc.namespace}.svc`, `${svc.name}.${svc.namespace}`];
+  if (clientNamespace === svc.namespace) names.push(svc.name);
+  if (svc.clusterIP) names.push(svc.clusterIP.includes(':') ? `[${svc.clusterIP}]` : svc.clusterIP);
+  return names.flatMap((n) => [n, `${n}:${port}`]);
+}
+
+function serviceVirtualHost(svc: MeshService, port: MeshServicePort, domains: string[]): Json {
+  return {
+    name: `${svc.hostname}:${port.port}`,
+    domains,
+    routes: [
+      {
+        name: 'default',
+        match: { prefix: '/' },
+        route: { cluster: outboundClusterName(port.port, svc.hostname), timeout: '0s', retry_policy: defaultRetryPolicy(), max_stream_duration: { grpc_timeout_header_max: '0s' } },
+      },
+    ],
+    include_request_attempt_count: true,
+  };
+}
+
+function catchAllVirtualHost(ctx: ProxyContext): Json {
+  // Outbound traffic to unknown hosts is allowed (Istio's ALLOW_ANY) when traffic is
+  // captured; without capture there is no original destination to pass through to.
+  if (ctx.interception === 'REDIRECT') {
+    return { name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } }] };
+  }
+  return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }] };
+}
+
+/** Outbound HTTP ports of the mesh, with the services listening on each, sorted. */
+export function httpPorts(snapshot: MeshSnapshot): Map<number, { svc: MeshService; port: MeshServicePort }[]> {
+  const out = new Map<number, { svc: MeshService; port: MeshServicePort }[]>();
+  for (const svc of snapshot.services) {
+    for (const port of svc.ports) {
+      if (!isHttpProtocol(port.protocol)) continue;
+      let list = out.get(port.port);
+      if (!list) out.set(port.port, (list = []));
+      list.push({ svc, port });
+    }
+  }
+  return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
+}
+
+export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
+  const out: EnvoyResource[] = [];
+  for (const [portNumber, entries] of httpPorts(snapshot)) {
+    const used = new Set<string>();
+    const virtualHosts: Json[] = [];
+    for (const { svc, port } of entries) {
+      // Envoy rejects a domain that appears in two virtual hosts: the first service (by hostname) keeps it.
+      const domains = serviceDomains(svc, port.port, ctx.proxy.namespace).filter((d) => !used.has(d));
+      if (domains.length === 0) continue;
+      for (const d of domains) used.add(d);
+      virtualHosts.push(serviceVirtualHost(svc, port, domains));
+    }
+    virtualHosts.push(catchAllVirtualHost(ctx));
+    const name = String(portNumber);
+    out.push({ name, body: { name, virtual_hosts: virtualHosts, validate_clusters: false, ignore_port_in_host_matching: false } });
+  }
+  return out;
+}
+
+/** Proxyless gRPC: a route configuration named `<host>:<port>` for each service port. */
+export function grpcRoutes(snapshot: MeshSnapshot): EnvoyResource[] {
+  const out: EnvoyResource[] = [];
+  for (const svc of snapshot.services) {
+    for (const port of svc.ports) {
+      if (port.protocol === 'UDP') continue;
+      const name = `${svc.hostname}:${port.port}`;
+      out.push({
+        name,
+        body: {
+          name,
+          virtual_hosts: [
+            {
+              name,
+              domains: [svc.hostname, name],
+              routes: [{ name: 'default', match: { prefix: '' }, route: { cluster: outboundClusterName(port.port, svc.hostname) } }],
+            },
+          ],
+        },
+      });
+    }
+  }
+  return out.sort(byName);
+}
+
+export function routesFor(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
+  if (ctx.proxyless) return grpcRoutes(snapshot);
+  if (ctx.proxy.type !== 'sidecar') return [];
+  return sidecarRoutes(snapshot, ctx).sort(byName);
+}

@@ -1,0 +1,196 @@
+// The Aggregated Discovery Service over gRPC: state-of-the-world and delta streams,
+// proxy identification, and fan-out of pushes to every connected proxy.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../util/log.js';
+import { parseProxy, NodeIdError, type Proxy } from '../model/proxy.js';
+import { SHORT_TYPE, TypeUrl } from '../translate/types.js';
+import type { Metrics } from '../monitoring/metrics.js';
+import { structToJson } from './envoy-json.js';
+import type { ConfigGenerator, PushRequest } from './generator.js';
+import { Connection, type ConnectionHooks, type Protocol, type StreamSink } from './connection.js';
+import { PushQueue } from './push-queue.js';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './wire.js';
+
+const ADS_SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService/';
+const KNOWN_TYPES = new Set<string>(Object.values(TypeUrl));
+
+const passthrough = (b: Buffer): Buffer => b;
+
+function bidi(method: string): grpc.MethodDefinition<Buffer, Buffer> {
+  return {
+    path: ADS_SERVICE + method,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: passthrough,
+    requestDeserialize: passthrough,
+    responseSerialize: passthrough,
+    responseDeserialize: passthrough,
+  };
+}
+
+export const ADS_SERVICE_DEFINITION: grpc.ServiceDefinition = {
+  StreamAggregatedResources: bidi('StreamAggregatedResources'),
+  DeltaAggregatedResources: bidi('DeltaAggregatedResources'),
+};
+
+export interface AdsServerOptions {
+  generator: ConfigGenerator;
+  metrics: Metrics;
+  log: Logger;
+  /** How many proxies are pushed to at once. */
+  pushConcurrency?: number;
+  controlPlaneId?: string;
+}
+
+type Call = grpc.ServerDuplexStream<Buffer, Buffer>;
+
+function sinkFor(call: Call): StreamSink {
+  return {
+    write(bytes: Buffer): Promise<void> {
+      return new Promise((resolve) => {
+        if (call.destroyed || call.writableEnded) return resolve();
+        if (call.write(bytes)) resolve();
+        else {
+          const done = (): void => {
+            call.off('drain', done);
+            call.off('close', done);
+            resolve();
+          };
+          call.once('drain', done);
+          call.once('close', done);
+        }
+      });
+    },
+  };
+}
+
+export class AdsServer {
+  readonly connections = new Set<Connection>();
+  private readonly queue: PushQueue<Connection>;
+  private readonly hooks: ConnectionHooks;
+  private readonly controlPlaneId: string;
+
+  constructor(private readonly opts: AdsServerOptions) {
+    this.controlPlaneId = opts.controlPlaneId ?? 'meshd';
+    this.queue = new PushQueue<Connection>(opts.pushConcurrency ?? 100, (conn, err) => {
+      opts.log.error({ proxy: conn.proxy.id, err: String(err) }, 'push failed');
+    });
+    const m = opts.metrics;
+    this.hooks = {
+      onSent: (_conn, type, bytes) => {
+        m.xdsPushes.inc({ type: SHORT_TYPE[type] });
+        m.xdsConfigSize.observe({ type: SHORT_TYPE[type] }, bytes);
+      },
+      onAck: (_conn, _type, convergenceMs) => {
+        if (convergenceMs !== undefined) m.proxyConvergenceTime.observe(convergenceMs / 1000);
+      },
+      onNack: (conn, type, message) => {
+        m.xdsRejects.inc({ type: SHORT_TYPE[type] });
+        opts.log.warn({ proxy: conn.proxy.id, type: SHORT_TYPE[type], error: message }, 'proxy rejected config (NACK)');
+      },
+      onStaleNonce: (_conn, type) => m.expiredNonce.inc({ type: SHORT_TYPE[type] }),
+    };
+  }
+
+  /** Registers the ADS service on a gRPC server. */
+  register(server: grpc.Server): void {
+    server.addService(ADS_SERVICE_DEFINITION, {
+      StreamAggregatedResources: (call: Call) => this.handleStream(call, 'sotw'),
+      DeltaAggregatedResources: (call: Call) => this.handleStream(call, 'delta'),
+    });
+  }
+
+  /** Schedules a push to every connected proxy. */
+  push(req: PushRequest): void {
+    const start = performance.now();
+    for (const conn of this.connections) {
+      conn.schedule(req);
+      this.queue.enqueue(conn);
+    }
+    void this.queue.idle().then(() => this.opts.metrics.xdsPushTime.observe({ type: req.full ? 'full' : 'eds' }, (performance.now() - start) / 1000));
+  }
+
+  /** Resolves when every scheduled push has been written. */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  findConnections(proxyId: string): Connection[] {
+    return [...this.connections].filter((c) => c.proxy.id === proxyId || c.id === proxyId);
+  }
+
+  /** Ends every stream, e.g. on shutdown. */
+  closeAll(): void {
+    for (const c of this.connections) c.closed = true;
+  }
+
+  private handleStream(call: Call, protocol: Protocol): void {
+    let conn: Connection | undefined;
+    const log = this.opts.log;
+    const fail = (code: grpc.status, details: string): void => {
+      log.warn({ peer: call.getPeer(), code: grpc.status[code], details }, 'rejecting xDS stream');
+      call.emit('error', { code, details });
+    };
+    call.on('data', (buf: Buffer) => {
+      try {
+        if (protocol === 'sotw') {
+          const req = decodeDiscoveryRequest(buf);
+          conn ??= this.open(call, protocol, req.node, fail);
+          if (!conn) return;
+          const type = req.type_url ?? '';
+          if (!KNOWN_TYPES.has(type)) return fail(grpc.status.INVALID_ARGUMENT, `unknown type_url "${type}"; meshd serves ${[...KNOWN_TYPES].join(', ')}`);
+          if (conn.onSotwRequest(type as TypeUrl, req.resource_names ?? [], req.response_nonce ?? '', req.version_info ?? '', req.error_detail)) this.queue.enqueue(conn);
+        } else {
+          const req = decodeDeltaDiscoveryRequest(buf);
+          conn ??= this.open(call, protocol, req.node, fail);
+          if (!conn) return;
+          const type = req.type_url ?? '';
+          if (!KNOWN_TYPES.has(type)) return fail(grpc.status.INVALID_ARGUMENT, `unknown type_url "${type}"; meshd serves ${[...KNOWN_TYPES].join(', ')}`);
+          const owed = conn.onDeltaRequest(
+            type as TypeUrl,
+            req.resource_names_subscribe ?? [],
+            req.resource_names_unsubscribe ?? [],
+            req.initial_resource_versions ?? {},
+            req.response_nonce ?? '',
+            req.error_detail,
+          );
+          if (owed) this.queue.enqueue(conn);
+        }
+      } catch (err) {
+        fail(grpc.status.INVALID_ARGUMENT, `cannot decode ${protocol === 'sotw' ? 'DiscoveryRequest' : 'DeltaDiscoveryRequest'}: ${String(err)}`);
+      }
+    });
+    const close = (): void => {
+      if (!conn || conn.closed) return;
+      conn.closed = true;
+      this.connections.delete(conn);
+      this.opts.metrics.xdsClients.dec({ version: conn.proxy.istioVersion || 'none' });
+      log.info({ proxy: conn.proxy.id, connection: conn.id }, 'proxy disconnected');
+    };
+    call.on('end', () => {
+      close();
+      call.end();
+    });
+    call.on('error', close);
+    call.on('close', close);
+  }
+
+  private open(call: Call, protocol: Protocol, node: { id?: string; metadata?: unknown } | undefined, fail: (code: grpc.status, details: string) => void): Connection | undefined {
+    if (!this.opts.generator.snapshot) {
+      fail(grpc.status.UNAVAILABLE, 'meshd has not loaded its configuration yet');
+      return undefined;
+    }
+    let proxy: Proxy;
+    try {
+      proxy = parseProxy(node?.id ?? '', structToJson(node?.metadata));
+    } catch (err) {
+      fail(grpc.status.INVALID_ARGUMENT, err instanceof NodeIdError ? err.message : String(err));
+      return undefined;
+    }
+    const conn = new Connection(proxy, protocol, this.opts.generator, sinkFor(call), this.hooks, this.controlPlaneId);
+    this.connections.add(conn);
+    this.opts.metrics.xdsClients.inc({ version: proxy.istioVersion || 'none' });
+    this.opts.log.info({ proxy: proxy.id, connection: conn.id, protocol, class: conn.ctx.classKey }, 'proxy connected');
+    return conn;
+  }
+}

@@ -1,0 +1,333 @@
+// One ADS stream from one proxy: handles its requests (ACK, NACK, subscriptions) and
+// sends it what changed, in make-before-break order, in either protocol variant.
+import type { Proxy } from '../model/proxy.js';
+import type { ProxyContext } from '../translate/proxy-context.js';
+import { PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../translate/types.js';
+import { emptyLoadAssignment } from '../translate/endpoints.js';
+import type { CachedResource } from './resource-cache.js';
+import type { ConfigGenerator, PushRequest, ResourceMap } from './generator.js';
+import { TypeWatch } from './watch.js';
+import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse, type DecodedStatus } from './wire.js';
+
+export type Protocol = 'sotw' | 'delta';
+
+/** Types where an empty subscription means "everything" (wildcard). */
+const WILDCARD_TYPES = new Set<string>([TypeUrl.Listener, TypeUrl.Cluster]);
+
+export interface StreamSink {
+  /** Writes one encoded response; resolves when the stream can take more. */
+  write(bytes: Buffer): Promise<void>;
+}
+
+export interface ConnectionHooks {
+  onSent(conn: Connection, type: TypeUrl, bytes: number, resources: number): void;
+  onAck(conn: Connection, type: TypeUrl, convergenceMs: number | undefined): void;
+  onNack(conn: Connection, type: TypeUrl, message: string): void;
+  onStaleNonce(conn: Connection, type: TypeUrl): void;
+}
+
+interface PendingPush {
+  full: boolean;
+  types: Set<TypeUrl>;
+  edsNames: Set<string>;
+  since: number;
+}
+
+let connectionCounter = 0;
+
+export class Connection {
+  readonly id: string;
+  readonly watches = new Map<TypeUrl, TypeWatch>();
+  readonly connectedAt = Date.now();
+  ctx: ProxyContext;
+  private pending: PendingPush | undefined;
+  private nonceCounter = 0;
+  closed = false;
+
+  constructor(
+    readonly proxy: Proxy,
+    readonly protocol: Protocol,
+    private readonly generator: ConfigGenerator,
+    private readonly sink: StreamSink,
+    private readonly hooks: ConnectionHooks,
+    private readonly controlPlaneId: string,
+  ) {
+    this.id = `${proxy.id}-${++connectionCounter}`;
+    this.ctx = generator.context(proxy);
+  }
+
+  private watch(type: TypeUrl): TypeWatch {
+    let w = this.watches.get(type);
+    if (!w) this.watches.set(type, (w = new TypeWatch(type)));
+    return w;
+  }
+
+  private nextNonce(): string {
+    return `${this.id.length.toString(36)}${Date.now().toString(36)}-${++this.nonceCounter}`;
+  }
+
+  /** True when there is something to send. */
+  get hasPending(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** Marks what a push must bring to this proxy; the push queue calls flush(). */
+  schedule(req: PushRequest): void {
+    const p = (this.pending ??= { full: false, types: new Set(), edsNames: new Set(), since: req.since });
+    p.since = Math.min(p.since, req.since);
+    if (req.full) {
+      p.full = true;
+      for (const t of PUSH_ORDER) p.types.add(t);
+    } else if (req.edsNames.size) {
+      p.types.add(TypeUrl.ClusterLoadAssignment);
+      for (const n of req.edsNames) p.edsNames.add(n);
+    }
+  }
+
+  private requestType(type: TypeUrl): void {
+    const p = (this.pending ??= { full: false, types: new Set(), edsNames: new Set(), since: Date.now() });
+    p.types.add(type);
+    this.watch(type).force = true;
+  }
+
+  // ---- requests -------------------------------------------------------------
+
+  /** A state-of-the-world DiscoveryRequest. Returns true when a response is owed. */
+  onSotwRequest(type: TypeUrl, names: string[], nonce: string, versionInfo: string, error: DecodedStatus | undefined): boolean {
+    const w = this.watch(type);
+    if (nonce && nonce !== w.lastNonce) {
+      this.hooks.onStaleNonce(this, type);
+      return false;
+    }
+    if (nonce && error && (error.message || error.code)) {
+      this.recordNack(w, type, nonce, error);
+      return false;
+    }
+    if (nonce) this.recordAck(w, type, nonce, versionInfo);
+    const wildcard = WILDCARD_TYPES.has(type) && (names.length === 0 || names.includes('*'));
+    const next = new Set(names.filter((n) => n !== '*'));
+    const changed = !w.requested || wildcard !== w.wildcard || next.size !== w.names.size || [...next].some((n) => !w.names.has(n));
+    w.requested = true;
+    if (!changed) return false;
+    w.wildcard = wildcard;
+    w.names.clear();
+    for (const n of next) w.names.add(n);
+    // Forget what was sent for names no longer watched, so a re-subscription gets them again.
+    for (const name of [...w.sent.keys()]) if (!w.subscribed(name)) w.recordSent(name, undefined);
+    this.requestType(type);
+    return true;
+  }
+
+  /** A DeltaDiscoveryRequest. Returns true when a response is owed. */
+  onDeltaRequest(
+    type: TypeUrl,
+    subscribe: string[],
+    unsubscribe: string[],
+    initialVersions: Record<string, string>,
+    nonce: string,
+    error: DecodedStatus | undefined,
+  ): boolean {
+    const w = this.watch(type);
+    const first = !w.requested;
+    w.requested = true;
+    if (nonce) {
+      if (error && (error.message || error.code)) this.recordNack(w, type, nonce, error);
+      else if (nonce === w.lastNonce) this.recordAck(w, type, nonce, w.lastVersion);
+      else this.hooks.onStaleNonce(this, type);
+    }
+    let owed = first;
+    if (first) {
+      w.wildcard = WILDCARD_TYPES.has(type) && (subscribe.length === 0 || subscribe.includes('*'));
+      for (const [name, version] of Object.entries(initialVersions)) w.sent.set(name, version);
+    } else if (subscribe.includes('*') && !w.wildcard) {
+      w.wildcard = true;
+      owed = true;
+    }
+    for (const n of subscribe) {
+      if (n === '*' || w.names.has(n)) continue;
+      w.names.add(n);
+      owed = true;
+    }
+    for (const n of unsubscribe) {
+      if (n === '*') w.wildcard = false;
+      w.names.delete(n);
+      w.recordSent(n, undefined);
+    }
+    if (owed) this.requestType(type);
+    return owed;
+  }
+
+  private recordAck(w: TypeWatch, type: TypeUrl, nonce: string, versionInfo: string): void {
+    w.ackedNonce = nonce;
+    w.ackedVersion = versionInfo;
+    w.ackedAt = Date.now();
+    const convergence = w.pendingSince ? w.ackedAt - w.pendingSince : undefined;
+    w.pendingSince = 0;
+    this.hooks.onAck(this, type, convergence);
+  }
+
+  private recordNack(w: TypeWatch, type: TypeUrl, nonce: string, error: DecodedStatus): void {
+    w.nack = { nonce, version: w.lastVersion, message: error.message || `code ${error.code}`, at: Date.now() };
+    w.pendingSince = 0;
+    this.hooks.onNack(this, type, w.nack.message);
+  }
+
+  // ---- pushes ---------------------------------------------------------------
+
+  /** Sends everything pending, in make-before-break order. */
+  async flush(): Promise<void> {
+    while (this.pending && !this.closed) {
+      const p = this.pending;
+      this.pending = undefined;
+      if (p.full) this.ctx = this.generator.context(this.proxy);
+      const resources = this.generator.resourcesFor(this.ctx);
+      let deferredClusterRemoval = false;
+      // A cluster that changed is warmed again by Envoy and waits for its endpoints: resend them.
+      let updatedClusters: Set<string> | undefined;
+      for (const type of PUSH_ORDER) {
+        const w = this.watches.get(type);
+        if (!w || !w.requested || !(p.types.has(type) || (type === TypeUrl.ClusterLoadAssignment && updatedClusters?.size))) continue;
+        const edsOnly = type === TypeUrl.ClusterLoadAssignment && !p.full && !w.force ? p.edsNames : undefined;
+        const forced = type === TypeUrl.ClusterLoadAssignment ? updatedClusters : undefined;
+        const r = await this.pushType(w, resources.byType[type], p.since, edsOnly, type === TypeUrl.Cluster, forced);
+        if (type === TypeUrl.Cluster) {
+          deferredClusterRemoval = r.held;
+          updatedClusters = r.updated;
+        }
+      }
+      if (deferredClusterRemoval && !this.closed) {
+        // Break after make: clusters go away only after the listeners and routes that used them.
+        await this.pushType(this.watch(TypeUrl.Cluster), resources.byType[TypeUrl.Cluster], p.since, undefined, false);
+      }
+    }
+  }
+
+  private placeholder(type: TypeUrl, name: string): CachedResource | undefined {
+    // An unknown route or endpoint name gets an empty resource, not silence.
+    if (type === TypeUrl.RouteConfiguration) return this.generator.cache.intern(type, { name, body: { name } });
+    if (type === TypeUrl.ClusterLoadAssignment) return this.generator.cache.intern(type, emptyLoadAssignment(name));
+    return undefined;
+  }
+
+  private desired(w: TypeWatch, all: ResourceMap, name: string): CachedResource | undefined {
+    if (!w.subscribed(name)) return undefined;
+    return all.get(name) ?? (w.names.has(name) ? this.placeholder(w.typeUrl, name) : undefined);
+  }
+
+  /**
+   * Pushes one type. Returns whether removals were held back, and which names that
+   * the proxy already had were sent again with new content.
+   */
+  private async pushType(
+    w: TypeWatch,
+    all: ResourceMap,
+    since: number,
+    onlyNames: ReadonlySet<string> | undefined,
+    deferRemovals: boolean,
+    forceNames?: ReadonlySet<string>,
+  ): Promise<{ held: boolean; updated: Set<string> }> {
+    const force = w.force;
+    w.force = false;
+    const updated = new Set<string>();
+    // Which names to look at: the changed ones, or everything we know or were asked about.
+    const candidates = new Set<string>(onlyNames ?? []);
+    for (const n of forceNames ?? []) candidates.add(n);
+    if (!onlyNames) {
+      if (w.wildcard) for (const n of all.keys()) candidates.add(n);
+      for (const n of w.names) candidates.add(n);
+      for (const n of w.sent.keys()) candidates.add(n);
+    }
+    const upserts: CachedResource[] = [];
+    const removals: string[] = [];
+    for (const name of candidates) {
+      const want = this.desired(w, all, name);
+      const have = w.sentVersion(name);
+      if (want) {
+        if (want.version !== have || forceNames?.has(name)) {
+          upserts.push(want);
+          if (have !== undefined) updated.add(name);
+        }
+      } else if (have !== undefined) removals.push(name);
+    }
+    const held = deferRemovals && removals.length > 0;
+    if (upserts.length === 0 && removals.length === 0 && !force) return { held: false, updated };
+    if (upserts.length === 0 && held && !force) return { held: true, updated };
+    upserts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (this.protocol === 'delta') await this.sendDelta(w, upserts, held ? [] : removals, since);
+    else await this.sendSotw(w, all, upserts, held ? [] : removals, since);
+    return { held, updated };
+  }
+
+  private async sendSotw(w: TypeWatch, all: ResourceMap, upserts: CachedResource[], removals: string[], since: number): Promise<void> {
+    for (const e of upserts) w.recordSent(e.name, e);
+    for (const n of removals) w.recordSent(n, undefined);
+    const version = w.fingerprint.toString();
+    if (w.nack && w.nack.version === version && upserts.length > 0) return; // the proxy rejected exactly this; do not loop
+    let body: CachedResource[];
+    if (WILDCARD_TYPES.has(w.typeUrl)) {
+      // Listeners and clusters: every response carries the whole set.
+      body = [];
+      for (const [name, entry] of w.sent) {
+        if (typeof entry !== 'string') body.push(entry);
+        else {
+          const e = all.get(name);
+          if (e) body.push(e);
+        }
+      }
+      body.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    } else {
+      body = upserts;
+    }
+    const nonce = this.nextNonce();
+    const bytes = encodeDiscoveryResponse({ versionInfo: version, typeUrl: w.typeUrl, nonce, resources: body.map((e) => e.any), controlPlane: this.controlPlaneId });
+    this.noteSent(w, nonce, version, since);
+    this.hooks.onSent(this, w.typeUrl, bytes.length, body.length);
+    await this.sink.write(bytes);
+  }
+
+  private async sendDelta(w: TypeWatch, upserts: CachedResource[], removals: string[], since: number): Promise<void> {
+    for (const e of upserts) w.recordSent(e.name, e);
+    for (const n of removals) w.recordSent(n, undefined);
+    const version = w.fingerprint.toString();
+    const nonce = this.nextNonce();
+    const bytes = encodeDeltaDiscoveryResponse({
+      systemVersionInfo: version,
+      typeUrl: w.typeUrl,
+      nonce,
+      resources: upserts.map((e) => e.deltaBytes()),
+      removed: removals,
+      controlPlane: this.controlPlaneId,
+    });
+    this.noteSent(w, nonce, version, since);
+    this.hooks.onSent(this, w.typeUrl, bytes.length, upserts.length);
+    await this.sink.write(bytes);
+  }
+
+  private noteSent(w: TypeWatch, nonce: string, version: string, since: number): void {
+    w.lastNonce = nonce;
+    w.lastVersion = version;
+    w.lastSentAt = Date.now();
+    w.sentResponses++;
+    if (!w.pendingSince) w.pendingSince = since;
+  }
+
+  /** For debug output: per type, what was sent and acknowledged. */
+  syncStatus(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const type of PUSH_ORDER) {
+      const w = this.watches.get(type);
+      if (!w) continue;
+      out[SHORT_TYPE[type]] = {
+        status: w.status(),
+        sent: w.lastVersion || undefined,
+        sentNonce: w.lastNonce || undefined,
+        acked: w.ackedVersion || undefined,
+        ackedNonce: w.ackedNonce || undefined,
+        resources: w.sent.size,
+        wildcard: w.wildcard,
+        ...(w.nack ? { lastNack: { error: w.nack.message, version: w.nack.version, nonce: w.nack.nonce, at: new Date(w.nack.at).toISOString() } } : {}),
+      };
+    }
+    return out;
+  }
+}

@@ -1,0 +1,114 @@
+// Turns mesh snapshots into per-proxy resource sets, encoded through the shared
+// cache. Proxies of one class (same role, namespace, capture mode and workload ports)
+// share one translation; endpoints are shared by all and rebuilt only where they changed.
+import type { MeshSnapshot, SnapshotDelta } from '../model/mesh.js';
+import type { Proxy } from '../model/proxy.js';
+import { outboundClusters } from '../translate/clusters.js';
+import { serviceLoadAssignments } from '../translate/endpoints.js';
+import { translateContext, proxyContext, type ProxyContext } from '../translate/index.js';
+import { TypeUrl, type EnvoyResource } from '../translate/types.js';
+import { ResourceCache, type CachedResource } from './resource-cache.js';
+
+export type ResourceMap = ReadonlyMap<string, CachedResource>;
+
+export interface ProxyResources {
+  readonly classKey: string;
+  readonly configVersion: number;
+  readonly byType: Readonly<Record<TypeUrl, ResourceMap>>;
+}
+
+export interface PushRequest {
+  /** Everything may have changed (not only endpoints). */
+  full: boolean;
+  /** Cluster names whose load assignments changed. */
+  edsNames: ReadonlySet<string>;
+  /** When the triggering change arrived (ms since epoch), for convergence metrics. */
+  since: number;
+  reason: string;
+}
+
+export class ConfigGenerator {
+  readonly cache = new ResourceCache();
+  private snapshot_: MeshSnapshot | undefined;
+  private configVersion = 0;
+  private sharedClusters: EnvoyResource[] = [];
+  private readonly eds = new Map<string, CachedResource>();
+  private readonly views = new Map<string, ProxyResources>();
+
+  get snapshot(): MeshSnapshot | undefined {
+    return this.snapshot_;
+  }
+
+  /** Applies a new snapshot and says what a push must carry. */
+  update(delta: SnapshotDelta, since = Date.now(), reason = 'config'): PushRequest {
+    const s = delta.snapshot;
+    const edsNames = new Set<string>();
+    const hosts = this.snapshot_ === undefined ? s.services.map((x) => x.hostname) : [...delta.changedEndpoints];
+    for (const host of hosts) {
+      const svc = s.serviceByHost.get(host);
+      const fresh = new Set<string>();
+      if (svc) {
+        for (const r of serviceLoadAssignments(s, svc)) {
+          fresh.add(r.name);
+          const entry = this.cache.intern(TypeUrl.ClusterLoadAssignment, r);
+          if (this.eds.get(r.name) !== entry) {
+            this.eds.set(r.name, entry);
+            edsNames.add(r.name);
+          }
+        }
+      }
+      if (this.snapshot_ === undefined) continue;
+      // Ports or services that went away.
+      const prefix = `|${host}`;
+      for (const name of this.eds.keys()) {
+        if (name.endsWith(prefix) && !fresh.has(name)) {
+          this.eds.delete(name);
+          edsNames.add(name);
+        }
+      }
+    }
+    this.snapshot_ = s;
+    if (delta.full) {
+      this.configVersion++;
+      this.sharedClusters = outboundClusters(s);
+      this.views.clear();
+    }
+    return { full: delta.full, edsNames, since, reason };
+  }
+
+  context(proxy: Proxy): ProxyContext {
+    if (!this.snapshot_) throw new Error('no snapshot yet');
+    return proxyContext(this.snapshot_, proxy);
+  }
+
+  /** The resources for a proxy of this context's class, translated once per class and config version. */
+  resourcesFor(ctx: ProxyContext): ProxyResources {
+    const s = this.snapshot_;
+    if (!s) throw new Error('no snapshot yet');
+    let view = this.views.get(ctx.classKey);
+    if (!view || view.configVersion !== this.configVersion) {
+      const translated = translateContext(s, ctx, { clusters: this.sharedClusters, endpoints: [] });
+      const intern = (t: TypeUrl): Map<string, CachedResource> => new Map(translated[t].map((r) => [r.name, this.cache.intern(t, r)]));
+      view = {
+        classKey: ctx.classKey,
+        configVersion: this.configVersion,
+        byType: {
+          [TypeUrl.Cluster]: intern(TypeUrl.Cluster),
+          [TypeUrl.ClusterLoadAssignment]: this.eds,
+          [TypeUrl.Listener]: intern(TypeUrl.Listener),
+          [TypeUrl.RouteConfiguration]: intern(TypeUrl.RouteConfiguration),
+          [TypeUrl.Secret]: new Map(),
+        },
+      };
+      this.views.set(ctx.classKey, view);
+    }
+    return view;
+  }
+
+  /** Drops encoded resources that no current view uses. */
+  sweep(): number {
+    const live = new Set<CachedResource>(this.eds.values());
+    for (const v of this.views.values()) for (const m of Object.values(v.byType)) for (const e of m.values()) live.add(e);
+    return this.cache.sweep(live);
+  }
+}

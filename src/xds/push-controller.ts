@@ -1,0 +1,101 @@
+// Coalesces config changes (debounce with a maximum delay), builds the next snapshot
+// (the cheap endpoints-only path when only EndpointSlices changed) and pushes it.
+import { buildSnapshot, updateEndpoints, type MeshSnapshot } from '../model/mesh.js';
+import type { ConfigChange, ConfigStore } from '../model/store.js';
+import type { Logger } from '../util/log.js';
+import type { Metrics } from '../monitoring/metrics.js';
+import type { ConfigGenerator, PushRequest } from './generator.js';
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface PushControllerOptions {
+  store: ConfigStore;
+  generator: ConfigGenerator;
+  domain: string;
+  /** Quiet time after the last change before a push (ms). */
+  debounceMs: number;
+  /** Longest a change waits while changes keep coming (ms). */
+  debounceMaxMs: number;
+  push: (req: PushRequest) => void;
+  metrics?: Metrics;
+  log: Logger;
+  clock?: Clock;
+}
+
+function updateType(c: ConfigChange): string {
+  if (c.kind === 'EndpointSlice') return 'eds';
+  if (c.kind === 'Service') return c.op === 'delete' ? 'svcdelete' : 'svc';
+  return 'config';
+}
+
+export class PushController {
+  private pending: ConfigChange[] = [];
+  private firstAt = 0;
+  private timer: unknown;
+  private readonly clock: Clock;
+  private unsubscribe: (() => void) | undefined;
+  /** Snapshots built so far, and how many took the endpoints-only path. */
+  readonly stats = { full: 0, endpointsOnly: 0 };
+
+  constructor(private readonly o: PushControllerOptions) {
+    this.clock = o.clock ?? systemClock;
+  }
+
+  /** Builds the first snapshot from what the store holds and starts listening for changes. */
+  start(): MeshSnapshot {
+    const delta = buildSnapshot(this.o.store, this.o.domain);
+    this.o.generator.update(delta, this.clock.now(), 'initial');
+    this.o.metrics?.services.set(delta.snapshot.services.length);
+    this.stats.full++;
+    this.unsubscribe = this.o.store.onChange((changes) => this.onChanges(changes));
+    return delta.snapshot;
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private onChanges(changes: ConfigChange[]): void {
+    for (const c of changes) this.o.metrics?.inboundUpdates.inc({ type: updateType(c) });
+    if (this.pending.length === 0) this.firstAt = this.clock.now();
+    this.pending.push(...changes);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    const waited = this.clock.now() - this.firstAt;
+    const delay = Math.max(0, Math.min(this.o.debounceMs, this.o.debounceMaxMs - waited));
+    this.timer = this.clock.setTimeout(() => this.flush(), delay);
+  }
+
+  /** Builds and pushes now whatever is pending. */
+  flush(): void {
+    this.timer = undefined;
+    const changes = this.pending;
+    if (changes.length === 0) return;
+    this.pending = [];
+    const now = this.clock.now();
+    this.o.metrics?.debounceTime.observe((now - this.firstAt) / 1000);
+    const prev = this.o.generator.snapshot;
+    const endpointsOnly = prev !== undefined && changes.every((c) => c.kind === 'EndpointSlice');
+    const delta = endpointsOnly ? updateEndpoints(this.o.store, prev, changes.map((c) => c.service!)) : buildSnapshot(this.o.store, this.o.domain, prev);
+    if (endpointsOnly) this.stats.endpointsOnly++;
+    else this.stats.full++;
+    const reason = [...new Set(changes.map(updateType))].sort().join(',');
+    const req = this.o.generator.update(delta, this.firstAt, reason);
+    this.o.metrics?.services.set(delta.snapshot.services.length);
+    this.o.metrics?.pushTriggers.inc({ type: endpointsOnly ? 'endpoint' : 'config' });
+    this.o.log.debug({ changes: changes.length, full: req.full, eds: req.edsNames.size, version: delta.snapshot.version }, 'pushing');
+    if (req.full || req.edsNames.size > 0) this.o.push(req);
+    if (req.full) this.o.generator.sweep();
+  }
+}

@@ -1,0 +1,78 @@
+// Encoded resources, shared by every proxy that gets the same content. A resource is
+// encoded once per distinct content; its version is a hash of that content.
+import { createHash } from 'node:crypto';
+import { encodeEnvoyJson } from './envoy-json.js';
+import { encodeAny, encodeDeltaResource } from './wire.js';
+import type { EnvoyResource, TypeUrl } from '../translate/types.js';
+
+export interface CachedResource {
+  readonly typeUrl: TypeUrl;
+  readonly name: string;
+  /** Content hash (16 hex digits). */
+  readonly version: string;
+  /** The resource as an encoded google.protobuf.Any. */
+  readonly any: Buffer;
+  /** The resource in Envoy's JSON form, for debug dumps. */
+  readonly body: Record<string, unknown>;
+  /** The delta `Resource` wrapper, made on first use. */
+  deltaBytes(): Buffer;
+}
+
+class Entry implements CachedResource {
+  private delta: Buffer | undefined;
+  constructor(
+    readonly typeUrl: TypeUrl,
+    readonly name: string,
+    readonly version: string,
+    readonly any: Buffer,
+    readonly body: Record<string, unknown>,
+  ) {}
+  deltaBytes(): Buffer {
+    this.delta ??= encodeDeltaResource(this.name, this.version, this.any);
+    return this.delta;
+  }
+}
+
+export function contentHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+export class ResourceCache {
+  private readonly entries = new Map<string, Entry>();
+  encodes = 0;
+  hits = 0;
+
+  /** The shared encoded form of `res`; encodes only content not seen before. */
+  intern(typeUrl: TypeUrl, res: EnvoyResource): CachedResource {
+    const json = JSON.stringify(res.body);
+    const version = contentHash(json);
+    const key = `${typeUrl}\n${res.name}\n${version}`;
+    const found = this.entries.get(key);
+    if (found) {
+      this.hits++;
+      return found;
+    }
+    const typeName = typeUrl.slice(typeUrl.indexOf('/') + 1);
+    const bytes = encodeEnvoyJson(typeName, res.body, `${typeName}[${res.name}]`);
+    const entry = new Entry(typeUrl, res.name, version, encodeAny(typeUrl, bytes), res.body);
+    this.entries.set(key, entry);
+    this.encodes++;
+    return entry;
+  }
+
+  /** Drops every entry not in `live`. */
+  sweep(live: Set<CachedResource>): number {
+    let dropped = 0;
+    for (const [key, e] of this.entries) {
+      if (!live.has(e)) {
+        this.entries.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
