@@ -1,6 +1,6 @@
 // Runs the real `meshd serve` (the built CLI) as a child process for end-to-end tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,8 +120,7 @@ export async function startMeshd(o: StartMeshdOptions = {}): Promise<MeshdProces
       // Write to a temp name and rename, as editors and kubectl-style tools do, so meshd never reads half a file.
       const tmp = join(configDir, `.${file}.tmp`);
       writeFileSync(tmp, yaml);
-      writeFileSync(join(configDir, file), yaml);
-      unlinkSync(tmp);
+      renameSync(tmp, join(configDir, file));
     },
     removeConfig(file) {
       rmSync(join(configDir, file), { force: true });
