@@ -1,0 +1,66 @@
+// Turns one proxy's translated resources into a self-contained Envoy bootstrap, so
+// that `envoy --mode validate` checks exactly what meshd would send: RDS references
+// are replaced by the route configurations they name, EDS clusters by static ones
+// carrying their ClusterLoadAssignment.
+import { TypeUrl, type EnvoyResource } from '../../src/translate/types.js';
+import type { ResourcesByType } from '../../src/translate/index.js';
+
+type Json = Record<string, unknown>;
+
+const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+
+function inlineRds(hcm: Json, routes: Map<string, Json>): Json {
+  const rds = hcm.rds as { route_config_name?: string } | undefined;
+  if (!rds) return hcm;
+  const { rds: _rds, ...rest } = hcm;
+  const name = rds.route_config_name ?? '';
+  const rc = routes.get(name);
+  if (!rc) throw new Error(`listener refers to route configuration "${name}", which the translation does not contain`);
+  return { ...rest, route_config: rc };
+}
+
+function inlineListener(l: Json, routes: Map<string, Json>): Json {
+  const chains = (l.filter_chains as Json[] | undefined)?.map((c) => ({
+    ...c,
+    filters: (c.filters as Json[] | undefined)?.map((f) => {
+      const tc = f.typed_config as Json | undefined;
+      return tc?.['@type'] === HCM_TYPE ? { ...f, typed_config: inlineRds(tc, routes) } : f;
+    }),
+  }));
+  return chains ? { ...l, filter_chains: chains } : l;
+}
+
+function staticCluster(c: Json, endpoints: Map<string, Json>): Json {
+  if (c.type !== 'EDS') return c;
+  const { eds_cluster_config, ...rest } = c;
+  const serviceName = (eds_cluster_config as { service_name?: string } | undefined)?.service_name ?? String(c.name);
+  const cla = endpoints.get(serviceName) ?? { cluster_name: serviceName, endpoints: [] };
+  return { ...rest, type: 'STATIC', load_assignment: cla };
+}
+
+/** A bootstrap with everything inline. API listeners (proxyless gRPC) are checked through a plain listener per route configuration. */
+export function staticBootstrap(res: ResourcesByType): Json {
+  const routes = new Map(res[TypeUrl.RouteConfiguration].map((r: EnvoyResource) => [r.name, r.body]));
+  const endpoints = new Map(res[TypeUrl.ClusterLoadAssignment].map((r: EnvoyResource) => [r.name, r.body]));
+  const listeners: Json[] = [];
+  let port = 20000;
+  for (const l of res[TypeUrl.Listener]) {
+    if (l.body.api_listener) {
+      const hcm = (l.body.api_listener as { api_listener: Json }).api_listener;
+      listeners.push({
+        name: `api-${l.name}`,
+        address: { socket_address: { address: '127.0.0.1', port_value: port++ } },
+        filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: inlineRds(hcm, routes) }] }],
+      });
+    } else listeners.push(inlineListener(l.body, routes));
+  }
+  return {
+    node: { id: 'sidecar~127.0.0.1~validate.default~default.svc.cluster.local', cluster: 'validate' },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+    static_resources: {
+      listeners,
+      clusters: res[TypeUrl.Cluster].map((c) => staticCluster(c.body, endpoints)),
+      ...(res[TypeUrl.Secret].length ? { secrets: res[TypeUrl.Secret].map((s) => s.body) } : {}),
+    },
+  };
+}
