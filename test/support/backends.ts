@@ -1,0 +1,105 @@
+// Plain node:http backends for e2e tests, to put behind a real Envoy.
+import http, { type IncomingMessage, type ServerResponse, type IncomingHttpHeaders } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+
+export interface RecordedRequest {
+  method: string;
+  /** Path including the query string, as received. */
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** Date.now() when the request arrived. */
+  at: number;
+}
+
+export type BackendHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface Backend {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** http://host:port (IPv6 hosts bracketed). */
+  readonly url: string;
+  /** Every request received so far, oldest first. */
+  readonly requests: RecordedRequest[];
+  close(): Promise<void>;
+}
+
+export interface BackendOptions {
+  /** Address to listen on; default 127.0.0.1. */
+  host?: string;
+  /** Port to listen on; default 0 (any free port). */
+  port?: number;
+  /** Replaces the default handler; requests are still recorded. */
+  handler?: BackendHandler;
+}
+
+function defaultHandler(name: string): BackendHandler {
+  return (req, res) => {
+    // Drain any request body before answering so keep-alive connections stay usable.
+    req.resume();
+    req.on('end', () => {
+      const body = JSON.stringify({ backend: name, method: req.method, path: req.url, headers: req.headers });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'x-backend': name,
+      });
+      res.end(body);
+    });
+  };
+}
+
+/**
+ * Starts an HTTP server that by default answers every request with 200 and the JSON
+ * `{ backend, method, path, headers }` plus the header `x-backend: <name>`.
+ */
+export async function startHttpBackend(name: string, opts: BackendOptions = {}): Promise<Backend> {
+  const host = opts.host ?? '127.0.0.1';
+  const handler = opts.handler ?? defaultHandler(name);
+  const requests: RecordedRequest[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, at: Date.now() });
+    handler(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  let closing: Promise<void> | undefined;
+  return {
+    name,
+    host,
+    port,
+    url: `http://${urlHost}:${port}`,
+    requests,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Envoy keeps upstream connections open; drop them so close() does not hang.
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+/**
+ * A TCP port that was free on `host` (default 127.0.0.1) a moment ago. Another process can
+ * still take it before the caller binds it; tests that bind it soon after are fine in practice.
+ */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
