@@ -34,6 +34,7 @@ export function bootstrapCommand(): Command {
     .addOption(new Option('--xds-address <host:port>', "meshd's xDS address").env('MESHD_XDS_ADDRESS').default('127.0.0.1:15010'))
     .option('--delta', 'use delta ADS (as Istio 1.22+ sidecars do)', false)
     .option('--admin-port <port>', 'Envoy admin port', port('--admin-port'), 15000)
+    .option('--admin-address <ip>', 'Envoy admin bind address', '127.0.0.1')
     .option('--readiness-port <port>', 'static readiness listener port (0 for none)', port('--readiness-port'), 15021)
     .addOption(new Option('--interception <mode>', 'REDIRECT when iptables captures traffic; NONE to bind outbound listeners on 127.0.0.1').choices(['REDIRECT', 'NONE']).default('REDIRECT'))
     .option('--cluster-id <id>', 'cluster id', 'Kubernetes')
@@ -51,6 +52,7 @@ export function bootstrapCommand(): Command {
         xdsAddress: string;
         delta: boolean;
         adminPort: number;
+        adminAddress: string;
         readinessPort: number;
         interception: 'REDIRECT' | 'NONE';
         clusterId: string;
@@ -68,6 +70,7 @@ export function bootstrapCommand(): Command {
           xdsAddress: o.xdsAddress,
           delta: o.delta,
           adminPort: o.adminPort,
+          adminAddress: o.adminAddress,
           readinessPort: o.readinessPort,
           interceptionMode: o.interception,
           clusterId: o.clusterId,

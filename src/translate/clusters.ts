@@ -77,7 +77,7 @@ export function inboundClusters(ctx: ProxyContext): EnvoyResource[] {
 
 /** Every cluster a proxy gets, sorted by name. */
 export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot)): EnvoyResource[] {
-  if (ctx.proxyless) return [...shared];
+  if (ctx.proxyless) return [...shared].sort(byName);
   const all = [...shared, ...builtinClusters(), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(ctx) : [])];
   return all.sort(byName);
 }

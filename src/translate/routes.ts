@@ -11,6 +11,7 @@ function defaultRetryPolicy(): Json {
   return {
     retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
     num_retries: 2,
+    retriable_status_codes: [503],
     retry_host_predicate: [
       { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: anyOf('envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate', {}) },
     ],
