@@ -15,7 +15,7 @@ function localityEndpoints(eps: readonly MeshEndpoint[]): Json[] {
   }
   return [...byZone.keys()].sort().map((zone) => {
     const lbEndpoints = byZone.get(zone)!;
-    return { ...(zone ? { locality: { zone } } : {}), lb_endpoints: lbEndpoints, load_balancing_weight: lbEndpoints.length };
+    return { locality: zone ? { zone } : {}, lb_endpoints: lbEndpoints, load_balancing_weight: lbEndpoints.length };
   });
 }
 
