@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { EndpointSliceObject, ServiceObject } from './objects.js';
+import type { EndpointSliceObject, PodObject, ServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol, type Protocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -45,7 +45,11 @@ export interface MeshSnapshot {
   readonly endpoints: EndpointIndex;
   /** Per service hostname, a version that changes when its endpoints change. */
   readonly endpointVersions: ReadonlyMap<string, number>;
+  /** Pods by `namespace/name`: workload identity and endpoint labels. */
+  readonly pods: ReadonlyMap<string, PodObject>;
 }
+
+const NO_LABELS: Labels = Object.freeze({});
 
 export function serviceHostname(name: string, namespace: string, domain: string): string {
   return `${name}.${namespace}.svc.${domain}`;
@@ -71,8 +75,8 @@ function toMeshService(s: ServiceObject, domain: string): MeshService {
   };
 }
 
-/** Ready endpoints of `svc`, per service port, from its EndpointSlices (ports matched by name). */
-export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSliceObject[]): Map<string, MeshEndpoint[]> {
+/** Ready endpoints of `svc`, per service port, from its EndpointSlices (ports matched by name); labels come from their Pods. */
+export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSliceObject[], pods?: ReadonlyMap<string, PodObject>): Map<string, MeshEndpoint[]> {
   const out = new Map<string, MeshEndpoint[]>();
   for (const port of svc.ports) {
     const seen = new Set<string>();
@@ -87,8 +91,12 @@ export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSlic
           const key = `${address}:${slicePort.port}`;
           if (seen.has(key)) continue;
           seen.add(key);
-          const ep: MeshEndpoint = { address, port: slicePort.port, labels: {} };
-          if (e.targetRef?.kind === 'Pod' && e.targetRef.name) ep.podName = e.targetRef.name;
+          const ep: MeshEndpoint = { address, port: slicePort.port, labels: NO_LABELS };
+          if (e.targetRef?.kind === 'Pod' && e.targetRef.name) {
+            ep.podName = e.targetRef.name;
+            const pod = pods?.get(`${e.targetRef.namespace ?? slice.metadata.namespace}/${e.targetRef.name}`);
+            if (pod) ep.labels = pod.metadata.labels;
+          }
           if (e.zone) ep.zone = e.zone;
           eps.push(ep);
         }
@@ -112,12 +120,19 @@ function slicesByService(store: ConfigStore): Map<string, EndpointSliceObject[]>
   return out;
 }
 
+function sameLabels(a: Labels, b: Labels): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => a[k] === b[k]);
+}
+
 function sameEndpoints(a: readonly MeshEndpoint[] | undefined, b: readonly MeshEndpoint[]): boolean {
   if (!a || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
-    if (x.address !== y.address || x.port !== y.port || x.podName !== y.podName || x.zone !== y.zone) return false;
+    if (x.address !== y.address || x.port !== y.port || x.podName !== y.podName || x.zone !== y.zone || !sameLabels(x.labels, y.labels)) return false;
   }
   return true;
 }
@@ -139,13 +154,14 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
   const serviceByHost = new Map(services.map((s) => [s.hostname, s]));
   const slices = slicesByService(store);
+  const pods = new Map(store.list('Pod').map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
   const endpoints = new Map<string, readonly MeshEndpoint[]>();
   const endpointVersions = new Map<string, number>();
   const changedEndpoints = new Set<string>();
   const version = (prev?.version ?? 0) + 1;
   for (const svc of services) {
     let changed = false;
-    for (const [key, eps] of serviceEndpoints(svc, slices.get(`${svc.namespace}/${svc.name}`) ?? [])) {
+    for (const [key, eps] of serviceEndpoints(svc, slices.get(`${svc.namespace}/${svc.name}`) ?? [], pods)) {
       const old = prev?.endpoints.get(key);
       if (old && sameEndpoints(old, eps)) endpoints.set(key, old);
       else {
@@ -162,7 +178,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
   }
   if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
-  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions }, changedEndpoints, full: true };
+  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods }, changedEndpoints, full: true };
 }
 
 /** The cheap path: only the endpoints of `serviceKeys` (namespace/name) changed. */
@@ -186,7 +202,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
     if (!svc) continue;
     const list = (slices.get(key) ?? []).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
     let changed = false;
-    for (const [k, eps] of serviceEndpoints(svc, list)) {
+    for (const [k, eps] of serviceEndpoints(svc, list, prev.pods)) {
       if (sameEndpoints(prev.endpoints.get(k), eps)) continue;
       endpoints.set(k, eps);
       changed = true;
@@ -197,7 +213,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
     }
   }
   return {
-    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions },
+    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods },
     changedEndpoints,
     full: false,
   };

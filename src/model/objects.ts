@@ -59,13 +59,40 @@ export interface EndpointSliceObject {
   ports: EndpointSlicePort[];
 }
 
-export type MeshObject = ServiceObject | EndpointSliceObject;
+export interface PodObject {
+  kind: 'Pod';
+  metadata: ObjectMeta;
+  serviceAccountName: string;
+  nodeName?: string;
+  podIPs: string[];
+  phase: string;
+  ready: boolean;
+}
+
+export interface NamespaceObject {
+  kind: 'Namespace';
+  metadata: ObjectMeta;
+}
+
+/** A Secret. Its data is key material: never logged, never shown in debug output. */
+export interface SecretObject {
+  kind: 'Secret';
+  metadata: ObjectMeta;
+  type: string;
+  /** Base64 values, as the API returns them. */
+  data: Record<string, string>;
+}
+
+export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject;
 export type MeshKind = MeshObject['kind'];
 
 /** The API group/version/kind a raw object must carry to be read as each kind. */
 export const KIND_API_VERSIONS: Record<MeshKind, readonly string[]> = {
   Service: ['v1'],
   EndpointSlice: ['discovery.k8s.io/v1'],
+  Pod: ['v1'],
+  Namespace: ['v1'],
+  Secret: ['v1'],
 };
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -142,6 +169,29 @@ const endpointSliceSchema = z.object({
   ports: z
     .array(z.object({ name: z.string().nullish(), port: portNumber.nullish(), protocol, appProtocol: z.string().optional() }))
     .nullish(),
+});
+
+const podSchema = z.object({
+  metadata: metadataSchema,
+  spec: z.object({ serviceAccountName: z.string().optional(), serviceAccount: z.string().optional(), nodeName: z.string().optional() }).passthrough().nullish(),
+  status: z
+    .object({
+      phase: z.string().optional(),
+      podIP: z.string().optional(),
+      podIPs: z.array(z.object({ ip: z.string() })).nullish(),
+      conditions: z.array(z.object({ type: z.string(), status: z.string() }).passthrough()).nullish(),
+    })
+    .passthrough()
+    .nullish(),
+});
+
+const namespaceSchema = z.object({ metadata: metadataSchema.extend({ name: dnsLabel }) });
+
+const secretSchema = z.object({
+  metadata: metadataSchema,
+  type: z.string().default('Opaque'),
+  data: z.record(z.string(), z.string()).nullish(),
+  stringData: z.record(z.string(), z.string()).nullish(),
 });
 
 /** A validation failure, naming the object and the field. */
@@ -245,6 +295,43 @@ export function parseEndpointSlice(raw: unknown, defaultNamespace = 'default'): 
   };
 }
 
+export function parsePod(raw: unknown, defaultNamespace = 'default'): ParseResult<PodObject> {
+  const r = podSchema.safeParse(raw);
+  if (!r.success) return { ok: false, errors: zodErrors('Pod', raw, r.error) };
+  const p = r.data;
+  const ips = (p.status?.podIPs ?? []).map((x) => x.ip);
+  if (ips.length === 0 && p.status?.podIP) ips.push(p.status.podIP);
+  const pod: PodObject = {
+    kind: 'Pod',
+    metadata: meta(p.metadata, defaultNamespace),
+    serviceAccountName: p.spec?.serviceAccountName ?? p.spec?.serviceAccount ?? 'default',
+    podIPs: ips,
+    phase: p.status?.phase ?? 'Pending',
+    ready: (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+  };
+  if (p.spec?.nodeName) pod.nodeName = p.spec.nodeName;
+  return { ok: true, value: pod };
+}
+
+export function parseNamespace(raw: unknown): ParseResult<NamespaceObject> {
+  const r = namespaceSchema.safeParse(raw);
+  if (!r.success) return { ok: false, errors: zodErrors('Namespace', raw, r.error) };
+  const m = meta(r.data.metadata, '');
+  m.namespace = '';
+  return { ok: true, value: { kind: 'Namespace', metadata: m } };
+}
+
+export function parseSecret(raw: unknown, defaultNamespace = 'default'): ParseResult<SecretObject> {
+  const r = secretSchema.safeParse(raw);
+  if (!r.success) {
+    // Never echo secret values: report only the paths.
+    return { ok: false, errors: zodErrors('Secret', raw, r.error).map((e) => ({ ...e, message: e.field.startsWith('data') ? 'must be a map of base64 strings' : e.message })) };
+  }
+  const data: Record<string, string> = { ...(r.data.data ?? {}) };
+  for (const [k, v] of Object.entries(r.data.stringData ?? {})) data[k] = Buffer.from(v, 'utf8').toString('base64');
+  return { ok: true, value: { kind: 'Secret', metadata: meta(r.data.metadata, defaultNamespace), type: r.data.type, data } };
+}
+
 /** Parses a raw object by its apiVersion and kind; unknown kinds are reported as such. */
 export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): ParseResult<MeshObject> | { ok: 'ignored'; reason: string } {
   const r = raw as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | null;
@@ -261,6 +348,12 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
       return parseService(raw, defaultNamespace);
     case 'EndpointSlice':
       return parseEndpointSlice(raw, defaultNamespace);
+    case 'Pod':
+      return parsePod(raw, defaultNamespace);
+    case 'Namespace':
+      return parseNamespace(raw);
+    case 'Secret':
+      return parseSecret(raw, defaultNamespace);
   }
 }
 

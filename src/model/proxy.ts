@@ -74,3 +74,39 @@ export function parseProxy(nodeId: string, metadata: Record<string, unknown> = {
 export function formatNodeId(type: ProxyType, ip: string, podName: string, namespace: string, domain = 'cluster.local'): string {
   return `${type}~${ip}~${podName}.${namespace}~${namespace}.svc.${domain}`;
 }
+
+/** What a proxy says about itself that its Pod contradicts, e.g. `LABELS.app: "a" (Pod: "b")`. */
+export interface IdentityResolution {
+  proxy: Proxy;
+  /** Empty when no Pod was found or everything agreed. */
+  disagreements: string[];
+  fromPod: boolean;
+}
+
+/**
+ * Takes a sidecar's labels, service account and IPs from its Pod when meshd knows it
+ * (the Pod wins over metadata, which the proxy could claim freely).
+ */
+export function resolveIdentity(proxy: Proxy, pod: { metadata: { labels: Labels }; serviceAccountName: string; podIPs: string[] } | undefined): IdentityResolution {
+  if (!pod) return { proxy, disagreements: [], fromPod: false };
+  const disagreements: string[] = [];
+  const claimed = proxy.labels;
+  const keys = new Set([...Object.keys(claimed), ...Object.keys(pod.metadata.labels)]);
+  if (Object.keys(claimed).length > 0) {
+    for (const k of [...keys].sort()) if (claimed[k] !== pod.metadata.labels[k]) disagreements.push(`LABELS.${k}: ${JSON.stringify(claimed[k] ?? null)} (Pod: ${JSON.stringify(pod.metadata.labels[k] ?? null)})`);
+  }
+  if (typeof proxy.metadata.SERVICE_ACCOUNT === 'string' && proxy.metadata.SERVICE_ACCOUNT !== pod.serviceAccountName) {
+    disagreements.push(`SERVICE_ACCOUNT: ${JSON.stringify(proxy.metadata.SERVICE_ACCOUNT)} (Pod: ${JSON.stringify(pod.serviceAccountName)})`);
+  }
+  if (pod.podIPs.length > 0 && !pod.podIPs.includes(proxy.ip)) disagreements.push(`IP: ${JSON.stringify(proxy.ip)} (Pod: ${JSON.stringify(pod.podIPs.join(','))})`);
+  return {
+    proxy: {
+      ...proxy,
+      labels: pod.metadata.labels,
+      serviceAccount: pod.serviceAccountName,
+      ...(pod.podIPs.length > 0 ? { ip: pod.podIPs[0]!, instanceIps: pod.podIPs } : {}),
+    },
+    disagreements,
+    fromPod: true,
+  };
+}

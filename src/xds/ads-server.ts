@@ -187,6 +187,10 @@ export class AdsServer {
       fail(grpc.status.INVALID_ARGUMENT, err instanceof NodeIdError ? err.message : String(err));
       return undefined;
     }
+    const identity = this.opts.generator.identify(proxy);
+    if (identity.disagreements.length > 0) {
+      this.opts.log.warn({ proxy: proxy.id, disagreements: identity.disagreements }, 'proxy metadata disagrees with its Pod; using the Pod');
+    }
     const conn = new Connection(proxy, protocol, this.opts.generator, sinkFor(call), this.hooks, this.controlPlaneId);
     this.connections.add(conn);
     this.opts.metrics.xdsClients.inc({ version: proxy.istioVersion || 'none' });

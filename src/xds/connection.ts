@@ -95,15 +95,19 @@ export class Connection {
   /** A state-of-the-world DiscoveryRequest. Returns true when a response is owed. */
   onSotwRequest(type: TypeUrl, names: string[], nonce: string, versionInfo: string, error: DecodedStatus | undefined): boolean {
     const w = this.watch(type);
-    if (nonce && nonce !== w.lastNonce) {
-      this.hooks.onStaleNonce(this, type);
-      return false;
+    // The first request of a type on a stream is answered whatever nonce it carries: a
+    // proxy that reconnects (to this meshd or another) still holds its last nonce.
+    if (w.requested) {
+      if (nonce && nonce !== w.lastNonce) {
+        this.hooks.onStaleNonce(this, type);
+        return false;
+      }
+      if (nonce && error && (error.message || error.code)) {
+        this.recordNack(w, type, nonce, error);
+        return false;
+      }
+      if (nonce) this.recordAck(w, type, nonce, versionInfo);
     }
-    if (nonce && error && (error.message || error.code)) {
-      this.recordNack(w, type, nonce, error);
-      return false;
-    }
-    if (nonce) this.recordAck(w, type, nonce, versionInfo);
     const wildcard = WILDCARD_TYPES.has(type) && (names.length === 0 || names.includes('*'));
     const next = new Set(names.filter((n) => n !== '*'));
     const changed = !w.requested || wildcard !== w.wildcard || next.size !== w.names.size || [...next].some((n) => !w.names.has(n));
@@ -130,7 +134,7 @@ export class Connection {
     const w = this.watch(type);
     const first = !w.requested;
     w.requested = true;
-    if (nonce) {
+    if (nonce && !first) {
       if (error && (error.message || error.code)) this.recordNack(w, type, nonce, error);
       else if (nonce === w.lastNonce) this.recordAck(w, type, nonce, w.lastVersion);
       else this.hooks.onStaleNonce(this, type);

@@ -2,7 +2,7 @@
 // cache. Proxies of one class (same role, namespace, capture mode and workload ports)
 // share one translation; endpoints are shared by all and rebuilt only where they changed.
 import type { MeshSnapshot, SnapshotDelta } from '../model/mesh.js';
-import type { Proxy } from '../model/proxy.js';
+import { resolveIdentity, type IdentityResolution, type Proxy } from '../model/proxy.js';
 import { outboundClusters } from '../translate/clusters.js';
 import { serviceLoadAssignments } from '../translate/endpoints.js';
 import { translateContext, proxyContext, type ProxyContext } from '../translate/index.js';
@@ -76,9 +76,15 @@ export class ConfigGenerator {
     return { full: delta.full, edsNames, since, reason };
   }
 
+  /** The proxy as meshd believes it: labels, service account and IPs from its Pod when known. */
+  identify(proxy: Proxy): IdentityResolution {
+    const pods = this.snapshot_?.pods;
+    return resolveIdentity(proxy, proxy.type === 'sidecar' || proxy.type === 'router' ? pods?.get(`${proxy.namespace}/${proxy.podName}`) : undefined);
+  }
+
   context(proxy: Proxy): ProxyContext {
     if (!this.snapshot_) throw new Error('no snapshot yet');
-    return proxyContext(this.snapshot_, proxy);
+    return proxyContext(this.snapshot_, this.identify(proxy).proxy);
   }
 
   /** The resources for a proxy of this context's class, translated once per class and config version. */

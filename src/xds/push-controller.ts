@@ -32,9 +32,13 @@ export interface PushControllerOptions {
   clock?: Clock;
 }
 
+/** Kinds whose changes do not (yet) affect generated config: they are kept, not pushed. */
+const NOT_PUSHED = new Set<string>(['Namespace', 'Secret']);
+
 function updateType(c: ConfigChange): string {
   if (c.kind === 'EndpointSlice') return 'eds';
   if (c.kind === 'Service') return c.op === 'delete' ? 'svcdelete' : 'svc';
+  if (c.kind === 'Pod') return 'pod';
   return 'config';
 }
 
@@ -69,6 +73,8 @@ export class PushController {
 
   private onChanges(changes: ConfigChange[]): void {
     for (const c of changes) this.o.metrics?.inboundUpdates.inc({ type: updateType(c) });
+    changes = changes.filter((c) => !NOT_PUSHED.has(c.kind));
+    if (changes.length === 0) return;
     if (this.pending.length === 0) this.firstAt = this.clock.now();
     this.pending.push(...changes);
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);

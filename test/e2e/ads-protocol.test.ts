@@ -357,8 +357,8 @@ describe('stale nonce', () => {
 
   // A proxy that reconnects (to a restarted or another meshd) may still carry the nonce it
   // last answered; on a new stream that is not stale, and the proxy must get its config
-  // (istiod treats it as a reconnect). meshd drops it as stale today.
-  it('SotW: the first request on a new stream is answered even if it carries a nonce from an earlier stream', { todo: 'meshd bug: Connection.onSotwRequest treats it as a stale nonce' }, async () => {
+  // (istiod treats it as a reconnect).
+  it('SotW: the first request on a new stream is answered even if it carries a nonce from an earlier stream', async () => {
     const m = await meshd();
     const s = sotw(m);
     s.send({ node: NODE, type_url: TypeUrl.Cluster, version_info: 'from-earlier-stream', response_nonce: 'nonce-from-earlier-stream' });
