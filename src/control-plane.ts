@@ -5,6 +5,8 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigStore } from './model/store.js';
 import { FileSource } from './sources/file/file-source.js';
+import { KubeSource } from './sources/kube/kube-source.js';
+import { loadKubeConfig } from './sources/kube/client.js';
 import { ConfigGenerator } from './xds/generator.js';
 import { AdsServer } from './xds/ads-server.js';
 import { PushController } from './xds/push-controller.js';
@@ -13,8 +15,10 @@ import { createMonitoringServer } from './monitoring/http-server.js';
 import { debugHandlers } from './monitoring/debug.js';
 import type { Logger } from './util/log.js';
 
+export type ConfigSourceOption = { type: 'file'; dir: string } | { type: 'kube'; kubeconfig: string | 'in-cluster' };
+
 export interface ControlPlaneOptions {
-  configDir: string;
+  source: ConfigSourceOption;
   /** host:port; ":15010" means all interfaces. Port 0 picks a free one. */
   grpcAddr: string;
   monitoringAddr: string;
@@ -33,6 +37,8 @@ export interface ControlPlane {
   ads: AdsServer;
   pushes: PushController;
   metrics: Metrics;
+  /** Resolves once the source has synced and the first snapshot is served. */
+  ready: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,13 +55,6 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const store = new ConfigStore();
   const generator = new ConfigGenerator();
   const ads = new AdsServer({ generator, metrics, log: log.child({ component: 'ads' }), pushConcurrency: o.pushConcurrency ?? 100 });
-  const files = new FileSource({
-    dir: o.configDir,
-    store,
-    log: log.child({ component: 'file-source' }),
-    onProblem: (p) => metrics.configErrors.inc({ kind: p.object?.kind ?? 'file' }),
-  });
-  const loaded = files.start();
   const pushes = new PushController({
     store,
     generator,
@@ -66,8 +65,18 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     metrics,
     log: log.child({ component: 'push' }),
   });
-  const snapshot = pushes.start();
-  log.info({ dir: o.configDir, objects: loaded.objects.length, problems: loaded.problems.length, services: snapshot.services.length }, 'configuration loaded');
+  let files: FileSource | undefined;
+  let kube: KubeSource | undefined;
+  if (o.source.type === 'file') {
+    files = new FileSource({
+      dir: o.source.dir,
+      store,
+      log: log.child({ component: 'file-source' }),
+      onProblem: (p) => metrics.configErrors.inc({ kind: p.object?.kind ?? 'file' }),
+    });
+  } else {
+    kube = new KubeSource({ conn: loadKubeConfig(o.source.kubeconfig), store, log: log.child({ component: 'kube-source' }), metrics });
+  }
 
   const grpcServer = new grpc.Server({
     'grpc.max_send_message_length': -1,
@@ -83,7 +92,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     grpcServer.bindAsync(`${g.host.includes(':') ? `[${g.host}]` : g.host}:${g.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
 
-  const monitoring: HttpServer = createMonitoringServer({ metrics, log, ready: () => generator.snapshot !== undefined, debug: debugHandlers(ads, generator) });
+  const debug = debugHandlers(ads, generator);
+  if (kube) debug.informerz = () => ({ body: kube.status() });
+  const monitoring: HttpServer = createMonitoringServer({ metrics, log, ready: () => generator.snapshot !== undefined && (kube?.ready ?? true), debug });
   const m = splitHostPort(o.monitoringAddr);
   await new Promise<void>((resolve, reject) => {
     monitoring.once('error', reject);
@@ -91,6 +102,21 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   });
   const monitoringPort = (monitoring.address() as AddressInfo).port;
   log.info({ grpc: `${g.host}:${grpcPort}`, monitoring: `${m.host}:${monitoringPort}` }, 'meshd serving');
+
+  // Proxies are served only from a consistent view: after the source has fully synced.
+  const ready = (async (): Promise<void> => {
+    if (files) {
+      const loaded = files.start();
+      log.info({ dir: files.dir, objects: loaded.objects.length, problems: loaded.problems.length }, 'configuration loaded');
+    } else if (kube) {
+      await kube.start();
+      await kube.synced();
+      log.info({ objects: store.size }, 'all informers synced');
+    }
+    const snapshot = pushes.start();
+    log.info({ services: snapshot.services.length }, 'serving configuration');
+  })();
+  ready.catch((err: unknown) => log.error({ err: String(err) }, 'starting the config source failed'));
 
   return {
     grpcPort,
@@ -100,8 +126,10 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     ads,
     pushes,
     metrics,
+    ready,
     async stop(): Promise<void> {
-      files.stop();
+      files?.stop();
+      await kube?.stop();
       pushes.stop();
       ads.closeAll();
       // ADS streams never end by themselves: cancel them; proxies reconnect to another replica.

@@ -43,6 +43,10 @@ export class Metrics {
   readonly inboundUpdates = new Counter({ name: 'pilot_inbound_updates', help: 'Total number of updates received by pilot.', labelNames: ['type'], registers: [this.registry] });
   readonly pushTriggers = new Counter({ name: 'pilot_push_triggers', help: 'Total number of times a push was triggered, labeled by reason for the push.', labelNames: ['type'], registers: [this.registry] });
   readonly expiredNonce = new Counter({ name: 'pilot_xds_expired_nonce', help: 'Total number of XDS requests with an expired nonce.', labelNames: ['type'], registers: [this.registry] });
+  readonly k8sRegistryEvents = new Counter({ name: 'pilot_k8s_reg_events', help: 'Events from k8s registry.', labelNames: ['type', 'event'], registers: [this.registry] });
+  readonly k8sConfigEvents = new Counter({ name: 'pilot_k8s_cfg_events', help: 'Events from k8s config.', labelNames: ['type', 'event'], registers: [this.registry] });
+  readonly informerSynced = new Gauge({ name: 'meshd_informer_synced', help: 'Whether the informer for a kind has listed (1) or not yet (0).', labelNames: ['kind'], registers: [this.registry] });
+  readonly informerRestarts = new Counter({ name: 'meshd_informer_restarts_total', help: 'Informer failures followed by a relist, by kind.', labelNames: ['kind'], registers: [this.registry] });
   readonly configErrors = new Counter({ name: 'meshd_config_errors_total', help: 'Objects rejected by validation, by kind.', labelNames: ['kind'], registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

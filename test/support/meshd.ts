@@ -35,6 +35,8 @@ export interface StartMeshdOptions {
   grpcPort?: number;
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** Resolve only once meshd serves its first snapshot (default true). */
+  waitForConfig?: boolean;
 }
 
 export function httpText(port: number, path: string, host = '127.0.0.1'): Promise<{ status: number; body: string }> {
@@ -92,10 +94,10 @@ export async function startMeshd(o: StartMeshdOptions = {}): Promise<MeshdProces
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const ports = await new Promise<{ grpc: number; monitoring: number }>((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`meshd did not start within 15s:\n${output}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`meshd did not start within 30s:\n${output}`)), 30_000);
     const check = (): void => {
       const rec = records.find((r) => r.msg === 'meshd serving');
-      if (rec) {
+      if (rec && (o.waitForConfig === false || records.some((r) => r.msg === 'serving configuration'))) {
         clearTimeout(timer);
         child.stdout!.off('data', check);
         child.stderr!.off('data', check);

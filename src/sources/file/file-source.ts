@@ -149,9 +149,11 @@ export class FileSource {
   private lastProblems = new Set<string>();
   private readonly lastGood = { byFile: new Map<string, MeshObject[]>(), byKey: new Map<string, MeshObject>() };
   readonly sourceId: string;
+  readonly dir: string;
 
   constructor(private readonly o: FileSourceOptions) {
     this.sourceId = `file:${o.dir}`;
+    this.dir = o.dir;
   }
 
   /** Loads the directory into the store and starts watching it. */

@@ -1,0 +1,158 @@
+// The Kubernetes source: one resilient informer per watched kind, feeding the store
+// with the same typed objects the file source produces. Ready only when every
+// informer has synced.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { formatObjectError, parseMeshObject, type MeshKind, type MeshObject } from '../../model/objects.js';
+import type { ConfigStore } from '../../model/store.js';
+import type { Logger } from '../../util/log.js';
+import type { Metrics } from '../../monitoring/metrics.js';
+import { preferredVersion, type KubeConnection } from './client.js';
+import { ResilientInformer, DEFAULT_BACKOFF, type BackoffPolicy } from './resilient-informer.js';
+
+interface WatchedKind {
+  kind: string;
+  group: string;
+  version: string;
+  plural: string;
+  /** Istio config rather than registry (for metric names). */
+  config: boolean;
+}
+
+const CORE_KINDS: WatchedKind[] = [
+  { kind: 'Service', group: '', version: 'v1', plural: 'services', config: false },
+  { kind: 'EndpointSlice', group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', config: false },
+  { kind: 'Pod', group: '', version: 'v1', plural: 'pods', config: false },
+  { kind: 'Namespace', group: '', version: 'v1', plural: 'namespaces', config: false },
+  { kind: 'Secret', group: '', version: 'v1', plural: 'secrets', config: false },
+];
+
+export const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
+/** Istio's networking versions meshd accepts, in order of preference. */
+export const ISTIO_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'];
+const ISTIO_KINDS = [
+  { kind: 'Gateway', plural: 'gateways' },
+  { kind: 'VirtualService', plural: 'virtualservices' },
+  { kind: 'DestinationRule', plural: 'destinationrules' },
+];
+
+export interface KubeSourceOptions {
+  conn: KubeConnection;
+  store: ConfigStore;
+  log: Logger;
+  metrics?: Metrics;
+  backoff?: BackoffPolicy;
+}
+
+function collectionPath(k: WatchedKind): string {
+  return k.group ? `/apis/${k.group}/${k.version}/${k.plural}` : `/api/${k.version}/${k.plural}`;
+}
+
+export class KubeSource {
+  private readonly informers: ResilientInformer<KubernetesObject>[] = [];
+  private kinds: WatchedKind[] = [];
+
+  constructor(private readonly o: KubeSourceOptions) {}
+
+  /** Discovers the Istio API version and starts every informer. */
+  async start(): Promise<void> {
+    const istio = await this.istioVersion();
+    this.kinds = [
+      ...CORE_KINDS,
+      ...(istio ? ISTIO_KINDS.map((k) => ({ ...k, group: ISTIO_NETWORKING_GROUP, version: istio, config: true })) : []),
+    ];
+    if (!istio) this.o.log.warn({ group: ISTIO_NETWORKING_GROUP }, 'Istio networking CRDs are not installed; Gateways, VirtualServices and DestinationRules are not watched');
+    else this.o.log.info({ group: ISTIO_NETWORKING_GROUP, version: istio }, 'watching Istio networking config');
+    for (const k of this.kinds) {
+      const inf = this.informerFor(k);
+      this.informers.push(inf);
+      inf.start();
+    }
+  }
+
+  private async istioVersion(): Promise<string | undefined> {
+    // Discovery must succeed before informers start; retry while the API server is not reachable.
+    let delay = (this.o.backoff ?? DEFAULT_BACKOFF).initialMs;
+    for (;;) {
+      try {
+        const preferred = await preferredVersion(this.o.conn, ISTIO_NETWORKING_GROUP);
+        if (preferred === undefined) return undefined;
+        return ISTIO_VERSIONS.includes(preferred) ? preferred : ISTIO_VERSIONS[0];
+      } catch (err) {
+        this.o.log.warn({ err: String(err), retryInMs: delay }, 'API discovery failed; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, (this.o.backoff ?? DEFAULT_BACKOFF).maxMs);
+      }
+    }
+  }
+
+  private informerFor(k: WatchedKind): ResilientInformer<KubernetesObject> {
+    const source = `kube:${k.kind}`;
+    const apiVersion = k.group ? `${k.group}/${k.version}` : k.version;
+    const log = this.o.log;
+    const store = this.o.store;
+    const metrics = this.o.metrics;
+    const parse = (raw: KubernetesObject): MeshObject | undefined => {
+      const r = parseMeshObject(raw, raw.metadata?.namespace ?? '');
+      if (r.ok === 'ignored') return undefined;
+      if (!r.ok) {
+        for (const e of r.errors) log.error({ kind: e.kind, object: `${e.namespace}/${e.name}`, field: e.field }, formatObjectError(e));
+        metrics?.configErrors.inc({ kind: k.kind });
+        return undefined;
+      }
+      return r.value;
+    };
+    const eventCounter = k.config ? metrics?.k8sConfigEvents : metrics?.k8sRegistryEvents;
+    const inf = new ResilientInformer<KubernetesObject>(
+      this.o.conn,
+      collectionPath(k),
+      apiVersion,
+      k.kind,
+      {
+        upsert: (raw) => {
+          const obj = parse(raw);
+          if (obj) store.upsert(source, obj);
+        },
+        remove: (raw) => store.delete(source, k.kind as MeshKind, raw.metadata?.namespace ?? '', raw.metadata?.name ?? ''),
+        resync: (list) => {
+          const objects: MeshObject[] = [];
+          for (const raw of list) {
+            const obj = parse(raw);
+            if (obj) objects.push(obj);
+            else {
+              // An invalid object keeps its last good version.
+              const old = store.get(k.kind as MeshKind, raw.metadata?.namespace ?? '', raw.metadata?.name ?? '');
+              if (old) objects.push(old);
+            }
+          }
+          store.replaceSource(source, objects);
+        },
+      },
+      log.child({ informer: k.kind }),
+      this.o.backoff,
+      (event) => {
+        if (event === 'error') metrics?.informerRestarts.inc({ kind: k.kind });
+        else if (event !== 'resync') eventCounter?.inc({ type: k.kind, event });
+        metrics?.informerSynced.set({ kind: k.kind }, inf.stats.synced ? 1 : 0);
+      },
+    );
+    metrics?.informerSynced.set({ kind: k.kind }, 0);
+    return inf;
+  }
+
+  /** True once every informer has listed at least once. */
+  get ready(): boolean {
+    return this.informers.length > 0 && this.informers.every((i) => i.stats.synced);
+  }
+
+  async synced(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.synced()));
+  }
+
+  status(): Record<string, unknown>[] {
+    return this.informers.map((i) => ({ path: i.path, ...i.stats }));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.stop()));
+  }
+}
