@@ -1,6 +1,17 @@
 // The Kubernetes objects meshd reads, as typed values, with validation that names
 // the object and the field. Sources (file, kube) both produce these.
 import { z } from 'zod';
+import {
+  ISTIO_NETWORKING_API_VERSIONS,
+  destinationRuleSpecSchema,
+  gatewayIssues,
+  gatewaySpecSchema,
+  virtualServiceIssues,
+  virtualServiceSpecSchema,
+  type DestinationRuleSpec,
+  type GatewaySpec,
+  type VirtualServiceSpec,
+} from './istio.js';
 
 export interface ObjectMeta {
   name: string;
@@ -83,7 +94,27 @@ export interface SecretObject {
   data: Record<string, string>;
 }
 
-export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject;
+export interface GatewayObject {
+  kind: 'Gateway';
+  metadata: ObjectMeta;
+  spec: GatewaySpec;
+}
+
+export interface VirtualServiceObject {
+  kind: 'VirtualService';
+  metadata: ObjectMeta;
+  spec: VirtualServiceSpec;
+}
+
+export interface DestinationRuleObject {
+  kind: 'DestinationRule';
+  metadata: ObjectMeta;
+  spec: DestinationRuleSpec;
+}
+
+export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject;
+
+export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject | IstioObject;
 export type MeshKind = MeshObject['kind'];
 
 /** The API group/version/kind a raw object must carry to be read as each kind. */
@@ -93,6 +124,9 @@ export const KIND_API_VERSIONS: Record<MeshKind, readonly string[]> = {
   Pod: ['v1'],
   Namespace: ['v1'],
   Secret: ['v1'],
+  Gateway: ISTIO_NETWORKING_API_VERSIONS,
+  VirtualService: ISTIO_NETWORKING_API_VERSIONS,
+  DestinationRule: ISTIO_NETWORKING_API_VERSIONS,
 };
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -332,6 +366,30 @@ export function parseSecret(raw: unknown, defaultNamespace = 'default'): ParseRe
   return { ok: true, value: { kind: 'Secret', metadata: meta(r.data.metadata, defaultNamespace), type: r.data.type, data } };
 }
 
+type IssueFinder<S> = (spec: S) => { path: (string | number)[]; message: string }[];
+
+function parseIstio<K extends IstioObject['kind'], S>(kind: K, schema: z.ZodType<S>, issues: IssueFinder<S> | undefined, raw: unknown, defaultNamespace: string): ParseResult<Extract<IstioObject, { kind: K }>> {
+  const m = metadataSchema.safeParse((raw as { metadata?: unknown })?.metadata);
+  if (!m.success) return { ok: false, errors: zodErrors(kind, raw, m.error, ['metadata']) };
+  const spec = schema.safeParse((raw as { spec?: unknown })?.spec ?? {});
+  if (!spec.success) return { ok: false, errors: zodErrors(kind, raw, spec.error, ['spec']) };
+  const metadata = meta(m.data, defaultNamespace);
+  const found = issues?.(spec.data) ?? [];
+  if (found.length > 0) {
+    return {
+      ok: false,
+      errors: found.map((f) => ({
+        kind,
+        name: metadata.name,
+        namespace: metadata.namespace,
+        field: ['spec', ...f.path].map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join(''),
+        message: f.message,
+      })),
+    };
+  }
+  return { ok: true, value: { kind, metadata, spec: spec.data } as unknown as Extract<IstioObject, { kind: K }> };
+}
+
 /** Parses a raw object by its apiVersion and kind; unknown kinds are reported as such. */
 export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): ParseResult<MeshObject> | { ok: 'ignored'; reason: string } {
   const r = raw as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | null;
@@ -354,6 +412,12 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
       return parseNamespace(raw);
     case 'Secret':
       return parseSecret(raw, defaultNamespace);
+    case 'Gateway':
+      return parseIstio('Gateway', gatewaySpecSchema, gatewayIssues, raw, defaultNamespace);
+    case 'VirtualService':
+      return parseIstio('VirtualService', virtualServiceSpecSchema, virtualServiceIssues, raw, defaultNamespace);
+    case 'DestinationRule':
+      return parseIstio('DestinationRule', destinationRuleSpecSchema, undefined, raw, defaultNamespace);
   }
 }
 
