@@ -95,6 +95,7 @@ export class ConfigStore {
     if (!owned) this.bySource.set(source, (owned = new Set()));
     owned.add(key);
     const old = this.objects.get(key);
+    if (old === obj) return undefined;
     this.objects.set(key, obj);
     if (old && isDeepStrictEqual(comparable(old), comparable(obj))) return undefined;
     return describe(obj, old ? 'update' : 'add');

@@ -74,19 +74,49 @@ export function parseYamlText(text: string, file: string): FileLoad {
 }
 
 /** Reads every YAML file under `dir`, file by file. */
-export function loadFiles(dir: string): Map<string, FileLoad> {
+/** A parsed file and what identifies its content, so an unchanged file is not parsed again. */
+interface CachedFile {
+  stamp: string;
+  text: string;
+  load: FileLoad;
+}
+
+/**
+ * Reads every YAML file under `dir`. With a `cache`, a file whose size, mtime and
+ * text are unchanged reuses its earlier parse (and so the same object values).
+ */
+export function loadFiles(dir: string, cache?: Map<string, CachedFile>): Map<string, FileLoad> {
   const out = new Map<string, FileLoad>();
+  const seen = new Set<string>();
   for (const file of yamlFiles(dir)) {
     const name = relative(dir, file) || file;
+    seen.add(name);
     let text: string;
+    let stamp = '';
     try {
+      const st = statSync(file);
+      stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
+      const hit = cache?.get(name);
+      if (hit && hit.stamp === stamp) {
+        out.set(name, hit.load);
+        continue;
+      }
       text = readFileSync(file, 'utf8');
+      if (hit && hit.text === text) {
+        hit.stamp = stamp;
+        out.set(name, hit.load);
+        continue;
+      }
     } catch (err) {
       out.set(name, { objects: [], problems: [{ file: name, document: 0, message: `cannot read: ${String(err)}` }], ignored: [], syntaxError: true, invalidKeys: [] });
+      cache?.delete(name);
       continue;
     }
-    out.set(name, parseYamlText(text, name));
+    const load = parseYamlText(text, name);
+    cache?.set(name, { stamp, text, load });
+    out.set(name, load);
   }
+  if (cache) for (const name of [...cache.keys()]) if (!seen.has(name)) cache.delete(name);
   return out;
 }
 
@@ -148,6 +178,7 @@ export class FileSource {
   private timer: NodeJS.Timeout | undefined;
   private lastProblems = new Set<string>();
   private readonly lastGood = { byFile: new Map<string, MeshObject[]>(), byKey: new Map<string, MeshObject>() };
+  private readonly parsed = new Map<string, CachedFile>();
   readonly sourceId: string;
   readonly dir: string;
 
@@ -182,7 +213,7 @@ export class FileSource {
   }
 
   reload(): DirectoryLoad {
-    const files = loadFiles(this.o.dir);
+    const files = loadFiles(this.o.dir, this.parsed);
     const r = mergeFiles(this.o.dir, files, this.lastGood);
     for (const [file, f] of files) if (!f.syntaxError) this.lastGood.byFile.set(file, f.objects);
     for (const file of [...this.lastGood.byFile.keys()]) if (!files.has(file)) this.lastGood.byFile.delete(file);
