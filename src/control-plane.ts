@@ -92,7 +92,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     grpcServer.bindAsync(`${g.host.includes(':') ? `[${g.host}]` : g.host}:${g.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
 
-  const debug = debugHandlers(ads, generator);
+  const debug = debugHandlers(ads, generator, store);
   if (kube) debug.informerz = () => ({ body: kube.status() });
   const monitoring: HttpServer = createMonitoringServer({ metrics, log, ready: () => generator.snapshot !== undefined && (kube?.ready ?? true), debug });
   const m = splitHostPort(o.monitoringAddr);

@@ -3,9 +3,24 @@ import type { AdsServer } from '../xds/ads-server.js';
 import type { ConfigGenerator } from '../xds/generator.js';
 import { PUSH_ORDER, SHORT_TYPE } from '../translate/types.js';
 import type { DebugHandler } from './http-server.js';
+import type { ConfigStore } from '../model/store.js';
+import type { MeshKind } from '../model/objects.js';
 
-export function debugHandlers(ads: AdsServer, generator: ConfigGenerator): Record<string, DebugHandler> {
+const CONFIG_KINDS: MeshKind[] = ['Gateway', 'VirtualService', 'DestinationRule', 'Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret'];
+
+export function debugHandlers(ads: AdsServer, generator: ConfigGenerator, store: ConfigStore): Record<string, DebugHandler> {
   return {
+    configz: (q) => {
+      const kinds = q.get('kind') ? CONFIG_KINDS.filter((k) => k === q.get('kind')) : CONFIG_KINDS;
+      const out: Record<string, unknown>[] = [];
+      for (const kind of kinds) {
+        for (const o of store.list(kind).sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))) {
+          // Secrets are listed by name and type only: their data is key material.
+          out.push(o.kind === 'Secret' ? { kind, namespace: o.metadata.namespace, name: o.metadata.name, type: o.type, keys: Object.keys(o.data).sort() } : { ...o });
+        }
+      }
+      return { body: out };
+    },
     syncz: () => ({
       body: [...ads.connections]
         .sort((a, b) => (a.proxy.id < b.proxy.id ? -1 : 1))
