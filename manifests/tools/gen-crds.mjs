@@ -1,0 +1,514 @@
+// Writes manifests/base/crds.yaml: the CustomResourceDefinitions of the networking.istio.io
+// kinds meshd reads (Gateway, VirtualService, DestinationRule).
+//
+//   node manifests/tools/gen-crds.mjs           rewrite manifests/base/crds.yaml
+//   node manifests/tools/gen-crds.mjs --check   exit 1 when the file is out of date
+//
+// The schemas are structural (every field typed, nothing preserved but `status`), so the
+// API server prunes unknown fields and rejects wrong types. Each kind is served at v1
+// (the storage version), v1beta1 and v1alpha3 with the same schema, as Istio does, so no
+// conversion webhook is needed. Field names and types follow Istio's networking API:
+// 32-bit integers are `integer`, 64-bit ones are int-or-string (protobuf's JSON form
+// writes them as strings), durations are strings such as "1s", "250ms" or "1h30m",
+// wrapper types (BoolValue, UInt32Value) are nullable.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+const OUT = join(dirname(fileURLToPath(import.meta.url)), '..', 'base', 'crds.yaml');
+const GROUP = 'networking.istio.io';
+const VERSIONS = ['v1', 'v1beta1', 'v1alpha3'];
+const STORAGE_VERSION = 'v1';
+
+// --- schema building blocks ----------------------------------------------------------------
+
+const withDesc = (schema, description) => (description ? { description, ...schema } : schema);
+const str = (description) => withDesc({ type: 'string' }, description);
+const bool = (description) => withDesc({ type: 'boolean' }, description);
+/** google.protobuf.BoolValue: unset, true or false. */
+const nullableBool = (description) => withDesc({ type: 'boolean', nullable: true }, description);
+const int32 = (description) => withDesc({ type: 'integer', format: 'int32' }, description);
+const uint32 = (description) => withDesc({ type: 'integer', minimum: 0, maximum: 4294967295 }, description);
+/** google.protobuf.UInt32Value: unset or a uint32. */
+const nullableUint32 = (description) => withDesc({ type: 'integer', minimum: 0, maximum: 4294967295, nullable: true }, description);
+/** uint64: protobuf's JSON mapping writes it as a string, and accepts a number too. */
+const uint64 = (description) => withDesc({ 'x-kubernetes-int-or-string': true }, description);
+const portNumber = (description) => withDesc({ type: 'integer', minimum: 1, maximum: 65535 }, description);
+const double = (description) => withDesc({ type: 'number', format: 'double' }, description);
+const enumOf = (values, description) => withDesc({ type: 'string', enum: values }, description);
+/** A duration as Istio writes it: one or more <number><unit> with units h, m, s, ms, us, ns. */
+const duration = (description) =>
+  withDesc({ type: 'string', pattern: '^([0-9]+(\\.[0-9]+)?(h|m|s|ms|us|µs|ns))+$' }, description);
+const arr = (items, description) => withDesc({ type: 'array', items }, description);
+const strings = (description) => arr(str(), description);
+const obj = (properties, extra = {}) => ({ type: 'object', properties, ...extra });
+const map = (values, description) => withDesc({ type: 'object', additionalProperties: values }, description);
+const stringMap = (description) => map(str(), description);
+
+// --- shared Istio messages ------------------------------------------------------------------
+
+/** StringMatch: exactly one of exact, prefix or regex (RE2). */
+const stringMatch = (description) =>
+  withDesc(
+    obj(
+      {
+        exact: str('Exact string match.'),
+        prefix: str('Prefix-based match.'),
+        regex: str('RE2 regular expression match.'),
+      },
+      { maxProperties: 1 },
+    ),
+    description,
+  );
+
+const percent = (description) =>
+  withDesc(obj({ value: { ...double('Percentage in the range [0.0, 100.0].'), minimum: 0, maximum: 100 } }), description);
+
+const portSelector = (description) => withDesc(obj({ number: uint32('Port number.') }), description);
+
+const destination = (description) =>
+  withDesc(
+    obj(
+      {
+        host: str('Service name in the service registry (a short name is resolved in the rule\'s namespace).'),
+        subset: str('Name of a subset defined by a DestinationRule for this host.'),
+        port: portSelector('Port on the host; needed when the service exposes several ports.'),
+      },
+      { required: ['host'] },
+    ),
+    description,
+  );
+
+const headerOperations = obj({
+  set: stringMap('Overwrite these headers.'),
+  add: stringMap('Append these headers.'),
+  remove: strings('Remove these headers.'),
+});
+const headers = (description) => withDesc(obj({ request: headerOperations, response: headerOperations }), description);
+
+const routeDestination = obj(
+  {
+    destination: destination('Where the traffic goes.'),
+    weight: int32('Share of the traffic sent to this destination.'),
+  },
+  { required: ['destination'] },
+);
+
+// --- Gateway --------------------------------------------------------------------------------
+
+const tlsProtocolVersion = (description) => enumOf(['TLS_AUTO', 'TLSV1_0', 'TLSV1_1', 'TLSV1_2', 'TLSV1_3'], description);
+
+const serverTLS = obj({
+  httpsRedirect: bool('Redirect HTTP requests on this server to HTTPS with a 301.'),
+  mode: enumOf(['PASSTHROUGH', 'SIMPLE', 'MUTUAL', 'AUTO_PASSTHROUGH', 'ISTIO_MUTUAL', 'OPTIONAL_MUTUAL'], 'How TLS is terminated (or not) on this port.'),
+  serverCertificate: str('Path of the server certificate file.'),
+  privateKey: str('Path of the server private key file.'),
+  caCertificates: str('Path of the CA bundle used to verify client certificates.'),
+  caCrl: str('Path of the certificate revocation list.'),
+  credentialName: str('Name of a Secret holding the certificate, key and optionally the CA.'),
+  credentialNames: strings('Several Secrets (e.g. one RSA and one ECDSA certificate).'),
+  tlsCertificates: arr(
+    obj({ serverCertificate: str(), privateKey: str(), caCertificates: str() }),
+    'Several certificate/key file pairs.',
+  ),
+  subjectAltNames: strings('Accepted subject alternative names of client certificates.'),
+  verifyCertificateSpki: strings('Accepted SPKI hashes (base64) of client certificates.'),
+  verifyCertificateHash: strings('Accepted hex SHA-256 hashes of client certificates.'),
+  minProtocolVersion: tlsProtocolVersion('Lowest TLS version accepted.'),
+  maxProtocolVersion: tlsProtocolVersion('Highest TLS version accepted.'),
+  cipherSuites: strings('Accepted cipher suites.'),
+});
+
+const gatewaySpec = obj({
+  selector: stringMap('Labels of the gateway pods (proxies) this configuration applies to.'),
+  servers: arr(
+    obj(
+      {
+        port: obj(
+          {
+            number: portNumber('Port number the proxy listens on (the Service port).'),
+            protocol: str('HTTP, HTTPS, GRPC, GRPC-WEB, HTTP2, MONGO, TCP or TLS.'),
+            name: str('Port name.'),
+            targetPort: uint32('Port on the workload the traffic is forwarded to (deprecated in Istio).'),
+          },
+          { required: ['number', 'protocol', 'name'] },
+        ),
+        bind: str('IP address or Unix socket the listener binds to.'),
+        hosts: strings('Hosts exposed by this server, each optionally prefixed "namespace/".'),
+        tls: serverTLS,
+        defaultEndpoint: str('Where traffic is forwarded by default, 127.0.0.1:PORT or a Unix socket.'),
+        name: str('Optional name of the server, unique across servers.'),
+      },
+      { required: ['port', 'hosts'] },
+    ),
+    'Listeners of the gateway.',
+  ),
+});
+
+// --- VirtualService -------------------------------------------------------------------------
+
+const httpMatchRequest = obj({
+  name: str('Name of the match, appended to the route name in logs.'),
+  uri: stringMatch('Match on the request path.'),
+  scheme: stringMatch('Match on the URI scheme.'),
+  method: stringMatch('Match on the HTTP method.'),
+  authority: stringMatch('Match on the authority (Host) header.'),
+  headers: map(stringMatch(), 'Match on request headers (lowercase names).'),
+  withoutHeaders: map(stringMatch(), 'Match requests that do NOT have these headers.'),
+  queryParams: map(stringMatch(), 'Match on query parameters.'),
+  port: uint32('Match on the port the request arrived at.'),
+  sourceLabels: stringMap('Match workloads with these labels (sidecars only).'),
+  gateways: strings('Gateways this match applies to; overrides the top-level gateways.'),
+  sourceNamespace: str('Match workloads in this namespace.'),
+  ignoreUriCase: bool('Make the uri match case-insensitive.'),
+  statPrefix: str('Prefix for this route\'s statistics.'),
+});
+
+const httpRedirect = obj({
+  uri: str('Replace the path with this value.'),
+  authority: str('Replace the authority (Host) with this value.'),
+  port: uint32('Port in the redirect URL.'),
+  derivePort: enumOf(['FROM_PROTOCOL_DEFAULT', 'FROM_REQUEST_PORT'], 'How the redirect port is chosen.'),
+  scheme: str('Scheme of the redirect URL.'),
+  redirectCode: uint32('HTTP status of the redirect (default 301).'),
+});
+
+const httpDirectResponse = obj(
+  {
+    status: uint32('HTTP status code of the response.'),
+    body: obj(
+      {
+        string: str('Body as text.'),
+        bytes: withDesc({ type: 'string', format: 'byte' }, 'Body as base64-encoded bytes.'),
+      },
+      { maxProperties: 1 },
+    ),
+  },
+  { required: ['status'] },
+);
+
+const httpRewrite = obj({
+  uri: str('Replace the matched part of the path (prefix or the whole path) with this value.'),
+  authority: str('Replace the authority (Host) header.'),
+  uriRegexRewrite: obj({ match: str('RE2 regular expression.'), rewrite: str('Replacement, may use capture groups (\\1).') }),
+});
+
+const httpRetry = obj({
+  attempts: int32('Number of retries for a request.'),
+  perTryTimeout: duration('Timeout of each attempt, >= 1ms.'),
+  retryOn: str('Comma-separated Envoy retry conditions (e.g. 5xx,connect-failure) and status codes.'),
+  retryRemoteLocalities: nullableBool('Whether retries may go to other localities.'),
+  retryIgnorePreviousHosts: nullableBool('Whether retries avoid hosts already tried.'),
+  backoff: duration('Base interval between retries.'),
+});
+
+const httpFault = obj({
+  delay: obj({
+    fixedDelay: duration('Delay added before forwarding the request.'),
+    exponentialDelay: duration('Not implemented by Istio.'),
+    percentage: percent('Share of requests delayed.'),
+    percent: int32('Deprecated integer percentage; use percentage.'),
+  }),
+  abort: obj({
+    httpStatus: int32('HTTP status returned to the client.'),
+    grpcStatus: str('gRPC status returned to the client, e.g. UNAVAILABLE.'),
+    http2Error: str('Not implemented by Istio.'),
+    percentage: percent('Share of requests aborted.'),
+  }),
+});
+
+const corsPolicy = obj({
+  allowOrigins: arr(stringMatch(), 'Origins allowed to make requests.'),
+  allowOrigin: strings('Deprecated; use allowOrigins.'),
+  allowMethods: strings('Access-Control-Allow-Methods.'),
+  allowHeaders: strings('Access-Control-Allow-Headers.'),
+  exposeHeaders: strings('Access-Control-Expose-Headers.'),
+  maxAge: duration('Access-Control-Max-Age.'),
+  allowCredentials: nullableBool('Access-Control-Allow-Credentials.'),
+  unmatchedPreflights: enumOf(['UNSPECIFIED', 'FORWARD', 'IGNORE'], 'What to do with preflight requests whose origin does not match.'),
+});
+
+const httpRoute = obj({
+  name: str('Name of the route, for logs and debugging.'),
+  match: arr(httpMatchRequest, 'Conditions (ORed) for the route to apply.'),
+  route: arr(
+    obj(
+      {
+        destination: destination('Where the traffic goes.'),
+        weight: int32('Share of the traffic sent to this destination.'),
+        headers: headers('Header changes for this destination.'),
+      },
+      { required: ['destination'] },
+    ),
+    'Weighted destinations.',
+  ),
+  redirect: httpRedirect,
+  directResponse: httpDirectResponse,
+  delegate: obj({ name: str('Name of the delegate VirtualService.'), namespace: str('Its namespace.') }),
+  rewrite: httpRewrite,
+  timeout: duration('Request timeout.'),
+  retries: httpRetry,
+  fault: httpFault,
+  mirror: destination('Also send a copy of each request here.'),
+  mirrorPercent: nullableUint32('Deprecated; use mirrorPercentage.'),
+  mirrorPercentage: percent('Share of requests mirrored (default 100).'),
+  mirrors: arr(
+    obj({ destination: destination('Where the copy goes.'), percentage: percent('Share of requests mirrored.') }, { required: ['destination'] }),
+    'Several mirror destinations.',
+  ),
+  corsPolicy,
+  headers: headers('Header changes for all destinations of this route.'),
+});
+
+const l4Match = obj({
+  destinationSubnets: strings('IPv4/IPv6 addresses or CIDRs of the destination.'),
+  port: uint32('Port the connection is addressed to.'),
+  sourceLabels: stringMap('Match workloads with these labels.'),
+  gateways: strings('Gateways this match applies to.'),
+  sourceNamespace: str('Match workloads in this namespace.'),
+  sourceSubnet: str('Deprecated: source IPv4/IPv6 address or CIDR.'),
+});
+
+const tlsMatch = obj(
+  {
+    sniHosts: strings('SNI names to match; wildcards allowed.'),
+    destinationSubnets: strings('IPv4/IPv6 addresses or CIDRs of the destination.'),
+    port: uint32('Port the connection is addressed to.'),
+    sourceLabels: stringMap('Match workloads with these labels.'),
+    gateways: strings('Gateways this match applies to.'),
+    sourceNamespace: str('Match workloads in this namespace.'),
+  },
+  { required: ['sniHosts'] },
+);
+
+const virtualServiceSpec = obj({
+  hosts: strings('Destination hosts this routing applies to (names, wildcards, or IPs for sidecars).'),
+  gateways: strings('Gateways (namespace/name) and/or "mesh" the routes apply to; default "mesh".'),
+  http: arr(httpRoute, 'Ordered HTTP routes; the first match wins.'),
+  tls: arr(obj({ match: arr(tlsMatch), route: arr(routeDestination) }, { required: ['match'] }), 'Routes for unterminated TLS (by SNI).'),
+  tcp: arr(obj({ match: arr(l4Match), route: arr(routeDestination) }), 'Routes for opaque TCP traffic.'),
+  exportTo: strings('Namespaces this VirtualService is visible in ("." or "*"); default all.'),
+});
+
+// --- DestinationRule ------------------------------------------------------------------------
+
+const loadBalancer = obj({
+  simple: enumOf(['UNSPECIFIED', 'RANDOM', 'PASSTHROUGH', 'ROUND_ROBIN', 'LEAST_REQUEST', 'LEAST_CONN'], 'Standard load-balancing algorithm.'),
+  consistentHash: obj({
+    httpHeaderName: str('Hash on this request header.'),
+    httpCookie: obj(
+      {
+        name: str('Cookie name.'),
+        path: str('Cookie path.'),
+        ttl: duration('Lifetime of the generated cookie.'),
+        attributes: arr(obj({ name: str(), value: str() }, { required: ['name'] }), 'Extra cookie attributes.'),
+      },
+      { required: ['name'] },
+    ),
+    useSourceIp: bool('Hash on the source IP address.'),
+    httpQueryParameterName: str('Hash on this query parameter.'),
+    ringHash: obj({ minimumRingSize: uint64('Minimum number of ring entries.') }),
+    maglev: obj({ tableSize: uint64('Maglev table size (a prime).') }),
+    minimumRingSize: uint64('Deprecated; use ringHash.minimumRingSize.'),
+  }),
+  localityLbSetting: obj({
+    distribute: arr(
+      obj({ from: str('Origin locality, region/zone/subzone, may end in *.'), to: map(uint32(), 'Destination localities and their weights.') }),
+      'Explicit traffic distribution between localities.',
+    ),
+    failover: arr(obj({ from: str('Origin region.'), to: str('Region traffic fails over to.') }), 'Region failover order.'),
+    failoverPriority: strings('Ordered labels used to sort endpoints for failover.'),
+    enabled: nullableBool('Enable locality load balancing for this rule.'),
+  }),
+  warmupDurationSecs: duration('Slow-start window for new endpoints.'),
+});
+
+const connectionPool = obj({
+  tcp: obj({
+    maxConnections: int32('Maximum connections to a destination host.'),
+    connectTimeout: duration('TCP connect timeout.'),
+    tcpKeepalive: obj({
+      probes: uint32('Unanswered probes before the connection is dropped.'),
+      time: duration('Idle time before probes are sent.'),
+      interval: duration('Time between probes.'),
+    }),
+    maxConnectionDuration: duration('Maximum lifetime of a connection.'),
+    idleTimeout: duration('Idle timeout of a TCP connection.'),
+  }),
+  http: obj({
+    http1MaxPendingRequests: int32('Maximum queued requests waiting for a connection.'),
+    http2MaxRequests: int32('Maximum active requests to a destination.'),
+    maxRequestsPerConnection: int32('Requests per connection before it is closed (1 disables keep-alive).'),
+    maxRetries: int32('Maximum outstanding retries to all hosts of a cluster.'),
+    idleTimeout: duration('Idle timeout of an upstream connection pool connection.'),
+    h2UpgradePolicy: enumOf(['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE'], 'Whether HTTP/1.1 connections are upgraded to HTTP/2.'),
+    useClientProtocol: bool('Use the downstream protocol upstream.'),
+    maxConcurrentStreams: int32('Maximum concurrent streams per HTTP/2 connection.'),
+  }),
+});
+
+const outlierDetection = obj({
+  splitExternalLocalOriginErrors: bool('Count local-origin failures separately.'),
+  consecutiveLocalOriginFailures: nullableUint32('Local-origin failures before ejection.'),
+  consecutiveGatewayErrors: nullableUint32('Gateway errors (502, 503, 504) before ejection.'),
+  consecutive5xxErrors: nullableUint32('5xx errors before ejection.'),
+  consecutiveErrors: int32('Deprecated; use consecutive5xxErrors.'),
+  interval: duration('Time between ejection sweeps.'),
+  baseEjectionTime: duration('Minimum ejection duration.'),
+  maxEjectionPercent: int32('Maximum percentage of hosts ejected.'),
+  minHealthPercent: int32('Outlier detection stops below this percentage of healthy hosts.'),
+});
+
+const clientTLS = obj({
+  mode: enumOf(['DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'], 'TLS towards the upstream.'),
+  clientCertificate: str('Path of the client certificate file (MUTUAL).'),
+  privateKey: str('Path of the client private key file (MUTUAL).'),
+  caCertificates: str('Path of the CA bundle used to verify the server.'),
+  caCrl: str('Path of the certificate revocation list.'),
+  credentialName: str('Name of a Secret holding the client certificate, key and CA.'),
+  subjectAltNames: strings('Accepted subject alternative names of the server certificate.'),
+  sni: str('SNI sent to the upstream.'),
+  insecureSkipVerify: nullableBool('Skip verification of the server certificate.'),
+});
+
+const policies = { loadBalancer, connectionPool, outlierDetection, tls: clientTLS };
+
+const trafficPolicy = obj({
+  ...policies,
+  portLevelSettings: arr(obj({ port: portSelector('Port these settings apply to.'), ...policies }), 'Per-port overrides.'),
+  tunnel: obj(
+    {
+      protocol: str('CONNECT or POST.'),
+      targetHost: str('Host of the tunnel destination.'),
+      targetPort: uint32('Port of the tunnel destination.'),
+    },
+    { required: ['targetHost', 'targetPort'] },
+  ),
+  proxyProtocol: obj({ version: enumOf(['V1', 'V2'], 'PROXY protocol version.') }),
+});
+
+const destinationRuleSpec = obj(
+  {
+    host: str('Service the rule applies to (short names resolve in the rule\'s namespace).'),
+    trafficPolicy,
+    subsets: arr(
+      obj(
+        {
+          name: str('Subset name, used in route destinations.'),
+          labels: stringMap('Labels selecting the endpoints of the subset.'),
+          trafficPolicy,
+        },
+        { required: ['name'] },
+      ),
+      'Named groups of endpoints (versions).',
+    ),
+    exportTo: strings('Namespaces this rule is visible in ("." or "*"); default all.'),
+    workloadSelector: obj({ matchLabels: stringMap('Labels of the client workloads the rule applies to.') }),
+  },
+  { required: ['host'] },
+);
+
+// --- CRDs -----------------------------------------------------------------------------------
+
+const AGE = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since the object was created.' };
+
+function crd({ kind, plural, singular, shortName, spec, description, columns }) {
+  const schema = {
+    type: 'object',
+    description,
+    properties: {
+      spec: { description: `Spec of the ${kind}.`, ...spec },
+      status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+    },
+  };
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${plural}.${GROUP}`,
+      labels: { 'app.kubernetes.io/name': 'meshd', 'app.kubernetes.io/component': 'crds' },
+    },
+    spec: {
+      group: GROUP,
+      names: {
+        kind,
+        listKind: `${kind}List`,
+        plural,
+        singular,
+        shortNames: [shortName],
+        categories: ['istio-io', 'networking-istio-io'],
+      },
+      scope: 'Namespaced',
+      versions: VERSIONS.map((name) => ({
+        name,
+        served: true,
+        storage: name === STORAGE_VERSION,
+        ...(columns.length > 0 ? { additionalPrinterColumns: columns } : {}),
+        subresources: { status: {} },
+        schema: { openAPIV3Schema: JSON.parse(JSON.stringify(schema)) },
+      })),
+    },
+  };
+}
+
+const crds = [
+  crd({
+    kind: 'Gateway',
+    plural: 'gateways',
+    singular: 'gateway',
+    shortName: 'gw',
+    spec: gatewaySpec,
+    description: 'A load balancer at the edge of the mesh: ports, protocols and hosts a gateway proxy accepts.',
+    columns: [],
+  }),
+  crd({
+    kind: 'VirtualService',
+    plural: 'virtualservices',
+    singular: 'virtualservice',
+    shortName: 'vs',
+    spec: virtualServiceSpec,
+    description: 'Routing rules for traffic addressed to a set of hosts.',
+    columns: [
+      { name: 'Gateways', type: 'string', jsonPath: '.spec.gateways', description: 'Gateways the routes are applied to.' },
+      { name: 'Hosts', type: 'string', jsonPath: '.spec.hosts', description: 'Destination hosts the routes apply to.' },
+      AGE,
+    ],
+  }),
+  crd({
+    kind: 'DestinationRule',
+    plural: 'destinationrules',
+    singular: 'destinationrule',
+    shortName: 'dr',
+    spec: destinationRuleSpec,
+    description: 'Policies applied to traffic for a service after routing: load balancing, connection pools, outlier detection, TLS, subsets.',
+    columns: [{ name: 'Host', type: 'string', jsonPath: '.spec.host', description: 'Service the rule applies to.' }, AGE],
+  }),
+];
+
+const header = [
+  '# Generated by manifests/tools/gen-crds.mjs; edit that file and run it, not this one.',
+  '# networking.istio.io Gateway, VirtualService and DestinationRule, served at v1 (storage),',
+  '# v1beta1 and v1alpha3 with one structural schema.',
+  '',
+].join('\n');
+const text =
+  header +
+  crds.map((c) => stringify(c, { aliasDuplicateObjects: false, lineWidth: 0 })).join('---\n');
+
+if (process.argv.includes('--check')) {
+  let current = '';
+  try {
+    current = readFileSync(OUT, 'utf8');
+  } catch {
+    // missing: out of date
+  }
+  if (current !== text) {
+    console.error(`${OUT} is out of date: run node manifests/tools/gen-crds.mjs`);
+    process.exit(1);
+  }
+  console.log(`${OUT} is up to date`);
+} else {
+  writeFileSync(OUT, text);
+  console.log(`wrote ${OUT}`);
+}
