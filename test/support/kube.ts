@@ -213,6 +213,13 @@ export interface ApplyOptions {
   token?: string;
 }
 
+export interface PeerApiserver {
+  readonly server: string;
+  /** Like KubeCluster.request, against this apiserver. */
+  request<T = unknown>(method: string, path: string, body?: unknown, token?: string, opts?: RequestOptions): Promise<T>;
+  stop(): Promise<void>;
+}
+
 export interface KubeCluster {
   /** https://127.0.0.1:<port> */
   readonly server: string;
@@ -261,6 +268,11 @@ export interface KubeCluster {
   startEtcd(): Promise<void>;
   /** Waits for /readyz OK (bounded by the start timeout). */
   waitReady(): Promise<void>;
+  /**
+   * A second kube-apiserver on the same etcd (as in an HA control plane), with its own port
+   * and serving certificate: tests change objects through it while the first one is down.
+   */
+  startPeerApiserver(): Promise<PeerApiserver>;
   /** Stops everything and removes the temp dir. */
   stop(): Promise<void>;
   /** The last lines etcd and kube-apiserver printed (default 200 each). */
@@ -446,17 +458,21 @@ export async function startKube(opts: KubeStartOptions = {}): Promise<KubeCluste
 
     let kubeconfigs = 0;
     let stopped = false;
-    const request = async (method: string, path: string, body?: unknown, token?: string, ropts: RequestOptions = {}): Promise<RawResponse> => {
-      const headers: Record<string, string> = { authorization: `Bearer ${token ?? adminToken}`, accept: 'application/json' };
-      let text: string | undefined;
-      if (body !== undefined) {
-        text = typeof body === 'string' ? body : JSON.stringify(body);
-        headers['content-type'] = ropts.contentType ?? (method.toUpperCase() === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
-      }
-      return httpRequest({ method: method.toUpperCase(), url: new URL(path, server), headers, body: text, ca, timeoutMs: ropts.timeoutMs });
-    };
-    const requestJson = async <T>(method: string, path: string, body?: unknown, token?: string, ropts?: RequestOptions): Promise<T> => {
-      const r = await request(method, path, body, token, ropts);
+    const requestTo =
+      (to: string, toCa: string) =>
+      async (method: string, path: string, body?: unknown, token?: string, ropts: RequestOptions = {}): Promise<RawResponse> => {
+        const headers: Record<string, string> = { authorization: `Bearer ${token ?? adminToken}`, accept: 'application/json' };
+        let text: string | undefined;
+        if (body !== undefined) {
+          text = typeof body === 'string' ? body : JSON.stringify(body);
+          headers['content-type'] = ropts.contentType ?? (method.toUpperCase() === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
+        }
+        return httpRequest({ method: method.toUpperCase(), url: new URL(path, to), headers, body: text, ca: toCa, timeoutMs: ropts.timeoutMs });
+      };
+    const jsonFrom =
+      (send: ReturnType<typeof requestTo>) =>
+      async <T>(method: string, path: string, body?: unknown, token?: string, ropts?: RequestOptions): Promise<T> => {
+        const r = await send(method, path, body, token, ropts);
       let parsed: unknown = r.text;
       if (r.text !== '' && (r.headers['content-type'] ?? '').includes('json')) {
         try {
@@ -468,6 +484,8 @@ export async function startKube(opts: KubeStartOptions = {}): Promise<KubeCluste
       if (r.status < 200 || r.status > 299) throw new KubeApiError(method.toUpperCase(), path, r.status, parsed, r.text);
       return parsed as T;
     };
+    const request = requestTo(server, ca);
+    const requestJson = jsonFrom(request);
 
     const cluster: KubeCluster = {
       server,
@@ -529,10 +547,35 @@ export async function startKube(opts: KubeStartOptions = {}): Promise<KubeCluste
         if (apiserver.child !== undefined) await waitApiserver();
       },
       waitReady: () => waitApiserver(),
+      async startPeerApiserver() {
+        const [port] = await distinctFreePorts(1);
+        const peerServer = `https://127.0.0.1:${port}`;
+        const peerCertDir = join(dir, `certs-peer-${port}`);
+        const peer: Proc = {
+          name: 'kube-apiserver-peer',
+          bin: bins.kubeApiserver,
+          log: new LogRing('kube-apiserver-peer'),
+          args: () => apiserver.args().map((a) => (a.startsWith('--secure-port=') ? `--secure-port=${port}` : a.startsWith('--cert-dir=') ? `--cert-dir=${peerCertDir}` : a)),
+        };
+        procs.push(peer);
+        spawnProc(peer);
+        let peerCa: string | undefined;
+        await waitFor(peer, 'ready (/readyz)', startTimeoutMs, async () => {
+          const certFile = join(peerCertDir, 'apiserver.crt');
+          if (peerCa === undefined) {
+            if (!existsSync(certFile)) return false;
+            peerCa = readFileSync(certFile, 'utf8');
+          }
+          const r = await requestTo(peerServer, peerCa)('GET', '/readyz');
+          return r.status === 200;
+        });
+        return { server: peerServer, request: jsonFrom(requestTo(peerServer, peerCa!)), stop: () => stopProc(peer) };
+      },
       async stop() {
         if (stopped) return;
         stopped = true;
-        await stopProc(apiserver);
+        // Apiservers (the first and any peers) before etcd, so etcd exits quickly.
+        for (const p of procs.filter((x) => x !== etcd)) await stopProc(p);
         await stopProc(etcd);
         if (!keepDir) rmSync(dir, { recursive: true, force: true });
       },
