@@ -1,0 +1,863 @@
+// `npm run bench`: meshd at 1000 services x 10 endpoints, with 1000 simulated Envoy
+// sidecars (bench/ads-clients.ts) in one separate process, once over SotW and once
+// over delta xDS. Prints figures (and PASS/MISS against the targets) and writes
+// bench/results/latest.json. Everything runs on loopback and is bounded in time.
+//
+// Knobs (environment): BENCH_SERVICES, BENCH_CLIENTS, BENCH_ENDPOINTS, BENCH_EDS_CHANGES,
+// BENCH_NEW_SERVICES, BENCH_MODES (e.g. "delta"), BENCH_MICRO=0 (skip micro-benchmarks),
+// BENCH_PROFILE=1 (meshd runs with --cpu-prof into bench/results/profiles/).
+import { spawn, fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { request } from 'node:http';
+import { httpText } from '../test/support/meshd.js';
+import { wallNow, type ClientEvent, type Command, type InitialReport, type StatsReport, type WatchReport, type WatchSpec, type XdsProtocol } from './ipc.js';
+import { changedEndpointIP, clusterName, hostname, newServiceSpec, renderService, serviceFile, serviceSpec, writeAtomic, writeMesh, HTTP_PORT } from './mesh-config.js';
+import { clockTicks, fmtBytes, fmtMs, mean, metricValue, percentile, procCpuSeconds, procStatusBytes, systemCpuTicks, table } from './stats.js';
+import { runMicro, type MicroResult } from './micro.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** dist/bench -> repo root */
+const REPO = resolve(here, '..', '..');
+const MESHD_CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
+const CLIENTS_JS = join(here, 'ads-clients.js');
+const LOOP_PROBE_JS = join(here, 'loop-probe.js');
+const RESULTS = join(REPO, 'bench', 'results');
+
+const num = (name: string, dflt: number): number => {
+  const v = Number(process.env[name]);
+  return process.env[name] && Number.isFinite(v) ? v : dflt;
+};
+
+const CFG = {
+  services: num('BENCH_SERVICES', 1000),
+  endpoints: num('BENCH_ENDPOINTS', 10),
+  clients: num('BENCH_CLIENTS', 1000),
+  perChannel: 50,
+  flowWindow: 4 * 1024 * 1024,
+  edsChanges: num('BENCH_EDS_CHANGES', 20),
+  newServices: num('BENCH_NEW_SERVICES', 5),
+  modes: (process.env.BENCH_MODES ?? 'sotw,delta').split(',').map((s) => s.trim()).filter(Boolean) as XdsProtocol[],
+  micro: process.env.BENCH_MICRO !== '0',
+  profile: process.env.BENCH_PROFILE === '1',
+  initialTimeoutMs: 60_000,
+  edsTimeoutMs: 10_000,
+  serviceTimeoutMs: 30_000,
+  /** Whole run; phases are skipped (and reported as such) to stay within it. */
+  deadlineMs: 5 * 60_000,
+  /** Longest one scenario (SotW or delta) may take, so that one slow mode cannot starve the other. */
+  scenarioMs: 135_000,
+};
+
+const TARGETS = {
+  deltaEdsP99Ms: 200,
+  initialSyncMs: 10_000,
+  serverRssBytes: 500 * 1024 * 1024,
+};
+
+const log = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---- child processes: always killed on the way out ------------------------------------------
+
+const children = new Set<ChildProcess>();
+function track(c: ChildProcess): ChildProcess {
+  children.add(c);
+  c.once('exit', () => children.delete(c));
+  return c;
+}
+function killChildren(): void {
+  for (const c of children) if (c.exitCode === null && c.pid) c.kill('SIGKILL');
+}
+process.on('exit', killChildren);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    killChildren();
+    process.exit(130);
+  });
+}
+
+async function stopChild(c: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 8000): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  await new Promise<void>((res) => {
+    const timer = setTimeout(() => c.kill('SIGKILL'), graceMs);
+    c.once('exit', () => {
+      clearTimeout(timer);
+      res();
+    });
+    c.kill(signal);
+  });
+}
+
+// ---- meshd --------------------------------------------------------------------------------
+
+interface Meshd {
+  proc: ChildProcess;
+  pid: number;
+  grpcPort: number;
+  monitoringPort: number;
+  warnings: () => string[];
+  /** Stage records from meshd's debug log: end of a config reload, start of a push (Date.now() ms). */
+  stages: { msg: 'config directory loaded' | 'pushing'; at: number; rec: Record<string, unknown> }[];
+  /** Event-loop stalls of meshd (bench/loop-probe.ts), JSON lines. */
+  probeFile: string;
+}
+
+/** meshd's event-loop stalls overlapping [from, to] (Date.now() ms): the longest and the sum. */
+function loopStalls(m: Meshd, from: number, to: number): { maxMs: number; totalMs: number } {
+  let maxMs = 0;
+  let totalMs = 0;
+  if (!existsSync(m.probeFile)) return { maxMs, totalMs };
+  for (const line of readFileSync(m.probeFile, 'utf8').split('\n')) {
+    if (!line) continue;
+    const r = JSON.parse(line) as { at: number; ms: number };
+    if (r.at < from || r.at - r.ms > to) continue;
+    maxMs = Math.max(maxMs, r.ms);
+    totalMs += r.ms;
+  }
+  return { maxMs, totalMs };
+}
+
+async function startMeshd(configDir: string, profileDir?: string): Promise<Meshd> {
+  // Not in the config dir: meshd watches that, and every write would trigger a reload.
+  const probeFile = join(tmpdir(), `meshd-bench-loop-${process.pid}-${Date.now()}.jsonl`);
+  const args = [
+    ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+    '--import',
+    pathToFileURL(LOOP_PROBE_JS).href,
+    MESHD_CLI,
+    'serve',
+    '--config-dir',
+    configDir,
+    '--grpc-addr',
+    '127.0.0.1:0',
+    '--monitoring-addr',
+    '127.0.0.1:0',
+    // debug: "meshd serving" (info) has the ports; the only debug records are one per config
+    // reload and one per push, which time the server's stages. Info adds one line per proxy connect.
+    '--log-level',
+    'debug',
+  ];
+  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_LOOP_PROBE_FILE: probeFile, BENCH_LOOP_PROBE_MIN_MS: '20' } }));
+  const warnings: string[] = [];
+  const stages: Meshd['stages'] = [];
+  let partial = '';
+  let serving: ((r: Record<string, unknown>) => void) | undefined;
+  let loaded: Record<string, unknown> | undefined;
+  const onData = (chunk: Buffer): void => {
+    partial += chunk.toString('utf8');
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        if (line.trim()) warnings.push(line.slice(0, 300));
+        continue;
+      }
+      if (rec.msg === 'meshd serving') serving?.(rec);
+      else if (rec.msg === 'configuration loaded') loaded = rec;
+      else if (rec.msg === 'config directory loaded' || rec.msg === 'pushing') stages.push({ msg: rec.msg, at: Date.parse(String(rec.time)), rec });
+      else if (rec.level === 'warn' || rec.level === 'error' || rec.level === 'fatal') {
+        if (warnings.length < 50) warnings.push(`${String(rec.level)}: ${String(rec.msg)} ${JSON.stringify({ ...rec, msg: undefined, level: undefined, time: undefined, pid: undefined })}`.slice(0, 400));
+      }
+    }
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const rec = await new Promise<Record<string, unknown>>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`meshd did not start within 60s: ${warnings.join('\n')}`)), 60_000);
+    serving = (r) => {
+      clearTimeout(timer);
+      res(r);
+    };
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`meshd exited with ${code} before serving: ${warnings.join('\n')}`));
+    });
+  });
+  const port = (v: unknown): number => Number(String(v).split(':').pop());
+  const m: Meshd = { proc, pid: proc.pid!, grpcPort: port(rec.grpc), monitoringPort: port(rec.monitoring), warnings: () => warnings, stages, probeFile };
+  // "meshd serving" may come before the configuration is loaded: wait for /ready, then check what it loaded.
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const r = await httpText(m.monitoringPort, '/ready').catch(() => ({ status: 0, body: '' }));
+    if (r.status === 200) break;
+    if (Date.now() > until || proc.exitCode !== null) throw new Error(`meshd not ready within 60 s: ${warnings.join('\n')}`);
+    await sleep(50);
+  }
+  const services = metricValue(await scrape(m), 'pilot_services');
+  if (services !== CFG.services) throw new Error(`meshd serves ${services} services, expected ${CFG.services}${loaded ? ` (${JSON.stringify(loaded)})` : ''}`);
+  return m;
+}
+
+/** GET /metrics. The timeout is long: an answer delayed by a blocked event loop still counts (and resets the lag maximum). */
+function scrape(m: Meshd, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port: m.monitoringPort, path: '/metrics', timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(res.statusCode === 200 ? body : ''));
+      res.on('error', () => resolve(''));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(''));
+    req.end();
+  });
+}
+
+/** Waits until the process has used < 5% of a core over 200 ms (or `maxMs` passed). */
+async function waitIdle(pid: number, maxMs = 5000): Promise<void> {
+  const end = Date.now() + maxMs;
+  let prev = procCpuSeconds(pid);
+  while (Date.now() < end) {
+    await sleep(200);
+    const cur = procCpuSeconds(pid);
+    if (!(cur - prev > 0.01)) return;
+    prev = cur;
+  }
+}
+
+// ---- per-phase resource accounting ---------------------------------------------------------
+
+export interface PhaseStats {
+  phase: string;
+  seconds: number;
+  serverCpuSec: number;
+  clientCpuSec: number;
+  /** CPU used by processes other than meshd, the clients and this orchestrator (cores, average). */
+  otherCpuCores: number;
+  /** Highest meshd VmRSS seen (sampled every 100 ms). */
+  serverPeakRssBytes: number;
+  /** From meshd's /metrics, polled every 250 ms: highest V8 heap used and Buffer (external) memory. */
+  serverPeakHeapBytes: number;
+  serverPeakExternalBytes: number;
+  /** From bench/loop-probe.ts: the longest event-loop stall, and the sum of stalls >= 20 ms. */
+  serverMaxStallMs: number;
+  serverStalledMs: number;
+}
+
+/** Splits a scenario into phases and records, per phase, CPU of each party and meshd's peak RSS. */
+class PhaseSampler {
+  readonly phases: PhaseStats[] = [];
+  private cur: { name: string; t0: number; srv: number; cli: number; own: number; sys: number; peak: number; heap: number; ext: number } | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private readonly metricsTimer: NodeJS.Timeout;
+  private scraping = false;
+  clientPid: number | undefined;
+
+  constructor(private readonly meshd: Meshd) {
+    this.timer = setInterval(() => {
+      const rss = procStatusBytes(this.meshd.pid, 'VmRSS');
+      if (this.cur && rss > this.cur.peak) this.cur.peak = rss;
+    }, 100);
+    this.timer.unref();
+    this.metricsTimer = setInterval(() => {
+      if (this.scraping) return;
+      this.scraping = true;
+      void scrape(this.meshd)
+        .then((text) => this.observe(text))
+        .finally(() => (this.scraping = false));
+    }, 250);
+    this.metricsTimer.unref();
+  }
+
+  private observe(text: string): void {
+    const c = this.cur;
+    if (!c || !text) return;
+    c.heap = Math.max(c.heap, metricValue(text, 'nodejs_heap_size_used_bytes'));
+    c.ext = Math.max(c.ext, metricValue(text, 'nodejs_external_memory_bytes'));
+  }
+
+  private snap(): { t0: number; srv: number; cli: number; own: number; sys: number } {
+    const u = process.cpuUsage();
+    return {
+      t0: Date.now(),
+      srv: procCpuSeconds(this.meshd.pid),
+      cli: this.clientPid ? procCpuSeconds(this.clientPid) : 0,
+      own: (u.user + u.system) / 1e6,
+      sys: systemCpuTicks().busy / clockTicks(),
+    };
+  }
+
+  phase(name: string | undefined): void {
+    const now = this.snap();
+    if (this.cur) {
+      const c = this.cur;
+      const seconds = (now.t0 - c.t0) / 1000;
+      const srv = now.srv - c.srv;
+      const cli = now.cli - c.cli;
+      const other = now.sys - c.sys - srv - cli - (now.own - c.own);
+      this.phases.push({
+        phase: c.name,
+        seconds,
+        serverCpuSec: srv,
+        clientCpuSec: cli,
+        otherCpuCores: seconds > 0 ? Math.max(0, other / seconds) : 0,
+        serverPeakRssBytes: Math.max(c.peak, procStatusBytes(this.meshd.pid, 'VmRSS')),
+        serverPeakHeapBytes: c.heap,
+        serverPeakExternalBytes: c.ext,
+        ...((st) => ({ serverMaxStallMs: st.maxMs, serverStalledMs: st.totalMs }))(loopStalls(this.meshd, c.t0, now.t0)),
+      });
+    }
+    this.cur = name === undefined ? undefined : { name, ...now, peak: 0, heap: 0, ext: 0 };
+  }
+
+  stop(): void {
+    this.phase(undefined);
+    clearInterval(this.timer);
+    clearInterval(this.metricsTimer);
+  }
+}
+
+// ---- the client process -------------------------------------------------------------------
+
+class ClientProcess {
+  readonly proc: ChildProcess;
+  private waiters: { pred: (e: ClientEvent) => boolean; resolve: (e: ClientEvent) => void }[] = [];
+  fatal: string | undefined;
+
+  constructor(profileDir?: string) {
+    this.proc = track(
+      fork(CLIENTS_JS, [], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        execArgv: ['--max-old-space-size=4096', ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
+      }),
+    );
+    this.proc.on('message', (e: ClientEvent) => {
+      if (e.ev === 'fatal') {
+        this.fatal = e.message;
+        log(`client process: ${e.message}`);
+      }
+      const hit = this.waiters.filter((w) => w.pred(e));
+      this.waiters = this.waiters.filter((w) => !hit.includes(w));
+      for (const w of hit) w.resolve(e);
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  send(c: Command): void {
+    this.proc.send(c);
+  }
+
+  /** The next event matching `pred`; undefined after `timeoutMs`. */
+  wait<T extends ClientEvent>(pred: (e: ClientEvent) => e is T, timeoutMs: number): Promise<T | undefined> {
+    return new Promise((res) => {
+      const w = {
+        pred,
+        resolve: (e: ClientEvent) => {
+          clearTimeout(timer);
+          res(e as T);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        res(undefined);
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  async request<T extends ClientEvent>(c: Command, pred: (e: ClientEvent) => e is T, timeoutMs = 15_000): Promise<T> {
+    const p = this.wait(pred, timeoutMs);
+    this.send(c);
+    const r = await p;
+    if (!r) throw new Error(`client process did not answer ${c.cmd} within ${timeoutMs} ms${this.fatal ? `: ${this.fatal}` : ''}`);
+    return r;
+  }
+
+  /** Asks the process to close its streams and exit (writing its CPU profile, if any); kills it after 5 s. */
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise<boolean>((res) => {
+      const timer = setTimeout(() => res(false), 5000);
+      this.proc.once('exit', () => {
+        clearTimeout(timer);
+        res(true);
+      });
+    });
+    if (this.proc.connected) this.send({ cmd: 'stop' });
+    if (!(await exited)) await stopChild(this.proc, 'SIGKILL', 1000);
+  }
+}
+
+const is =
+  <K extends ClientEvent['ev']>(ev: K, id?: number) =>
+  (e: ClientEvent): e is Extract<ClientEvent, { ev: K }> =>
+    e.ev === ev && (id === undefined || (e as { id?: number }).id === id);
+
+// ---- one scenario -------------------------------------------------------------------------
+
+interface ChangeSample {
+  id: number;
+  what: string;
+  /** Per client: ms from the file write to the client having the change (null: never). */
+  latencies: (number | null)[];
+  firstMs: number;
+  lastMs: number;
+  bytesPerClient: number[];
+  messagesPerClient: number[];
+  byType: Record<string, number>;
+  parts?: { cds: (number | null)[]; eds: (number | null)[]; rds: (number | null)[] };
+  serverCpuSec: number;
+  /** From meshd's debug log, ms after the write: the reload that saw the change ended; the push began. */
+  reloadedMs: number;
+  pushStartMs: number;
+  /** meshd's event-loop stalls between the write and the collection of results. */
+  maxStallMs: number;
+}
+
+interface ChangeSummary {
+  changes: number;
+  samples: number;
+  missed: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Per change: the first client's latency (file write -> first client), median over changes. */
+  firstClientP50Ms: number;
+  /** Per change: last - first client, median over changes: the fan-out. */
+  spreadP50Ms: number;
+  bytesPerClientP50: number;
+  bytesPerClientMax: number;
+  responsesPerClientP50: number;
+  responsesByType: Record<string, number>;
+  serverCpuPerChangeSec: number;
+  /** Medians over changes, from the file write: meshd finished re-reading the config; meshd began the push. */
+  reloadedP50Ms: number;
+  pushStartP50Ms: number;
+  /** Medians over changes: from the push start to the first client, and to the p99 client. */
+  pushToFirstP50Ms: number;
+  pushToP99P50Ms: number;
+  /** Median over changes of meshd's longest event-loop stall. */
+  maxStallP50Ms: number;
+  perType?: Record<string, { p50Ms: number; p99Ms: number }>;
+  perChange: { what: string; firstMs: number; p50Ms: number; p99Ms: number; maxMs: number; bytesPerClient: number }[];
+}
+
+function summarize(samples: ChangeSample[]): ChangeSummary {
+  const all = samples.flatMap((s) => s.latencies);
+  const bytes = samples.flatMap((s) => s.bytesPerClient);
+  const byType: Record<string, number> = {};
+  for (const s of samples) for (const [k, v] of Object.entries(s.byType)) byType[k] = (byType[k] ?? 0) + v / Math.max(1, s.latencies.length) / samples.length;
+  const out: ChangeSummary = {
+    changes: samples.length,
+    samples: all.length,
+    missed: all.filter((x) => x === null).length,
+    p50Ms: percentile(all, 50),
+    p99Ms: percentile(all, 99),
+    maxMs: percentile(all, 100),
+    firstClientP50Ms: percentile(samples.map((s) => s.firstMs), 50),
+    spreadP50Ms: percentile(samples.map((s) => s.lastMs - s.firstMs), 50),
+    bytesPerClientP50: percentile(bytes, 50),
+    bytesPerClientMax: percentile(bytes, 100),
+    responsesPerClientP50: percentile(samples.flatMap((s) => s.messagesPerClient), 50),
+    responsesByType: byType,
+    serverCpuPerChangeSec: mean(samples.map((s) => s.serverCpuSec)),
+    reloadedP50Ms: percentile(samples.map((s) => s.reloadedMs), 50),
+    pushStartP50Ms: percentile(samples.map((s) => s.pushStartMs), 50),
+    pushToFirstP50Ms: percentile(samples.map((s) => s.firstMs - s.pushStartMs), 50),
+    pushToP99P50Ms: percentile(samples.map((s) => percentile(s.latencies, 99) - s.pushStartMs), 50),
+    maxStallP50Ms: percentile(samples.map((s) => s.maxStallMs), 50),
+    perChange: samples.map((s) => ({ what: s.what, firstMs: s.firstMs, p50Ms: percentile(s.latencies, 50), p99Ms: percentile(s.latencies, 99), maxMs: percentile(s.latencies, 100), bytesPerClient: percentile(s.bytesPerClient, 50) })),
+  };
+  if (samples[0]?.parts) {
+    out.perType = {};
+    for (const t of ['cds', 'eds', 'rds'] as const) {
+      const xs = samples.flatMap((s) => s.parts![t]);
+      out.perType[t] = { p50Ms: percentile(xs, 50), p99Ms: percentile(xs, 99) };
+    }
+  }
+  return out;
+}
+
+interface ScenarioResult {
+  mode: XdsProtocol;
+  error?: string;
+  initial?: {
+    allSyncedMs: number;
+    p50Ms: number;
+    p99Ms: number;
+    synced: number;
+    edsClustersPerClient: number;
+    routesPerClient: number;
+    bytesPerClient: number;
+    responsesPerClient: number;
+    serverCpuSec: number;
+    clientCpuSec: number;
+  };
+  endpointChange?: ChangeSummary;
+  newService?: ChangeSummary;
+  server?: { peakRssBytes: number; cpuSec: number; startupCpuSec: number; warnings: string[] };
+  clientProcess?: StatsReport;
+  metrics?: Record<string, number>;
+  phases?: PhaseStats[];
+  /** On a failed initial sync: what meshd's /debug/syncz says, per type and status. */
+  syncz?: Record<string, number>;
+}
+
+function serverMetrics(before: string, after: string): Record<string, number> {
+  const d = (name: string, labels = ''): number => metricValue(after, name, labels) - metricValue(before, name, labels);
+  const ratio = (a: number, b: number): number => (b > 0 ? a / b : NaN);
+  return {
+    edsPushes: d('pilot_push_triggers', 'type="endpoint"'),
+    configPushes: d('pilot_push_triggers', 'type="config"'),
+    edsFanoutMeanMs: ratio(d('pilot_xds_push_time_sum', 'type="eds"'), d('pilot_xds_push_time_count', 'type="eds"')) * 1000,
+    fullFanoutMeanMs: ratio(d('pilot_xds_push_time_sum', 'type="full"'), d('pilot_xds_push_time_count', 'type="full"')) * 1000,
+    debounceMeanMs: ratio(d('pilot_debounce_time_sum'), d('pilot_debounce_time_count')) * 1000,
+    convergenceToAckMeanMs: ratio(d('pilot_proxy_convergence_time_sum'), d('pilot_proxy_convergence_time_count')) * 1000,
+    edsResponses: d('pilot_xds_pushes', 'type="eds"'),
+    edsResponseMeanBytes: ratio(d('pilot_xds_config_size_bytes_sum', 'type="eds"'), d('pilot_xds_config_size_bytes_count', 'type="eds"')),
+    cdsResponses: d('pilot_xds_pushes', 'type="cds"'),
+    ldsResponses: d('pilot_xds_pushes', 'type="lds"'),
+    rdsResponses: d('pilot_xds_pushes', 'type="rds"'),
+    expiredNonces: d('pilot_xds_expired_nonce'),
+    rejects: d('pilot_total_xds_rejects'),
+  };
+}
+
+async function measureChange(
+  m: Meshd,
+  cp: ClientProcess,
+  watch: WatchSpec,
+  what: string,
+  write: () => void,
+  timeoutMs: number,
+): Promise<ChangeSample> {
+  await cp.request({ cmd: 'arm', watch }, is('armed', watch.id));
+  const cpu0 = procCpuSeconds(m.pid);
+  const done = cp.wait(is('watchDone', watch.id), timeoutMs);
+  const stage0 = m.stages.length;
+  const t0 = wallNow();
+  const d0 = Date.now();
+  write();
+  const ok = await done;
+  // Anything else the change causes (a second response, ACK handling) settles first.
+  await sleep(150);
+  await waitIdle(m.pid, 3000);
+  const rep: WatchReport = await cp.request({ cmd: 'collect', id: watch.id }, is('collected', watch.id));
+  const lat = rep.doneAt.map((t) => (t === null ? null : t - t0));
+  const got = lat.filter((x): x is number => x !== null);
+  if (!ok) log(`    ${what}: only ${got.length}/${lat.length} clients within ${timeoutMs} ms`);
+  const rel = (xs: (number | null)[]): (number | null)[] => xs.map((t) => (t === null ? null : t - t0));
+  const later = m.stages.slice(stage0);
+  const loaded = later.find((x) => x.msg === 'config directory loaded' && Number(x.rec.changes) > 0);
+  const pushing = later.find((x) => x.msg === 'pushing' && (!loaded || x.at >= loaded.at));
+  return {
+    id: watch.id,
+    what,
+    latencies: lat,
+    firstMs: got.length ? Math.min(...got) : Infinity,
+    lastMs: got.length === lat.length && got.length ? Math.max(...got) : Infinity,
+    bytesPerClient: rep.bytes,
+    messagesPerClient: rep.messages,
+    byType: rep.byType,
+    ...(watch.kind === 'service' ? { parts: { cds: rel(rep.cdsAt), eds: rel(rep.edsAt), rds: rel(rep.rdsAt) } } : {}),
+    serverCpuSec: procCpuSeconds(m.pid) - cpu0,
+    maxStallMs: loopStalls(m, d0, Date.now()).maxMs,
+    reloadedMs: loaded ? loaded.at - d0 : NaN,
+    pushStartMs: pushing ? pushing.at - d0 : NaN,
+  };
+}
+
+/** Counts of (type, status) over every connection in /debug/syncz, e.g. "eds SYNCED". */
+async function syncz(m: Meshd): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  try {
+    const body = JSON.parse((await httpText(m.monitoringPort, '/debug/syncz')).body) as { types: Record<string, { status: string }> }[];
+    out.connections = body.length;
+    for (const c of body) for (const [t, v] of Object.entries(c.types)) out[`${t} ${v.status}`] = (out[`${t} ${v.status}`] ?? 0) + 1;
+  } catch (err) {
+    out[`error: ${String(err)}`] = 1;
+  }
+  return out;
+}
+
+async function scenario(mode: XdsProtocol, deadline: number): Promise<ScenarioResult> {
+  const result: ScenarioResult = { mode };
+  const dir = mkdtempSync(join(tmpdir(), `meshd-bench-${mode}-`));
+  let meshd: Meshd | undefined;
+  let cp: ClientProcess | undefined;
+  let sampler: PhaseSampler | undefined;
+  let startupCpu = NaN;
+  const profileDir = CFG.profile ? join(RESULTS, 'profiles', mode) : undefined;
+  try {
+    log(`[${mode}] writing ${CFG.services} services x ${CFG.endpoints} endpoints to ${dir}`);
+    writeMesh(dir, CFG.services, CFG.endpoints);
+    const t0 = Date.now();
+    meshd = await startMeshd(dir, profileDir);
+    startupCpu = procCpuSeconds(meshd.pid);
+    log(`[${mode}] meshd pid ${meshd.pid} serving on 127.0.0.1:${meshd.grpcPort} after ${Date.now() - t0} ms (${startupCpu.toFixed(1)} s CPU)`);
+    sampler = new PhaseSampler(meshd);
+    sampler.phase('idle after start');
+    await sleep(1000);
+    const m0 = await scrape(meshd);
+
+    // ---- initial sync ----
+    cp = new ClientProcess(profileDir ? join(profileDir, 'clients') : undefined);
+    sampler.clientPid = cp.pid;
+    sampler.phase('initial sync');
+    const cpu0 = procCpuSeconds(meshd.pid);
+    const started = await cp.request(
+      { cmd: 'start', address: `127.0.0.1:${meshd.grpcPort}`, clients: CFG.clients, protocol: mode, perChannel: CFG.perChannel, flowWindow: CFG.flowWindow },
+      is('started'),
+      30_000,
+    );
+    log(`[${mode}] ${CFG.clients} clients connecting over ${Math.ceil(CFG.clients / CFG.perChannel)} channels`);
+    const done = await cp.wait(is('initialDone'), Math.min(CFG.initialTimeoutMs, deadline - Date.now()));
+    const initial: InitialReport = await cp.request({ cmd: 'initial' }, is('initial'));
+    const fullRel = initial.fullAt.map((t) => (t === null ? null : t - started.at));
+    const synced = fullRel.filter((x) => x !== null).length;
+    const cpuInitial = procCpuSeconds(meshd.pid) - cpu0;
+    const clientCpu = procCpuSeconds(cp.pid);
+    result.initial = {
+      allSyncedMs: done ? done.at - started.at : Infinity,
+      p50Ms: percentile(fullRel, 50),
+      p99Ms: percentile(fullRel, 99),
+      synced,
+      edsClustersPerClient: initial.edsClusters,
+      routesPerClient: initial.routes,
+      bytesPerClient: mean(initial.bytes),
+      responsesPerClient: mean(initial.messages),
+      serverCpuSec: cpuInitial,
+      clientCpuSec: clientCpu,
+    };
+    log(`[${mode}] initial sync: ${synced}/${CFG.clients} clients, all by ${fmtMs(result.initial.allSyncedMs)}; server ${cpuInitial.toFixed(1)} s CPU, clients ${clientCpu.toFixed(1)} s CPU`);
+    if (!done) {
+      result.syncz = await syncz(meshd);
+      log(`[${mode}] meshd /debug/syncz: ${JSON.stringify(result.syncz)}`);
+      throw new Error(`only ${synced}/${CFG.clients} clients had their full config after ${CFG.initialTimeoutMs} ms`);
+    }
+    sampler.phase('settle after initial sync');
+    await waitIdle(meshd.pid, 10_000);
+
+    // ---- endpoint changes ----
+    const m1 = await scrape(meshd);
+    sampler.phase('endpoint changes');
+    const eds: ChangeSample[] = [];
+    for (let k = 0; k < CFG.edsChanges && Date.now() < deadline - 25_000; k++) {
+      const svc = (k * 37 + 5) % CFG.services;
+      const spec = serviceSpec(svc, CFG.endpoints);
+      const ip = changedEndpointIP(k);
+      spec.endpoints[0] = ip;
+      const s = await measureChange(meshd, cp, { id: k, kind: 'eds', cluster: clusterName(spec.name), needle: ip }, `endpoint ${spec.name}`, () => writeAtomic(dir, serviceFile(spec.name), renderService(spec)), CFG.edsTimeoutMs);
+      eds.push(s);
+      log(`[${mode}]   endpoint change ${k + 1}/${CFG.edsChanges} (${spec.name}): first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client`);
+    }
+    result.endpointChange = summarize(eds);
+    const m2 = await scrape(meshd);
+
+    // ---- new services ----
+    sampler.phase('new services');
+    const svcs: ChangeSample[] = [];
+    for (let k = 0; k < CFG.newServices && Date.now() < deadline - 20_000; k++) {
+      const spec = newServiceSpec(k, CFG.endpoints);
+      const s = await measureChange(
+        meshd,
+        cp,
+        { id: 1000 + k, kind: 'service', cluster: clusterName(spec.name), host: hostname(spec.name), route: String(HTTP_PORT) },
+        `new service ${spec.name}`,
+        () => writeAtomic(dir, serviceFile(spec.name), renderService(spec)),
+        CFG.serviceTimeoutMs,
+      );
+      svcs.push(s);
+      log(`[${mode}]   new service ${k + 1}/${CFG.newServices}: first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client, server ${s.serverCpuSec.toFixed(1)} s CPU`);
+    }
+    if (svcs.length) result.newService = summarize(svcs);
+    const m3 = await scrape(meshd);
+    sampler.phase(undefined);
+    result.metrics = {
+      ...Object.fromEntries(Object.entries(serverMetrics(m0, m1)).map(([k, v]) => [`initial.${k}`, v])),
+      ...Object.fromEntries(Object.entries(serverMetrics(m1, m2)).map(([k, v]) => [`endpointChanges.${k}`, v])),
+      ...Object.fromEntries(Object.entries(serverMetrics(m2, m3)).map(([k, v]) => [`newServices.${k}`, v])),
+    };
+  } catch (err) {
+    result.error = String(err instanceof Error ? err.message : err);
+    log(`[${mode}] FAILED: ${result.error}`);
+  } finally {
+    sampler?.stop();
+    if (sampler) result.phases = sampler.phases;
+    if (cp) {
+      try {
+        result.clientProcess = await cp.request({ cmd: 'stats' }, is('stats'), 5000);
+        if (result.clientProcess.errors) log(`[${mode}] client stream errors: ${result.clientProcess.errors} (${result.clientProcess.errorSamples.join('; ')})`);
+      } catch (err) {
+        log(`[${mode}] no stats from the client process: ${String(err)}`);
+      }
+    }
+    if (meshd) result.server = { peakRssBytes: procStatusBytes(meshd.pid, 'VmHWM'), cpuSec: procCpuSeconds(meshd.pid), startupCpuSec: startupCpu, warnings: meshd.warnings().slice(0, 20) };
+    if (cp) await cp.stop();
+    if (meshd) await stopChild(meshd.proc, 'SIGTERM', profileDir ? 20_000 : 8000);
+    if (meshd) rmSync(meshd.probeFile, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+// ---- report -------------------------------------------------------------------------------
+
+function verdict(ok: boolean | undefined): string {
+  return ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS';
+}
+
+function report(results: ScenarioResult[], micro: MicroResult[]): string {
+  const by = (mode: XdsProtocol): ScenarioResult | undefined => results.find((r) => r.mode === mode);
+  const modes: XdsProtocol[] = ['sotw', 'delta'];
+  const col = (f: (r: ScenarioResult) => string): string[] => modes.map((md) => {
+    const r = by(md);
+    try {
+      return r ? f(r) : 'not run';
+    } catch {
+      return 'n/a';
+    }
+  });
+  const rows: string[][] = [];
+  const row = (label: string, f: (r: ScenarioResult) => string, target = '', status = ''): void => {
+    rows.push([label, ...col(f), target, status]);
+  };
+  const delta = by('delta');
+  const initialOk = (r?: ScenarioResult): boolean | undefined => (r?.initial ? r.initial.allSyncedMs < TARGETS.initialSyncMs : undefined);
+  const rssOk = (r?: ScenarioResult): boolean | undefined => (r?.server ? r.server.peakRssBytes < TARGETS.serverRssBytes : undefined);
+  const both = (f: (r?: ScenarioResult) => boolean | undefined): string =>
+    modes.map((md) => `${md} ${verdict(f(by(md)))}`).join(', ');
+
+  row('1. initial sync: all clients have full config', (r) => fmtMs(r.initial!.allSyncedMs), '< 10 s', both(initialOk));
+  row('   per client: p50 / p99', (r) => `${fmtMs(r.initial!.p50Ms)} / ${fmtMs(r.initial!.p99Ms)}`);
+  row('   clients synced', (r) => `${r.initial!.synced}/${CFG.clients}`);
+  row('   bytes per client (initial)', (r) => fmtBytes(r.initial!.bytesPerClient));
+  row('   server CPU during initial sync', (r) => `${r.initial!.serverCpuSec.toFixed(1)} s`);
+  row('   client-process CPU during initial sync', (r) => `${r.initial!.clientCpuSec.toFixed(1)} s`);
+  row('2. endpoint change p50', (r) => fmtMs(r.endpointChange!.p50Ms));
+  row('   endpoint change p99', (r) => fmtMs(r.endpointChange!.p99Ms), '< 200 ms (delta)', delta?.endpointChange ? `delta ${verdict(delta.endpointChange.p99Ms < TARGETS.deltaEdsP99Ms)}` : 'n/a');
+  row('   endpoint change max', (r) => fmtMs(r.endpointChange!.maxMs));
+  row('   stage: write -> meshd re-read the config dir', (r) => fmtMs(r.endpointChange!.reloadedP50Ms));
+  row('   stage: write -> push starts (+debounce, snapshot)', (r) => fmtMs(r.endpointChange!.pushStartP50Ms));
+  row('   stage: push start -> first client / p99 client', (r) => `${fmtMs(r.endpointChange!.pushToFirstP50Ms)} / ${fmtMs(r.endpointChange!.pushToP99P50Ms)}`);
+  row('   first -> last client (median of changes)', (r) => fmtMs(r.endpointChange!.spreadP50Ms));
+  row('   server fan-out, pilot_xds_push_time (mean)', (r) => fmtMs(r.metrics!['endpointChanges.edsFanoutMeanMs']!));
+  row('   meshd longest event-loop stall per change (median)', (r) => fmtMs(r.endpointChange!.maxStallP50Ms));
+  row('   samples (changes x clients), missed', (r) => `${r.endpointChange!.changes}x${CFG.clients}, ${r.endpointChange!.missed}`);
+  row('3. new service p50 (CDS+EDS+RDS)', (r) => fmtMs(r.newService!.p50Ms));
+  row('   new service p99', (r) => fmtMs(r.newService!.p99Ms));
+  row('   new service p99: CDS / EDS / RDS', (r) => ['cds', 'eds', 'rds'].map((t) => fmtMs(r.newService!.perType![t]!.p99Ms)).join(' / '));
+  row('   stage: write -> push starts', (r) => fmtMs(r.newService!.pushStartP50Ms));
+  row('   stage: push start -> first client / p99 client', (r) => `${fmtMs(r.newService!.pushToFirstP50Ms)} / ${fmtMs(r.newService!.pushToP99P50Ms)}`);
+  row('   server fan-out, pilot_xds_push_time (mean)', (r) => fmtMs(r.metrics!['newServices.fullFanoutMeanMs']!));
+  row('   meshd longest event-loop stall per change (median)', (r) => fmtMs(r.newService!.maxStallP50Ms));
+  row('   bytes per client per new service', (r) => fmtBytes(r.newService!.bytesPerClientP50));
+  row('   server CPU per new service', (r) => `${r.newService!.serverCpuPerChangeSec.toFixed(2)} s`);
+  row('4. bytes per client per endpoint change (p50, gRPC messages)', (r) => fmtBytes(r.endpointChange!.bytesPerClientP50), 'a few hundred B');
+  row('   bytes per client per endpoint change (max)', (r) => fmtBytes(r.endpointChange!.bytesPerClientMax));
+  row('   responses per client per endpoint change', (r) => String(r.endpointChange!.responsesPerClientP50));
+  row('   server CPU per endpoint change', (r) => `${r.endpointChange!.serverCpuPerChangeSec.toFixed(2)} s`);
+  row('5. server peak RSS (VmHWM)', (r) => fmtBytes(r.server!.peakRssBytes), '< 500 MiB', both(rssOk));
+  row('   server CPU, whole run', (r) => `${r.server!.cpuSec.toFixed(1)} s`);
+  row('   client process peak RSS / CPU', (r) => `${fmtBytes(r.clientProcess!.maxRssBytes)} / ${((r.clientProcess!.cpuUserMs + r.clientProcess!.cpuSystemMs) / 1000).toFixed(1)} s`);
+  row('   stream errors, NACKs, expired nonces', (r) => `${r.clientProcess!.errors}, ${(r.metrics!['initial.rejects']! + r.metrics!['endpointChanges.rejects']! + r.metrics!['newServices.rejects']!)}, ${(r.metrics!['initial.expiredNonces']! + r.metrics!['endpointChanges.expiredNonces']! + r.metrics!['newServices.expiredNonces']!)}`);
+
+  const parts: string[] = [];
+  parts.push(`meshd benchmark: ${CFG.services} services x ${CFG.endpoints} endpoints, ${CFG.clients} ADS clients (${CFG.perChannel} streams/channel), debounce 100 ms (default)`);
+  parts.push('');
+  parts.push(table(['figure', 'SotW', 'delta', 'target', 'status'], rows));
+  for (const r of results) if (r.error) parts.push(`\n${r.mode}: ERROR: ${r.error}`);
+  const phaseRows = results.flatMap((r) =>
+    (r.phases ?? []).map((p) => [
+      `${r.mode}: ${p.phase}`,
+      `${p.seconds.toFixed(1)} s`,
+      `${p.serverCpuSec.toFixed(1)} s`,
+      `${p.clientCpuSec.toFixed(1)} s`,
+      p.otherCpuCores.toFixed(2),
+      fmtBytes(p.serverPeakRssBytes),
+      fmtBytes(p.serverPeakHeapBytes),
+      fmtBytes(p.serverPeakExternalBytes),
+      fmtMs(p.serverMaxStallMs),
+      fmtMs(p.serverStalledMs),
+    ]),
+  );
+  if (phaseRows.length) {
+    parts.push('');
+    parts.push('Per phase: CPU of meshd, of the client process and of unrelated processes (cores) on this 2-core machine; meshd peaks (RSS; V8 heap and Buffer memory from /metrics every 250 ms); meshd event-loop stalls (longest, and total of stalls >= 20 ms):');
+    parts.push(table(['phase', 'wall', 'meshd CPU', 'clients CPU', 'other cores', 'RSS', 'heap used', 'buffers', 'longest stall', 'stalled'], phaseRows));
+  }
+  if (micro.length) {
+    parts.push('');
+    parts.push('In-process micro-benchmarks (src/ modules, no network):');
+    parts.push(table(['stage', 'value'], micro.map((x) => [x.label, x.unit === 'ms' ? fmtMs(x.value) : x.unit === 'bytes' ? fmtBytes(x.value) : `${Math.round(x.value * 100) / 100} ${x.unit}`])));
+  }
+  return parts.join('\n');
+}
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  const deadline = began + CFG.deadlineMs;
+  const hard = setTimeout(() => {
+    log(`bench: hard deadline (${CFG.deadlineMs / 1000} s) exceeded; killing children`);
+    killChildren();
+    process.exit(3);
+  }, CFG.deadlineMs + 90_000);
+  hard.unref();
+  mkdirSync(RESULTS, { recursive: true });
+
+  let micro: MicroResult[] = [];
+  if (CFG.micro) {
+    log('micro-benchmarks (in-process)...');
+    try {
+      micro = await runMicro({ services: CFG.services, endpoints: CFG.endpoints, connections: CFG.clients, log });
+    } catch (err) {
+      log(`micro-benchmarks failed: ${String(err instanceof Error ? err.stack : err)}`);
+    }
+  }
+  const results: ScenarioResult[] = [];
+  for (const mode of CFG.modes) {
+    if (Date.now() > deadline - 60_000) {
+      results.push({ mode, error: 'skipped: out of time' });
+      continue;
+    }
+    results.push(await scenario(mode, Math.min(deadline, Date.now() + CFG.scenarioMs)));
+  }
+  const text = report(results, micro);
+  process.stdout.write(`\n${text}\n`);
+  let commit = '';
+  try {
+    commit = execFileSync('git', ['-C', REPO, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    /* not a checkout */
+  }
+  const json = {
+    date: new Date().toISOString(),
+    commit,
+    node: process.version,
+    durationSec: Math.round((Date.now() - began) / 1000),
+    config: CFG,
+    targets: {
+      deltaEndpointChangeP99: { targetMs: TARGETS.deltaEdsP99Ms, valueMs: results.find((r) => r.mode === 'delta')?.endpointChange?.p99Ms ?? null },
+      initialSync: Object.fromEntries(results.map((r) => [r.mode, { targetMs: TARGETS.initialSyncMs, valueMs: r.initial?.allSyncedMs ?? null }])),
+      serverRss: Object.fromEntries(results.map((r) => [r.mode, { targetBytes: TARGETS.serverRssBytes, valueBytes: r.server?.peakRssBytes ?? null }])),
+    },
+    scenarios: results,
+    micro,
+    table: text,
+  };
+  const file = join(RESULTS, 'latest.json');
+  writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
+  log(`\nwrote ${file} (${json.durationSec} s)`);
+  const failed = results.some((r) => r.error);
+  clearTimeout(hard);
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((err: unknown) => {
+  log(`bench failed: ${String(err instanceof Error ? err.stack : err)}`);
+  killChildren();
+  process.exit(1);
+});
