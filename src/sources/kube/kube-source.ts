@@ -131,8 +131,8 @@ export class KubeSource {
       this.o.backoff,
       (event) => {
         if (event === 'error') metrics?.informerRestarts.inc({ kind: k.kind });
+        else if (event === 'synced') metrics?.informerSynced.set({ kind: k.kind }, 1);
         else if (event !== 'resync') eventCounter?.inc({ type: k.kind, event });
-        metrics?.informerSynced.set({ kind: k.kind }, inf.stats.synced ? 1 : 0);
       },
     );
     metrics?.informerSynced.set({ kind: k.kind }, 0);

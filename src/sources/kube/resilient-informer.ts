@@ -48,7 +48,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     private readonly handlers: InformerHandlers<T>,
     private readonly log: Logger,
     private readonly backoff: BackoffPolicy = DEFAULT_BACKOFF,
-    private readonly onEvent?: (event: 'add' | 'update' | 'delete' | 'error' | 'resync') => void,
+    private readonly onEvent?: (event: 'add' | 'update' | 'delete' | 'error' | 'resync' | 'synced') => void,
   ) {}
 
   start(): void {
@@ -110,6 +110,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       const waiters = this.syncedWaiters;
       this.syncedWaiters = [];
       for (const w of waiters) w();
+      this.onEvent?.('synced');
       this.log.info({ path: this.path, objects: lw.list().length }, 'informer synced');
     } else {
       this.log.info({ path: this.path, objects: lw.list().length }, 'informer relisted');
