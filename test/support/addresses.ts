@@ -17,7 +17,7 @@ export function testAddresses(count: number): string[] {
   try {
     for (const a of wanted) if (!present.has(a)) execFileSync('ip', ['addr', 'add', `${a}/32`, 'dev', INTERFACE], { stdio: 'pipe' });
   } catch (err) {
-    throw new Error(`cannot create test addresses on ${INTERFACE} (needs root and iproute2; run npm run provision): ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+    throw new Error(`cannot create test addresses on ${INTERFACE} (needs root and iproute2; run npm run provision): ${String((err as { stderr?: Buffer }).stderr ?? err)}`, { cause: err });
   }
   return wanted;
 }

@@ -92,7 +92,7 @@ export function loadFiles(dir: string, cache?: Map<string, CachedFile>): Map<str
     const name = relative(dir, file) || file;
     seen.add(name);
     let text: string;
-    let stamp = '';
+    let stamp: string;
     try {
       const st = statSync(file);
       stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
