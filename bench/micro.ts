@@ -104,7 +104,7 @@ export async function runMicro(o: { services: number; endpoints: number; connect
     const encTimes: number[] = [];
     for (let k = 0; k < 20; k++) {
       t = process.hrtime.bigint();
-      encodeDiscoveryResponse({ versionInfo: 'v', typeUrl: TypeUrl.Cluster, nonce: 'n', resources: cds.map((e) => e.any), controlPlane: 'meshd' });
+      encodeDiscoveryResponse({ versionInfo: 'v', typeUrl: TypeUrl.Cluster, nonce: 'n', framedResources: cds.map((e) => e.sotwFramed()), controlPlane: 'meshd' });
       encTimes.push(ms(t));
     }
     add('sotwCdsFrameMs', 'frame one SotW CDS response (per proxy, per push)', median(encTimes));

@@ -25,6 +25,8 @@ export interface ControlPlaneOptions {
   domain: string;
   debounceMs: number;
   debounceMaxMs: number;
+  /** Quiet time when only endpoints changed. */
+  debounceEndpointsMs?: number;
   log: Logger;
   pushConcurrency?: number;
 }
@@ -61,6 +63,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     domain: o.domain,
     debounceMs: o.debounceMs,
     debounceMaxMs: o.debounceMaxMs,
+    debounceEndpointsMs: o.debounceEndpointsMs ?? o.debounceMs,
     push: (req) => ads.push(req),
     metrics,
     log: log.child({ component: 'push' }),

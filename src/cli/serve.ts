@@ -26,10 +26,11 @@ export function serveCommand(): Command {
     .addOption(new Option('--domain <domain>', 'cluster DNS domain').env('MESHD_DOMAIN').default('cluster.local'))
     .addOption(new Option('--debounce-after <duration>', 'quiet time after a change before pushing').env('MESHD_DEBOUNCE_AFTER').default(100).argParser(duration('--debounce-after')))
     .addOption(new Option('--debounce-max <duration>', 'longest a change waits while changes keep coming').env('MESHD_DEBOUNCE_MAX').default(1000).argParser(duration('--debounce-max')))
+    .addOption(new Option('--debounce-endpoints <duration>', 'quiet time when only endpoints changed (their pushes are incremental)').env('MESHD_DEBOUNCE_ENDPOINTS').default(50).argParser(duration('--debounce-endpoints')))
     .addOption(new Option('--push-concurrency <n>', 'proxies pushed to at once').env('MESHD_PUSH_CONCURRENCY').default(100).argParser((v) => Number(v)))
     .addOption(new Option('--log-level <level>', 'trace, debug, info, warn or error').env('MESHD_LOG_LEVEL').default('info'))
     .addOption(new Option('--log-format <format>', 'json or text').env('MESHD_LOG_FORMAT').choices(['json', 'text']).default('json'))
-    .action(async (o: { configDir: string; kubeconfig?: string; grpcAddr: string; monitoringAddr: string; domain: string; debounceAfter: number; debounceMax: number; pushConcurrency: number; logLevel: string; logFormat: 'json' | 'text' }) => {
+    .action(async (o: { configDir: string; kubeconfig?: string; grpcAddr: string; monitoringAddr: string; domain: string; debounceAfter: number; debounceMax: number; debounceEndpoints: number; pushConcurrency: number; logLevel: string; logFormat: 'json' | 'text' }) => {
       const log = createLogger({ level: o.logLevel, format: o.logFormat });
       const inPod = process.env.KUBERNETES_SERVICE_HOST !== undefined && existsSync(SERVICE_ACCOUNT_TOKEN);
       const dirGiven = cmd.getOptionValueSource('configDir') !== 'default';
@@ -47,6 +48,7 @@ export function serveCommand(): Command {
         domain: o.domain,
         debounceMs: o.debounceAfter,
         debounceMaxMs: Math.max(o.debounceMax, o.debounceAfter),
+        debounceEndpointsMs: o.debounceEndpoints,
         pushConcurrency: o.pushConcurrency,
         log,
       });

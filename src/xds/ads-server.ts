@@ -46,19 +46,17 @@ type Call = grpc.ServerDuplexStream<Buffer, Buffer>;
 
 function sinkFor(call: Call): StreamSink {
   return {
+    // grpc-js counts buffered messages, not bytes, so write()'s return value says little:
+    // wait for the message to be handed to the transport before the next one is built.
     write(bytes: Buffer): Promise<void> {
       return new Promise((resolve) => {
         if (call.destroyed || call.writableEnded) return resolve();
-        if (call.write(bytes)) resolve();
-        else {
-          const done = (): void => {
-            call.off('drain', done);
-            call.off('close', done);
-            resolve();
-          };
-          call.once('drain', done);
-          call.once('close', done);
-        }
+        const done = (): void => {
+          call.off('close', done);
+          resolve();
+        };
+        call.once('close', done);
+        call.write(bytes, done);
       });
     },
   };

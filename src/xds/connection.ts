@@ -6,7 +6,7 @@ import { PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../translate/types.js';
 import { emptyLoadAssignment } from '../translate/endpoints.js';
 import type { CachedResource } from './resource-cache.js';
 import type { ConfigGenerator, PushRequest, ResourceMap } from './generator.js';
-import { TypeWatch } from './watch.js';
+import { SetFingerprint, TypeWatch } from './watch.js';
 import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse, type DecodedStatus } from './wire.js';
 
 export type Protocol = 'sotw' | 'delta';
@@ -34,6 +34,30 @@ interface PendingPush {
 }
 
 let connectionCounter = 0;
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function byResourceName(a: CachedResource, b: CachedResource): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** The framed bytes of a whole (immutable) resource set and its fingerprint, built once per set. */
+const wildcardBlocks = new WeakMap<ResourceMap, { version: string; block: Buffer }>();
+function wildcardBlock(all: ResourceMap): { version: string; block: Buffer } {
+  let b = wildcardBlocks.get(all);
+  if (!b) {
+    const fp = new SetFingerprint();
+    const sorted = [...all.values()].sort(byResourceName);
+    for (const e of sorted) fp.toggle(e);
+    b = { version: fp.toString(), block: Buffer.concat(sorted.map((e) => e.sotwFramed())) };
+    wildcardBlocks.set(all, b);
+  }
+  return b;
+}
 
 export class Connection {
   readonly id: string;
@@ -108,10 +132,13 @@ export class Connection {
       }
       if (nonce) this.recordAck(w, type, nonce, versionInfo);
     }
+    // Most requests are ACKs repeating the last list of names: compare without allocating.
+    if (w.requested && sameList(names, w.lastNames)) return false;
     const wildcard = WILDCARD_TYPES.has(type) && (names.length === 0 || names.includes('*'));
     const next = new Set(names.filter((n) => n !== '*'));
     const changed = !w.requested || wildcard !== w.wildcard || next.size !== w.names.size || [...next].some((n) => !w.names.has(n));
     w.requested = true;
+    w.lastNames = names;
     if (!changed) return false;
     w.wildcard = wildcard;
     w.names.clear();
@@ -256,7 +283,7 @@ export class Connection {
     const held = deferRemovals && removals.length > 0;
     if (upserts.length === 0 && removals.length === 0 && !force) return { held: false, updated };
     if (upserts.length === 0 && held && !force) return { held: true, updated };
-    upserts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    upserts.sort(byResourceName);
     if (this.protocol === 'delta') await this.sendDelta(w, upserts, held ? [] : removals, since);
     else await this.sendSotw(w, all, upserts, held ? [] : removals, since);
     return { held, updated };
@@ -267,25 +294,33 @@ export class Connection {
     for (const n of removals) w.recordSent(n, undefined);
     const version = w.fingerprint.toString();
     if (w.nack && w.nack.version === version && upserts.length > 0) return; // the proxy rejected exactly this; do not loop
-    let body: CachedResource[];
+    let framed: Buffer[];
+    let count: number;
     if (WILDCARD_TYPES.has(w.typeUrl)) {
-      // Listeners and clusters: every response carries the whole set.
-      body = [];
-      for (const [name, entry] of w.sent) {
-        if (typeof entry !== 'string') body.push(entry);
-        else {
-          const e = all.get(name);
+      // Listeners and clusters: every response carries the whole set. Proxies of one
+      // class usually hold exactly their class's set, whose bytes are built once.
+      const shared = wildcardBlock(all);
+      if (w.sent.size === all.size && shared.version === version) {
+        framed = [shared.block];
+        count = all.size;
+      } else {
+        const body: CachedResource[] = [];
+        for (const [name, entry] of w.sent) {
+          const e = typeof entry !== 'string' ? entry : all.get(name);
           if (e) body.push(e);
         }
+        body.sort(byResourceName);
+        framed = body.map((e) => e.sotwFramed());
+        count = body.length;
       }
-      body.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     } else {
-      body = upserts;
+      framed = upserts.map((e) => e.sotwFramed());
+      count = upserts.length;
     }
     const nonce = this.nextNonce();
-    const bytes = encodeDiscoveryResponse({ versionInfo: version, typeUrl: w.typeUrl, nonce, resources: body.map((e) => e.any), controlPlane: this.controlPlaneId });
+    const bytes = encodeDiscoveryResponse({ versionInfo: version, typeUrl: w.typeUrl, nonce, framedResources: framed, controlPlane: this.controlPlaneId });
     this.noteSent(w, nonce, version, since);
-    this.hooks.onSent(this, w.typeUrl, bytes.length, body.length);
+    this.hooks.onSent(this, w.typeUrl, bytes.length, count);
     await this.sink.write(bytes);
   }
 
@@ -298,7 +333,7 @@ export class Connection {
       systemVersionInfo: version,
       typeUrl: w.typeUrl,
       nonce,
-      resources: upserts.map((e) => e.deltaBytes()),
+      framedResources: upserts.map((e) => e.deltaFramed()),
       removed: removals,
       controlPlane: this.controlPlaneId,
     });

@@ -137,12 +137,14 @@ export function structToJson(struct: unknown): Record<string, unknown> {
 }
 
 function valueToJson(v: unknown): unknown {
-  const val = v as Record<string, unknown>;
+  const val = v as Record<string, unknown> | null | undefined;
   if (val == null) return null;
-  if ('stringValue' in val) return val.stringValue;
-  if ('numberValue' in val) return val.numberValue;
-  if ('boolValue' in val) return val.boolValue;
-  if ('structValue' in val) return structToJson(val.structValue);
-  if ('listValue' in val) return ((val.listValue as { values?: unknown[] }).values ?? []).map(valueToJson);
+  // A decoded message names its set oneof member in `kind`; a plain object just has it.
+  const set = (name: string): boolean => (typeof val.kind === 'string' ? val.kind === name : Object.prototype.hasOwnProperty.call(val, name) && val[name] != null);
+  if (set('stringValue')) return val.stringValue;
+  if (set('numberValue')) return val.numberValue;
+  if (set('boolValue')) return val.boolValue;
+  if (set('structValue')) return structToJson(val.structValue);
+  if (set('listValue')) return ((val.listValue as { values?: unknown[] }).values ?? []).map(valueToJson);
   return null;
 }

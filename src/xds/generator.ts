@@ -3,6 +3,7 @@
 // share one translation; endpoints are shared by all and rebuilt only where they changed.
 import type { MeshSnapshot, SnapshotDelta } from '../model/mesh.js';
 import { resolveIdentity, type IdentityResolution, type Proxy } from '../model/proxy.js';
+import { labelsKey } from '../model/labels.js';
 import { outboundClusters } from '../translate/clusters.js';
 import { serviceLoadAssignments } from '../translate/endpoints.js';
 import { translateContext, proxyContext, type ProxyContext } from '../translate/index.js';
@@ -34,6 +35,8 @@ export class ConfigGenerator {
   private sharedClusters: EnvoyResource[] = [];
   private readonly eds = new Map<string, CachedResource>();
   private readonly views = new Map<string, ProxyResources>();
+  /** Proxy contexts by everything they depend on, until the next full update. */
+  private readonly contexts = new Map<string, ProxyContext>();
 
   get snapshot(): MeshSnapshot | undefined {
     return this.snapshot_;
@@ -72,6 +75,7 @@ export class ConfigGenerator {
       this.configVersion++;
       this.sharedClusters = outboundClusters(s);
       this.views.clear();
+      this.contexts.clear();
     }
     return { full: delta.full, edsNames, since, reason };
   }
@@ -84,7 +88,15 @@ export class ConfigGenerator {
 
   context(proxy: Proxy): ProxyContext {
     if (!this.snapshot_) throw new Error('no snapshot yet');
-    return proxyContext(this.snapshot_, this.identify(proxy).proxy);
+    const p = this.identify(proxy).proxy;
+    // Contexts depend on the proxy's role, namespace, labels, IPs and metadata, and on services.
+    const key = [p.type, p.namespace, p.generator, String(p.metadata.INTERCEPTION_MODE ?? ''), labelsKey(p.labels), p.instanceIps.join(',')].join('|');
+    let ctx = this.contexts.get(key);
+    if (!ctx) {
+      ctx = proxyContext(this.snapshot_, p);
+      this.contexts.set(key, ctx);
+    }
+    return ctx.proxy === p ? ctx : { ...ctx, proxy: p };
   }
 
   /** The resources for a proxy of this context's class, translated once per class and config version. */

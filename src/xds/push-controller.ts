@@ -26,6 +26,8 @@ export interface PushControllerOptions {
   debounceMs: number;
   /** Longest a change waits while changes keep coming (ms). */
   debounceMaxMs: number;
+  /** Quiet time when only endpoints changed (ms): those pushes are small and incremental. Defaults to debounceMs. */
+  debounceEndpointsMs?: number;
   push: (req: PushRequest) => void;
   metrics?: Metrics;
   log: Logger;
@@ -79,7 +81,8 @@ export class PushController {
     this.pending.push(...changes);
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     const waited = this.clock.now() - this.firstAt;
-    const delay = Math.max(0, Math.min(this.o.debounceMs, this.o.debounceMaxMs - waited));
+    const quiet = this.pending.every((c) => c.kind === 'EndpointSlice') ? (this.o.debounceEndpointsMs ?? this.o.debounceMs) : this.o.debounceMs;
+    const delay = Math.max(0, Math.min(quiet, this.o.debounceMaxMs - waited));
     this.timer = this.clock.setTimeout(() => this.flush(), delay);
   }
 

@@ -41,8 +41,10 @@ export class PushQueue<T extends Flushable> {
       this.queued.delete(item);
       if (item.closed) continue;
       this.running.add(item);
-      item
-        .flush()
+      // Start each flush on its own turn of the event loop, so a push to thousands of
+      // proxies lets requests, timers and sockets in between.
+      new Promise<void>((resolve) => setImmediate(resolve))
+        .then(() => item.flush())
         .catch((err: unknown) => this.onError(item, err))
         .finally(() => {
           this.running.delete(item);

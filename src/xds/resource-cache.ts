@@ -2,7 +2,7 @@
 // encoded once per distinct content; its version is a hash of that content.
 import { createHash } from 'node:crypto';
 import { encodeEnvoyJson } from './envoy-json.js';
-import { encodeAny, encodeDeltaResource } from './wire.js';
+import { encodeAny, encodeDeltaResource, frameDeltaResource, frameSotwResource } from './wire.js';
 import type { EnvoyResource, TypeUrl } from '../translate/types.js';
 
 export interface CachedResource {
@@ -16,10 +16,16 @@ export interface CachedResource {
   readonly body: Record<string, unknown>;
   /** The delta `Resource` wrapper, made on first use. */
   deltaBytes(): Buffer;
+  /** The Any framed as a DiscoveryResponse `resources` field, made on first use. */
+  sotwFramed(): Buffer;
+  /** The delta Resource framed as a DeltaDiscoveryResponse `resources` field, made on first use. */
+  deltaFramed(): Buffer;
 }
 
 class Entry implements CachedResource {
   private delta: Buffer | undefined;
+  private sotwField: Buffer | undefined;
+  private deltaField: Buffer | undefined;
   constructor(
     readonly typeUrl: TypeUrl,
     readonly name: string,
@@ -30,6 +36,14 @@ class Entry implements CachedResource {
   deltaBytes(): Buffer {
     this.delta ??= encodeDeltaResource(this.name, this.version, this.any);
     return this.delta;
+  }
+  sotwFramed(): Buffer {
+    this.sotwField ??= frameSotwResource(this.any);
+    return this.sotwField;
+  }
+  deltaFramed(): Buffer {
+    this.deltaField ??= frameDeltaResource(this.deltaBytes());
+    return this.deltaField;
   }
 }
 

@@ -64,6 +64,8 @@ export class TypeWatch {
   /** The change time of the oldest push not yet acknowledged, for convergence metrics. */
   pendingSince = 0;
   requested = false;
+  /** SotW: the resource names of the last request, as sent. */
+  lastNames: readonly string[] = [];
 
   constructor(readonly typeUrl: TypeUrl) {}
 

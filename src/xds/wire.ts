@@ -45,7 +45,7 @@ export function encodeAny(typeUrl: string, value: Uint8Array): Buffer {
   const w = protobuf.Writer.create();
   w.uint32(tag(f.type_url!)).string(typeUrl);
   w.uint32(tag(f.value!)).bytes(value);
-  return Buffer.from(w.finish());
+  return w.finish() as Buffer;
 }
 
 /** A delta `Resource{name, version, resource: Any}` from an already-encoded Any. */
@@ -55,7 +55,7 @@ export function encodeDeltaResource(name: string, version: string, anyBytes: Uin
   w.uint32(tag(f.version!)).string(version);
   w.uint32(tag(f.resource!)).bytes(anyBytes);
   w.uint32(tag(f.name!)).string(name);
-  return Buffer.from(w.finish());
+  return w.finish() as Buffer;
 }
 
 function controlPlane(identifier: string): Uint8Array {
@@ -64,46 +64,64 @@ function controlPlane(identifier: string): Uint8Array {
   return w.finish();
 }
 
+/** Length-delimited field bytes: tag, length, payload. */
+function lengthDelimited(fieldId: number, payload: Uint8Array): Buffer {
+  const w = protobuf.Writer.create();
+  w.uint32(tag(fieldId)).uint32(payload.length);
+  const head = w.finish();
+  const out = Buffer.allocUnsafe(head.length + payload.length);
+  out.set(head, 0);
+  out.set(payload, head.length);
+  return out;
+}
+
+function stringField(fieldId: number, value: string): Buffer {
+  return lengthDelimited(fieldId, Buffer.from(value, 'utf8'));
+}
+
+/** An encoded Any as the `resources` field of a DiscoveryResponse, ready to concatenate. */
+export function frameSotwResource(anyBytes: Uint8Array): Buffer {
+  return lengthDelimited(fields().response.resources!, anyBytes);
+}
+
+/** An encoded delta Resource as the `resources` field of a DeltaDiscoveryResponse. */
+export function frameDeltaResource(resourceBytes: Uint8Array): Buffer {
+  return lengthDelimited(fields().delta.resources!, resourceBytes);
+}
+
 export interface SotwResponse {
   versionInfo: string;
   typeUrl: string;
   nonce: string;
-  /** Encoded Any messages. */
-  resources: readonly Uint8Array[];
+  /** Resources already framed by frameSotwResource, or one block of them. */
+  framedResources: readonly Buffer[];
   controlPlane?: string;
 }
 
 export function encodeDiscoveryResponse(r: SotwResponse): Buffer {
   const f = fields().response;
-  const w = protobuf.Writer.create();
-  w.uint32(tag(f.version_info!)).string(r.versionInfo);
-  for (const res of r.resources) w.uint32(tag(f.resources!)).bytes(res);
-  w.uint32(tag(f.type_url!)).string(r.typeUrl);
-  w.uint32(tag(f.nonce!)).string(r.nonce);
-  if (r.controlPlane) w.uint32(tag(f.control_plane!)).bytes(controlPlane(r.controlPlane));
-  return Buffer.from(w.finish());
+  const parts: Buffer[] = [stringField(f.version_info!, r.versionInfo), ...r.framedResources, stringField(f.type_url!, r.typeUrl), stringField(f.nonce!, r.nonce)];
+  if (r.controlPlane) parts.push(lengthDelimited(f.control_plane!, controlPlane(r.controlPlane)));
+  return Buffer.concat(parts);
 }
 
 export interface DeltaResponse {
   systemVersionInfo: string;
   typeUrl: string;
   nonce: string;
-  /** Encoded delta Resource messages. */
-  resources: readonly Uint8Array[];
+  /** Resources already framed by frameDeltaResource. */
+  framedResources: readonly Buffer[];
   removed: readonly string[];
   controlPlane?: string;
 }
 
 export function encodeDeltaDiscoveryResponse(r: DeltaResponse): Buffer {
   const f = fields().delta;
-  const w = protobuf.Writer.create();
-  w.uint32(tag(f.system_version_info!)).string(r.systemVersionInfo);
-  for (const res of r.resources) w.uint32(tag(f.resources!)).bytes(res);
-  w.uint32(tag(f.type_url!)).string(r.typeUrl);
-  for (const name of r.removed) w.uint32(tag(f.removed_resources!)).string(name);
-  w.uint32(tag(f.nonce!)).string(r.nonce);
-  if (r.controlPlane) w.uint32(tag(f.control_plane!)).bytes(controlPlane(r.controlPlane));
-  return Buffer.from(w.finish());
+  const parts: Buffer[] = [stringField(f.system_version_info!, r.systemVersionInfo), ...r.framedResources, stringField(f.type_url!, r.typeUrl)];
+  for (const name of r.removed) parts.push(stringField(f.removed_resources!, name));
+  parts.push(stringField(f.nonce!, r.nonce));
+  if (r.controlPlane) parts.push(lengthDelimited(f.control_plane!, controlPlane(r.controlPlane)));
+  return Buffer.concat(parts);
 }
 
 export interface DecodedStatus {
@@ -132,14 +150,14 @@ export interface DeltaDiscoveryRequest {
 
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: false, arrays: true, objects: true };
 
+// Requests are read straight from the decoded message (no toObject copy): a SotW ACK
+// can carry thousands of resource names.
 export function decodeDiscoveryRequest(buf: Uint8Array): DiscoveryRequest {
-  const t = messageType('envoy.service.discovery.v3.DiscoveryRequest');
-  return t.toObject(t.decode(buf), TO_OBJECT) as DiscoveryRequest;
+  return messageType('envoy.service.discovery.v3.DiscoveryRequest').decode(buf) as unknown as DiscoveryRequest;
 }
 
 export function decodeDeltaDiscoveryRequest(buf: Uint8Array): DeltaDiscoveryRequest {
-  const t = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
-  return t.toObject(t.decode(buf), TO_OBJECT) as DeltaDiscoveryRequest;
+  return messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest').decode(buf) as unknown as DeltaDiscoveryRequest;
 }
 
 export function encodeMessage(typeName: string, obj: Record<string, unknown>): Buffer {

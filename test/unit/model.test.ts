@@ -178,3 +178,26 @@ describe('mesh snapshot', () => {
     assert.equal(calls, 0);
   });
 });
+
+describe('file source reloads', () => {
+  it('re-parses only the files that changed and keeps the others\' objects as they were', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { FileSource } = await import('../../src/sources/file/file-source.js');
+    const { silentLogger } = await import('../../src/util/log.js');
+    const dir = mkdtempSync(join(tmpdir(), 'meshd-unit-'));
+    writeFileSync(join(dir, 'a.yaml'), serviceYaml({ name: 'a', ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.0.0.1' }] }));
+    writeFileSync(join(dir, 'b.yaml'), serviceYaml({ name: 'b', ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.0.0.2' }] }));
+    const store = new ConfigStore();
+    const fs = new FileSource({ dir, store, log: silentLogger });
+    fs.reload();
+    const a = store.get('Service', 'default', 'a');
+    const changes: ConfigChange[] = [];
+    store.onChange((c) => changes.push(...c));
+    writeFileSync(join(dir, 'b.yaml'), serviceYaml({ name: 'b', ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.0.0.9' }] }));
+    fs.reload(new Set(['b.yaml']));
+    assert.equal(store.get('Service', 'default', 'a'), a, 'untouched file: same object');
+    assert.deepEqual(changes.map((c) => `${c.kind}/${c.name}`), ['EndpointSlice/b-slice']);
+  });
+});

@@ -36,12 +36,12 @@ class FakeClock implements Clock {
   }
 }
 
-function setup(debounceMs = 100, debounceMaxMs = 1000) {
+function setup(debounceMs = 100, debounceMaxMs = 1000, debounceEndpointsMs?: number) {
   const store = new ConfigStore();
   const clock = new FakeClock();
   const pushes: PushRequest[] = [];
   const generator = new ConfigGenerator();
-  const ctl = new PushController({ store, generator, domain: 'cluster.local', debounceMs, debounceMaxMs, push: (r) => pushes.push(r), log: silentLogger, clock });
+  const ctl = new PushController({ store, generator, domain: 'cluster.local', debounceMs, debounceMaxMs, ...(debounceEndpointsMs !== undefined ? { debounceEndpointsMs } : {}), push: (r) => pushes.push(r), log: silentLogger, clock });
   const load = (yaml: string): void => void store.replaceSource('t', parseYamlText(yaml, 't.yaml').objects);
   return { store, clock, pushes, generator, ctl, load };
 }
@@ -89,6 +89,20 @@ describe('push controller', () => {
     clock.advance(200);
     assert.equal(pushes.at(-1)!.full, true);
     assert.ok(pushes.at(-1)!.edsNames.has('outbound|80||b.default.svc.cluster.local'));
+  });
+
+  it('uses the shorter endpoint debounce only while every pending change is an endpoint change', () => {
+    const { clock, pushes, ctl, load } = setup(100, 1000, 20);
+    load(svc('10.0.0.1'));
+    ctl.start();
+    load(svc('10.0.0.2'));
+    clock.advance(25);
+    assert.equal(pushes.length, 1, 'endpoint-only change pushed after 20 ms');
+    load(svc('10.0.0.2') + '---\n' + svc('10.0.0.5', 'b'));
+    clock.advance(25);
+    assert.equal(pushes.length, 1, 'a service change waits for the full debounce');
+    clock.advance(100);
+    assert.equal(pushes.length, 2);
   });
 
   it('does not push when a change leaves the endpoints as they were', () => {

@@ -16,7 +16,7 @@ describe('hand-framed xDS responses decode as the real messages', () => {
   const b = cache.intern(TypeUrl.Cluster, { name: 'b', body: { name: 'b', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } } } });
 
   it('DiscoveryResponse', () => {
-    const bytes = encodeDiscoveryResponse({ versionInfo: 'v1', typeUrl: TypeUrl.Cluster, nonce: 'n1', resources: [a.any, b.any], controlPlane: 'meshd' });
+    const bytes = encodeDiscoveryResponse({ versionInfo: 'v1', typeUrl: TypeUrl.Cluster, nonce: 'n1', framedResources: [a.sotwFramed(), b.sotwFramed()], controlPlane: 'meshd' });
     const r = decodeMessage<{ version_info: string; type_url: string; nonce: string; resources: AnyMsg[]; control_plane: { identifier: string } }>('envoy.service.discovery.v3.DiscoveryResponse', bytes);
     assert.equal(r.version_info, 'v1');
     assert.equal(r.nonce, 'n1');
@@ -29,7 +29,7 @@ describe('hand-framed xDS responses decode as the real messages', () => {
   });
 
   it('DeltaDiscoveryResponse', () => {
-    const bytes = encodeDeltaDiscoveryResponse({ systemVersionInfo: 's', typeUrl: TypeUrl.Cluster, nonce: 'n2', resources: [a.deltaBytes()], removed: ['gone'] });
+    const bytes = encodeDeltaDiscoveryResponse({ systemVersionInfo: 's', typeUrl: TypeUrl.Cluster, nonce: 'n2', framedResources: [a.deltaFramed()], removed: ['gone'] });
     const r = decodeMessage<{ resources: { name: string; version: string; resource: AnyMsg }[]; removed_resources: string[]; nonce: string }>('envoy.service.discovery.v3.DeltaDiscoveryResponse', bytes);
     assert.equal(r.nonce, 'n2');
     assert.deepEqual(r.removed_resources, ['gone']);

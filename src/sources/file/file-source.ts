@@ -85,12 +85,18 @@ interface CachedFile {
  * Reads every YAML file under `dir`. With a `cache`, a file whose size, mtime and
  * text are unchanged reuses its earlier parse (and so the same object values).
  */
-export function loadFiles(dir: string, cache?: Map<string, CachedFile>): Map<string, FileLoad> {
+export function loadFiles(dir: string, cache?: Map<string, CachedFile>, changed?: ReadonlySet<string>): Map<string, FileLoad> {
   const out = new Map<string, FileLoad>();
   const seen = new Set<string>();
   for (const file of yamlFiles(dir)) {
     const name = relative(dir, file) || file;
     seen.add(name);
+    // When the watcher named the files that changed, the others are not even stat'ed.
+    const known = changed && !changed.has(name) ? cache?.get(name) : undefined;
+    if (known) {
+      out.set(name, known.load);
+      continue;
+    }
     let text: string;
     let stamp: string;
     try {
@@ -176,6 +182,8 @@ export interface FileSourceOptions {
 export class FileSource {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Files named by watch events since the last reload; undefined when an event named none. */
+  private changedFiles: Set<string> | undefined = new Set();
   private lastProblems = new Set<string>();
   private readonly lastGood = { byFile: new Map<string, MeshObject[]>(), byKey: new Map<string, MeshObject>() };
   private readonly parsed = new Map<string, CachedFile>();
@@ -190,7 +198,11 @@ export class FileSource {
   /** Loads the directory into the store and starts watching it. */
   start(): DirectoryLoad {
     const r = this.reload();
-    this.watcher = watch(this.o.dir, { recursive: false }, () => this.scheduleReload());
+    this.watcher = watch(this.o.dir, { recursive: true }, (_event, filename) => {
+      if (filename && !String(filename).split('/').some((part) => part.startsWith('.'))) this.changedFiles?.add(String(filename));
+      else if (!filename) this.changedFiles = undefined;
+      this.scheduleReload();
+    });
     this.watcher.on('error', (err) => this.o.log.error({ dir: this.o.dir, err: String(err) }, 'watching the config directory failed'));
     return r;
   }
@@ -204,16 +216,19 @@ export class FileSource {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      const changed = this.changedFiles;
+      this.changedFiles = new Set();
       try {
-        this.reload();
+        this.reload(changed);
       } catch (err) {
         this.o.log.error({ dir: this.o.dir, err: String(err) }, 'reloading the config directory failed; keeping the last good config');
       }
-    }, this.o.settleMs ?? 20);
+    }, this.o.settleMs ?? 10);
   }
 
-  reload(): DirectoryLoad {
-    const files = loadFiles(this.o.dir, this.parsed);
+  /** Re-reads the directory; `changed` names the only files that may differ (all when undefined). */
+  reload(changed?: ReadonlySet<string>): DirectoryLoad {
+    const files = loadFiles(this.o.dir, this.parsed, changed);
     const r = mergeFiles(this.o.dir, files, this.lastGood);
     for (const [file, f] of files) if (!f.syntaxError) this.lastGood.byFile.set(file, f.objects);
     for (const file of [...this.lastGood.byFile.keys()]) if (!files.has(file)) this.lastGood.byFile.delete(file);
