@@ -56,7 +56,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const metrics = new Metrics();
   const store = new ConfigStore();
   const generator = new ConfigGenerator();
-  const ads = new AdsServer({ generator, metrics, log: log.child({ component: 'ads' }), pushConcurrency: o.pushConcurrency ?? 100 });
+  const ads = new AdsServer({ generator, metrics, log: log.child({ component: 'ads' }), pushConcurrency: o.pushConcurrency ?? 20 });
   const pushes = new PushController({
     store,
     generator,

@@ -70,7 +70,7 @@ export class AdsServer {
 
   constructor(private readonly opts: AdsServerOptions) {
     this.controlPlaneId = opts.controlPlaneId ?? 'meshd';
-    this.queue = new PushQueue<Connection>(opts.pushConcurrency ?? 100, (conn, err) => {
+    this.queue = new PushQueue<Connection>(opts.pushConcurrency ?? 20, (conn, err) => {
       opts.log.error({ proxy: conn.proxy.id, err: String(err) }, 'push failed');
     });
     const m = opts.metrics;

@@ -35,6 +35,9 @@ interface PendingPush {
 
 let connectionCounter = 0;
 
+/** How many own differences a proxy's state collects before it tries to share its class's set again. */
+const REBASE_AFTER = 32;
+
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -286,6 +289,8 @@ export class Connection {
     upserts.sort(byResourceName);
     if (this.protocol === 'delta') await this.sendDelta(w, upserts, held ? [] : removals, since);
     else await this.sendSotw(w, all, upserts, held ? [] : removals, since);
+    // Share the class's set as this proxy's state when it holds exactly that set.
+    if (w.sent.ownSize >= REBASE_AFTER || (!onlyNames && w.sent.ownSize > 0)) w.sent.rebase(all);
     return { held, updated };
   }
 

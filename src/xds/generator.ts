@@ -33,7 +33,8 @@ export class ConfigGenerator {
   private snapshot_: MeshSnapshot | undefined;
   private configVersion = 0;
   private sharedClusters: EnvoyResource[] = [];
-  private readonly eds = new Map<string, CachedResource>();
+  /** All load assignments; replaced (never changed in place) on every update, so proxies can share it. */
+  private eds: ReadonlyMap<string, CachedResource> = new Map();
   private readonly views = new Map<string, ProxyResources>();
   /** Proxy contexts by everything they depend on, until the next full update. */
   private readonly contexts = new Map<string, ProxyContext>();
@@ -46,6 +47,7 @@ export class ConfigGenerator {
   update(delta: SnapshotDelta, since = Date.now(), reason = 'config'): PushRequest {
     const s = delta.snapshot;
     const edsNames = new Set<string>();
+    const eds = new Map(this.eds);
     const hosts = this.snapshot_ === undefined ? s.services.map((x) => x.hostname) : [...delta.changedEndpoints];
     for (const host of hosts) {
       const svc = s.serviceByHost.get(host);
@@ -54,8 +56,8 @@ export class ConfigGenerator {
         for (const r of serviceLoadAssignments(s, svc)) {
           fresh.add(r.name);
           const entry = this.cache.intern(TypeUrl.ClusterLoadAssignment, r);
-          if (this.eds.get(r.name) !== entry) {
-            this.eds.set(r.name, entry);
+          if (eds.get(r.name) !== entry) {
+            eds.set(r.name, entry);
             edsNames.add(r.name);
           }
         }
@@ -63,13 +65,14 @@ export class ConfigGenerator {
       if (this.snapshot_ === undefined) continue;
       // Ports or services that went away.
       const prefix = `|${host}`;
-      for (const name of this.eds.keys()) {
+      for (const name of eds.keys()) {
         if (name.endsWith(prefix) && !fresh.has(name)) {
-          this.eds.delete(name);
+          eds.delete(name);
           edsNames.add(name);
         }
       }
     }
+    if (edsNames.size > 0) this.eds = eds;
     this.snapshot_ = s;
     if (delta.full) {
       this.configVersion++;
@@ -112,7 +115,7 @@ export class ConfigGenerator {
         configVersion: this.configVersion,
         byType: {
           [TypeUrl.Cluster]: intern(TypeUrl.Cluster),
-          [TypeUrl.ClusterLoadAssignment]: this.eds,
+          [TypeUrl.ClusterLoadAssignment]: new Map(),
           [TypeUrl.Listener]: intern(TypeUrl.Listener),
           [TypeUrl.RouteConfiguration]: intern(TypeUrl.RouteConfiguration),
           [TypeUrl.Secret]: new Map(),
@@ -120,7 +123,8 @@ export class ConfigGenerator {
       };
       this.views.set(ctx.classKey, view);
     }
-    return view;
+    // Endpoints are shared by every class and move on without a new translation.
+    return { ...view, byType: { ...view.byType, [TypeUrl.ClusterLoadAssignment]: this.eds } };
   }
 
   /** Drops encoded resources that no current view uses. */

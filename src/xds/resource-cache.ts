@@ -23,26 +23,34 @@ export interface CachedResource {
 }
 
 class Entry implements CachedResource {
-  private delta: Buffer | undefined;
-  private sotwField: Buffer | undefined;
   private deltaField: Buffer | undefined;
+  /** The Any, framed as a SotW `resources` field; `any` is a view into it. */
+  private readonly sotwField: Buffer;
+  readonly any: Buffer;
   constructor(
     readonly typeUrl: TypeUrl,
     readonly name: string,
     readonly version: string,
-    readonly any: Buffer,
+    anyBytes: Buffer,
     readonly body: Record<string, unknown>,
-  ) {}
-  deltaBytes(): Buffer {
-    this.delta ??= encodeDeltaResource(this.name, this.version, this.any);
-    return this.delta;
+  ) {
+    this.sotwField = frameSotwResource(anyBytes);
+    this.any = this.sotwField.subarray(this.sotwField.length - anyBytes.length);
   }
+  deltaBytes(): Buffer {
+    const framed = this.deltaFramed();
+    return framed.subarray(framed.length - this.deltaLength!);
+  }
+  private deltaLength: number | undefined;
   sotwFramed(): Buffer {
-    this.sotwField ??= frameSotwResource(this.any);
     return this.sotwField;
   }
   deltaFramed(): Buffer {
-    this.deltaField ??= frameDeltaResource(this.deltaBytes());
+    if (!this.deltaField) {
+      const resource = encodeDeltaResource(this.name, this.version, this.any);
+      this.deltaField = frameDeltaResource(resource);
+      this.deltaLength = resource.length;
+    }
     return this.deltaField;
   }
 }

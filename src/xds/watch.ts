@@ -43,13 +43,87 @@ export class SetFingerprint {
   }
 }
 
+/**
+ * What one proxy holds of one type, by name. Most proxies hold exactly the set their
+ * class was given, so the state is a shared, immutable base map plus this proxy's own
+ * differences; with a thousand proxies that is a thousand small maps, not a thousand
+ * copies of every resource name.
+ */
+export class SentState {
+  private base: ReadonlyMap<string, CachedResource> | undefined;
+  /** Differences from base: a value, or null for "not held although base has it". */
+  private readonly own = new Map<string, CachedResource | string | null>();
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** How many names this proxy holds differently from the shared base. */
+  get ownSize(): number {
+    return this.own.size;
+  }
+
+  get(name: string): CachedResource | string | undefined {
+    const o = this.own.get(name);
+    if (o !== undefined) return o === null ? undefined : o;
+    return this.base?.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  set(name: string, value: CachedResource | string): void {
+    if (!this.has(name)) this.count++;
+    if (this.base?.get(name) === value) this.own.delete(name);
+    else this.own.set(name, value);
+  }
+
+  delete(name: string): void {
+    if (!this.has(name)) return;
+    this.count--;
+    if (this.base?.has(name)) this.own.set(name, null);
+    else this.own.delete(name);
+  }
+
+  *entries(): IterableIterator<[string, CachedResource | string]> {
+    if (this.base) {
+      for (const [k, v] of this.base) {
+        const o = this.own.get(k);
+        if (o === null) continue;
+        yield [k, o ?? v];
+      }
+    }
+    for (const [k, v] of this.own) if (v !== null && !this.base?.has(k)) yield [k, v];
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const [k] of this.entries()) yield k;
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, CachedResource | string]> {
+    return this.entries();
+  }
+
+  /** Adopts `map` as the shared base when this proxy holds exactly its entries. */
+  rebase(map: ReadonlyMap<string, CachedResource>): boolean {
+    if (this.base === map && this.own.size === 0) return true;
+    if (this.count !== map.size) return false;
+    for (const [k, v] of map) if (this.get(k) !== v) return false;
+    this.base = map;
+    this.own.clear();
+    return true;
+  }
+}
+
 export class TypeWatch {
   /** Subscribed to everything of this type. */
   wildcard = false;
   /** Explicitly subscribed names. */
   readonly names = new Set<string>();
   /** What the proxy has been sent (delta: or told it has, on reconnect), by name. */
-  readonly sent = new Map<string, CachedResource | string>();
+  readonly sent = new SentState();
   readonly fingerprint = new SetFingerprint();
   /** A response is owed even if nothing changed (a new request). */
   force = false;

@@ -28,6 +28,16 @@ export interface FileLoad extends DirectoryLoad {
   invalidKeys: string[];
 }
 
+function subdirectories(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith('.')) continue;
+    const p = join(dir, name);
+    if (statSync(p, { throwIfNoEntry: false })?.isDirectory()) out.push(p, ...subdirectories(p));
+  }
+  return out;
+}
+
 function yamlFiles(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir).sort()) {
@@ -180,7 +190,8 @@ export interface FileSourceOptions {
 }
 
 export class FileSource {
-  private watcher: FSWatcher | undefined;
+  /** One watcher per directory of the tree (Node's recursive watch misses files replaced by rename). */
+  private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
   /** Files named by watch events since the last reload; undefined when an event named none. */
   private changedFiles: Set<string> | undefined = new Set();
@@ -198,17 +209,40 @@ export class FileSource {
   /** Loads the directory into the store and starts watching it. */
   start(): DirectoryLoad {
     const r = this.reload();
-    this.watcher = watch(this.o.dir, { recursive: true }, (_event, filename) => {
-      if (filename && !String(filename).split('/').some((part) => part.startsWith('.'))) this.changedFiles?.add(String(filename));
-      else if (!filename) this.changedFiles = undefined;
-      this.scheduleReload();
-    });
-    this.watcher.on('error', (err) => this.o.log.error({ dir: this.o.dir, err: String(err) }, 'watching the config directory failed'));
+    this.syncWatchers();
     return r;
   }
 
+  /** Watches every directory of the tree, adding and dropping watchers as directories come and go. */
+  private syncWatchers(): void {
+    const dirs = new Set([this.o.dir, ...subdirectories(this.o.dir)]);
+    for (const [d, w] of this.watchers) {
+      if (!dirs.has(d)) {
+        w.close();
+        this.watchers.delete(d);
+      }
+    }
+    for (const d of dirs) {
+      if (this.watchers.has(d)) continue;
+      try {
+        const rel = relative(this.o.dir, d);
+        const w = watch(d, (_event, filename) => {
+          const name = filename ? (rel ? `${rel}/${String(filename)}` : String(filename)) : undefined;
+          if (name === undefined) this.changedFiles = undefined;
+          else if (!name.split('/').some((part) => part.startsWith('.'))) this.changedFiles?.add(name);
+          this.scheduleReload();
+        });
+        w.on('error', (err) => this.o.log.error({ dir: d, err: String(err) }, 'watching a config directory failed'));
+        this.watchers.set(d, w);
+      } catch (err) {
+        this.o.log.error({ dir: d, err: String(err) }, 'cannot watch a config directory');
+      }
+    }
+  }
+
   stop(): void {
-    this.watcher?.close();
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     if (this.timer) clearTimeout(this.timer);
   }
 
@@ -220,6 +254,7 @@ export class FileSource {
       this.changedFiles = new Set();
       try {
         this.reload(changed);
+        this.syncWatchers();
       } catch (err) {
         this.o.log.error({ dir: this.o.dir, err: String(err) }, 'reloading the config directory failed; keeping the last good config');
       }
