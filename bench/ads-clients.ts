@@ -6,28 +6,14 @@
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { messageType } from '../src/xds/protos.js';
-import { TypeUrl } from '../src/translate/types.js';
+import { SHORT_TYPE, TypeUrl } from '../src/translate/types.js';
+import { fieldIds } from '../src/xds/wire.js';
 import { FieldScanner, WIRE_LEN, stringField, varintField } from './proto-scan.js';
 import { wallNow, type ClientEvent, type Command, type StartCommand, type WatchSpec, type XdsProtocol } from './ipc.js';
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService/';
-const SHORT: Record<string, string> = {
-  [TypeUrl.Cluster]: 'cds',
-  [TypeUrl.ClusterLoadAssignment]: 'eds',
-  [TypeUrl.Listener]: 'lds',
-  [TypeUrl.RouteConfiguration]: 'rds',
-};
-
-function ids(typeName: string, names: readonly string[]): Record<string, number> {
-  const t = messageType(typeName);
-  const out: Record<string, number> = {};
-  for (const n of names) {
-    const f = t.fields[n];
-    if (!f) throw new Error(`${typeName} has no field ${n}`);
-    out[n] = f.id;
-  }
-  return out;
-}
+const SHORT: Record<string, string> = SHORT_TYPE;
+const ids = fieldIds;
 
 const F = {
   req: ids('envoy.service.discovery.v3.DiscoveryRequest', ['version_info', 'node', 'resource_names', 'type_url', 'response_nonce']),

@@ -5,7 +5,8 @@
 import protobuf from 'protobufjs';
 import { messageType } from './protos.js';
 
-function fieldIds(typeName: string, names: readonly string[]): Record<string, number> {
+/** Field numbers of `names` in a message type, looked up in the loaded protos. */
+export function fieldIds(typeName: string, names: readonly string[]): Record<string, number> {
   const t = messageType(typeName);
   const out: Record<string, number> = {};
   for (const n of names) {

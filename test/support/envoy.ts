@@ -3,13 +3,14 @@
 //
 // Envoy is never mocked and never optional: when it is missing, envoyBinaryPath() throws and
 // the test fails, telling the reader to run `npm run provision`.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
 import { parse as parseYaml } from 'yaml';
+import { killOnExit } from './child-processes.js';
 
 export const ENVOY_VERSION = '1.40.0';
 
@@ -124,19 +125,7 @@ class LogRing {
 // Process bookkeeping: kill every Envoy still running when the test process exits, so a
 // crashed or timed-out test never leaves Envoys holding ports on the machine.
 
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function track(child: ChildProcess): void {
-  liveChildren.add(child);
-  child.once('exit', () => liveChildren.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of liveChildren) c.kill('SIGKILL');
-    });
-  }
-}
+const track = killOnExit;
 
 let baseIdCounter = 0;
 

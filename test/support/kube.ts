@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify as stringifyYaml } from 'yaml';
 import { freePort } from './backends.js';
+import { killOnExit } from './child-processes.js';
 
 export const KUBE_VERSION = 'v1.36.3';
 export const ETCD_VERSION = '3.6.16';
@@ -81,19 +82,7 @@ export function kubeBinaries(): KubeBinaries {
 // ---------------------------------------------------------------------------------------------
 // Process bookkeeping: kill every etcd/apiserver still running when the test process exits.
 
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function track(child: ChildProcess): void {
-  liveChildren.add(child);
-  child.once('exit', () => liveChildren.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of liveChildren) c.kill('SIGKILL');
-    });
-  }
-}
+const track = killOnExit;
 
 /** The last `max` lines a process printed, kept in memory. */
 class LogRing {
