@@ -44,15 +44,17 @@ export interface AdsServerOptions {
 
 type Call = grpc.ServerDuplexStream<Buffer, Buffer>;
 
-function sinkFor(call: Call): StreamSink {
+function sinkFor(call: Call, metrics: Metrics): StreamSink {
   return {
     // grpc-js counts buffered messages, not bytes, so write()'s return value says little:
     // wait for the message to be handed to the transport before the next one is built.
     write(bytes: Buffer): Promise<void> {
       return new Promise((resolve) => {
         if (call.destroyed || call.writableEnded) return resolve();
+        const start = performance.now();
         const done = (): void => {
           call.off('close', done);
+          metrics.xdsSendTime.observe((performance.now() - start) / 1000);
           resolve();
         };
         call.once('close', done);
@@ -189,7 +191,7 @@ export class AdsServer {
     if (identity.disagreements.length > 0) {
       this.opts.log.warn({ proxy: proxy.id, disagreements: identity.disagreements }, 'proxy metadata disagrees with its Pod; using the Pod');
     }
-    const conn = new Connection(proxy, protocol, this.opts.generator, sinkFor(call), this.hooks, this.controlPlaneId);
+    const conn = new Connection(proxy, protocol, this.opts.generator, sinkFor(call, this.opts.metrics), this.hooks, this.controlPlaneId);
     this.connections.add(conn);
     this.opts.metrics.xdsClients.inc({ version: proxy.istioVersion || 'none' });
     this.opts.log.info({ proxy: proxy.id, connection: conn.id, protocol, class: conn.ctx.classKey }, 'proxy connected');
