@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { EndpointSliceObject, PodObject, ServiceObject } from './objects.js';
+import type { DestinationRuleObject, EndpointSliceObject, GatewayObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol, type Protocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -47,6 +47,31 @@ export interface MeshSnapshot {
   readonly endpointVersions: ReadonlyMap<string, number>;
   /** Pods by `namespace/name`: workload identity and endpoint labels. */
   readonly pods: ReadonlyMap<string, PodObject>;
+  /** Istio config, sorted by namespace/name. */
+  readonly config: IstioConfig;
+}
+
+export interface IstioConfig {
+  readonly virtualServices: readonly VirtualServiceObject[];
+  readonly destinationRules: readonly DestinationRuleObject[];
+  readonly gateways: readonly GatewayObject[];
+  /** TLS secrets by `namespace/name`, for gateways' credentialName. */
+  readonly secrets: ReadonlyMap<string, SecretObject>;
+}
+
+function byNamespacedName<T extends { metadata: { namespace: string; name: string } }>(a: T, b: T): number {
+  const x = `${a.metadata.namespace}/${a.metadata.name}`;
+  const y = `${b.metadata.namespace}/${b.metadata.name}`;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+export function istioConfig(store: ConfigStore): IstioConfig {
+  return {
+    virtualServices: store.list('VirtualService').sort(byNamespacedName),
+    destinationRules: store.list('DestinationRule').sort(byNamespacedName),
+    gateways: store.list('Gateway').sort(byNamespacedName),
+    secrets: new Map(store.list('Secret').map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
+  };
 }
 
 const NO_LABELS: Labels = Object.freeze({});
@@ -178,7 +203,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
   }
   if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
-  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods }, changedEndpoints, full: true };
+  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config: istioConfig(store) }, changedEndpoints, full: true };
 }
 
 /** The cheap path: only the endpoints of `serviceKeys` (namespace/name) changed. */
@@ -213,7 +238,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
     }
   }
   return {
-    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods },
+    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods, config: prev.config },
     changedEndpoints,
     full: false,
   };

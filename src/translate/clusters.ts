@@ -1,6 +1,8 @@
 // CDS: outbound clusters per service port, inbound clusters for the proxy's own
 // workload ports, and the passthrough and blackhole clusters.
-import type { MeshSnapshot } from '../model/mesh.js';
+import type { MeshService, MeshSnapshot } from '../model/mesh.js';
+import { destinationRuleFor } from './istio-config.js';
+import { applyClusterPolicy, effectivePolicy, type EffectivePolicy } from './traffic-policy.js';
 import { isHttp2Protocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { ADS_CONFIG_SOURCE } from './filters.js';
@@ -23,30 +25,41 @@ function http2Options(): Json {
   };
 }
 
-export function outboundClusters(snapshot: MeshSnapshot): EnvoyResource[] {
+function edsCluster(name: string, svc: MeshService, http2: boolean, policy: EffectivePolicy, subset?: string): EnvoyResource {
+  const body: Json = {
+    name,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: name },
+    connect_timeout: CONNECT_TIMEOUT,
+    lb_policy: 'ROUND_ROBIN',
+    circuit_breakers: DEFAULT_CIRCUIT_BREAKERS,
+    common_lb_config: {},
+    ...(http2 ? { typed_extension_protocol_options: http2Options() } : {}),
+    metadata: {
+      filter_metadata: {
+        istio: { services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }], ...(subset ? { subset } : {}) },
+      },
+    },
+  };
+  applyClusterPolicy(body, policy, http2);
+  return { name, body };
+}
+
+/**
+ * Outbound clusters for every service port, and for every subset its DestinationRule
+ * defines, with the rule's traffic policy; rules are looked up as seen from `clientNamespace`.
+ */
+export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = ''): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const svc of snapshot.services) {
+    const dr = destinationRuleFor(snapshot.config, svc.hostname, clientNamespace, svc.namespace, snapshot.domain);
     for (const port of svc.ports) {
       if (port.protocol === 'UDP') continue;
-      const name = outboundClusterName(port.port, svc.hostname);
-      out.push({
-        name,
-        body: {
-          name,
-          type: 'EDS',
-          eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: name },
-          connect_timeout: CONNECT_TIMEOUT,
-          lb_policy: 'ROUND_ROBIN',
-          circuit_breakers: DEFAULT_CIRCUIT_BREAKERS,
-          common_lb_config: {},
-          ...(isHttp2Protocol(port.protocol) ? { typed_extension_protocol_options: http2Options() } : {}),
-          metadata: {
-            filter_metadata: {
-              istio: { services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }] },
-            },
-          },
-        },
-      });
+      const http2 = isHttp2Protocol(port.protocol);
+      out.push(edsCluster(outboundClusterName(port.port, svc.hostname), svc, http2, effectivePolicy(dr?.spec, port.port), undefined));
+      for (const subset of dr?.spec.subsets ?? []) {
+        out.push(edsCluster(outboundClusterName(port.port, svc.hostname, subset.name), svc, http2, effectivePolicy(dr?.spec, port.port, subset.name), subset.name));
+      }
     }
   }
   return out;
@@ -76,7 +89,7 @@ export function inboundClusters(ctx: ProxyContext): EnvoyResource[] {
 }
 
 /** Every cluster a proxy gets, sorted by name. */
-export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot)): EnvoyResource[] {
+export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace)): EnvoyResource[] {
   if (ctx.proxyless) return [...shared].sort(byName);
   const all = [...shared, ...builtinClusters(), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(ctx) : [])];
   return all.sort(byName);

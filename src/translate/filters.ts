@@ -7,6 +7,14 @@ export function stdoutAccessLog(): Json[] {
   return [{ name: 'envoy.access_loggers.stdout', typed_config: anyOf('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {}) }];
 }
 
+/** Filters every outbound or gateway HTTP chain carries, so routes can configure CORS and faults. */
+export function routeConfigurableFilters(): Json[] {
+  return [
+    { name: 'envoy.filters.http.cors', typed_config: anyOf('envoy.extensions.filters.http.cors.v3.Cors', {}) },
+    { name: 'envoy.filters.http.fault', typed_config: anyOf('envoy.extensions.filters.http.fault.v3.HTTPFault', {}) },
+  ];
+}
+
 export function routerFilter(): Json {
   return { name: 'envoy.filters.http.router', typed_config: anyOf('envoy.extensions.filters.http.router.v3.Router', {}) };
 }

@@ -5,7 +5,7 @@
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
 import { isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
-import { ADS_CONFIG_SOURCE, httpConnectionManager, routerFilter, socketAddress, tcpProxy } from './filters.js';
+import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy } from './filters.js';
 import { httpPorts } from './routes.js';
 import {
   INBOUND_PASSTHROUGH_CLUSTER,
@@ -46,7 +46,7 @@ function outboundHttpListener(port: number, ctx: ProxyContext): EnvoyResource {
       address: socketAddress(bind, port),
       ...(ctx.interception === 'REDIRECT' ? { bind_to_port: false } : {}),
       traffic_direction: 'OUTBOUND',
-      filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port) })] }],
+      filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port), httpFilters: routeConfigurableFilters() })] }],
     },
   };
 }

@@ -2,7 +2,7 @@
 // that would get identical config share one translation.
 import type { MeshSnapshot } from '../model/mesh.js';
 import type { Proxy } from '../model/proxy.js';
-import { selectorMatches } from '../model/labels.js';
+import { labelsKey, selectorMatches } from '../model/labels.js';
 import type { Protocol } from '../model/protocol.js';
 
 export type InterceptionMode = 'REDIRECT' | 'NONE';
@@ -54,6 +54,8 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
     proxy.namespace,
     interception,
     inboundPorts.map((p) => `${p.targetPort}/${p.protocol}`).join(','),
+    // VirtualService matches on sourceLabels make routes depend on the client's labels.
+    labelsKey(proxy.labels),
   ].join('|');
   return { proxy, proxyless, interception, inboundPorts, classKey };
 }

@@ -4,20 +4,10 @@ import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.j
 import { isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { PASSTHROUGH_CLUSTER, outboundClusterName } from './names.js';
-import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
-
-/** Istio's default retry policy for mesh traffic. */
-function defaultRetryPolicy(): Json {
-  return {
-    retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
-    num_retries: 2,
-    retriable_status_codes: [503],
-    retry_host_predicate: [
-      { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: anyOf('envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate', {}) },
-    ],
-    host_selection_retry_max_attempts: '5',
-  };
-}
+import { byName, type EnvoyResource, type Json } from './types.js';
+import { defaultRetryPolicy, virtualServiceRoutes, type RouteContext } from './http-routes.js';
+import { MESH_GATEWAY, resolveHost, virtualServicesFor } from './istio-config.js';
+import type { VirtualServiceObject } from '../model/objects.js';
 
 /** The names a client in `clientNamespace` may use for `svc` on `port`. */
 export function serviceDomains(svc: MeshService, port: number, clientNamespace: string): string[] {
@@ -27,7 +17,11 @@ export function serviceDomains(svc: MeshService, port: number, clientNamespace: 
   return names.flatMap((n) => [n, `${n}:${port}`]);
 }
 
-function serviceVirtualHost(svc: MeshService, port: MeshServicePort, domains: string[]): Json {
+function serviceVirtualHost(svc: MeshService, port: MeshServicePort, domains: string[], vs: VirtualServiceObject | undefined, rc: RouteContext): Json {
+  if (vs) {
+    // A VirtualService replaces the default route; a request matching none of its routes gets 404.
+    return { name: `${svc.hostname}:${port.port}`, domains, routes: virtualServiceRoutes(vs, rc), include_request_attempt_count: true };
+  }
   return {
     name: `${svc.hostname}:${port.port}`,
     domains,
@@ -65,17 +59,34 @@ export function httpPorts(snapshot: MeshSnapshot): Map<number, { svc: MeshServic
   return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
 }
 
+/**
+ * For sidecars, the VirtualService that governs each host: when several claim one host,
+ * the first (by namespace/name) wins, as the oldest does in Istio.
+ */
+export function meshVirtualServicesByHost(snapshot: MeshSnapshot, clientNamespace: string): Map<string, VirtualServiceObject> {
+  const out = new Map<string, VirtualServiceObject>();
+  for (const vs of virtualServicesFor(snapshot.config, MESH_GATEWAY, clientNamespace)) {
+    for (const h of vs.spec.hosts ?? []) {
+      const host = resolveHost(h, vs.metadata.namespace, snapshot.domain);
+      if (!out.has(host)) out.set(host, vs);
+    }
+  }
+  return out;
+}
+
 export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
+  const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
   for (const [portNumber, entries] of httpPorts(snapshot)) {
     const used = new Set<string>();
     const virtualHosts: Json[] = [];
+    const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: portNumber, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
     for (const { svc, port } of entries) {
       // Envoy rejects a domain that appears in two virtual hosts: the first service (by hostname) keeps it.
       const domains = serviceDomains(svc, port.port, ctx.proxy.namespace).filter((d) => !used.has(d));
       if (domains.length === 0) continue;
       for (const d of domains) used.add(d);
-      virtualHosts.push(serviceVirtualHost(svc, port, domains));
+      virtualHosts.push(serviceVirtualHost(svc, port, domains, vsByHost.get(svc.hostname), rc));
     }
     virtualHosts.push(catchAllVirtualHost(ctx));
     const name = String(portNumber);

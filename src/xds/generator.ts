@@ -32,9 +32,12 @@ export class ConfigGenerator {
   readonly cache = new ResourceCache();
   private snapshot_: MeshSnapshot | undefined;
   private configVersion = 0;
-  private sharedClusters: EnvoyResource[] = [];
+  /** Outbound clusters by client namespace (DestinationRule lookup depends on it), for this config version. */
+  private readonly sharedClusters = new Map<string, EnvoyResource[]>();
   /** All load assignments; replaced (never changed in place) on every update, so proxies can share it. */
   private eds: ReadonlyMap<string, CachedResource> = new Map();
+  /** Load assignment names by service hostname. */
+  private readonly edsByHost = new Map<string, Set<string>>();
   private readonly views = new Map<string, ProxyResources>();
   /** Proxy contexts by everything they depend on, until the next full update. */
   private readonly contexts = new Map<string, ProxyContext>();
@@ -48,7 +51,9 @@ export class ConfigGenerator {
     const s = delta.snapshot;
     const edsNames = new Set<string>();
     const eds = new Map(this.eds);
-    const hosts = this.snapshot_ === undefined ? s.services.map((x) => x.hostname) : [...delta.changedEndpoints];
+    // A full update may change subsets (DestinationRules) or pod labels: recompute all
+    // load assignments; unchanged ones intern to the same entries and are not pushed.
+    const hosts = this.snapshot_ === undefined || delta.full ? [...new Set([...s.services.map((x) => x.hostname), ...delta.changedEndpoints])] : [...delta.changedEndpoints];
     for (const host of hosts) {
       const svc = s.serviceByHost.get(host);
       const fresh = new Set<string>();
@@ -62,21 +67,21 @@ export class ConfigGenerator {
           }
         }
       }
-      if (this.snapshot_ === undefined) continue;
-      // Ports or services that went away.
-      const prefix = `|${host}`;
-      for (const name of eds.keys()) {
-        if (name.endsWith(prefix) && !fresh.has(name)) {
+      // Ports, subsets or services that went away.
+      for (const name of this.edsByHost.get(host) ?? []) {
+        if (!fresh.has(name)) {
           eds.delete(name);
           edsNames.add(name);
         }
       }
+      if (fresh.size > 0) this.edsByHost.set(host, fresh);
+      else this.edsByHost.delete(host);
     }
     if (edsNames.size > 0) this.eds = eds;
     this.snapshot_ = s;
     if (delta.full) {
       this.configVersion++;
-      this.sharedClusters = outboundClusters(s);
+      this.sharedClusters.clear();
       this.views.clear();
       this.contexts.clear();
     }
@@ -108,7 +113,9 @@ export class ConfigGenerator {
     if (!s) throw new Error('no snapshot yet');
     let view = this.views.get(ctx.classKey);
     if (!view || view.configVersion !== this.configVersion) {
-      const translated = translateContext(s, ctx, { clusters: this.sharedClusters, endpoints: [] });
+      let clusters = this.sharedClusters.get(ctx.proxy.namespace);
+      if (!clusters) this.sharedClusters.set(ctx.proxy.namespace, (clusters = outboundClusters(s, ctx.proxy.namespace)));
+      const translated = translateContext(s, ctx, { clusters, endpoints: [] });
       const intern = (t: TypeUrl): Map<string, CachedResource> => new Map(translated[t].map((r) => [r.name, this.cache.intern(t, r)]));
       view = {
         classKey: ctx.classKey,

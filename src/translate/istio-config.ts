@@ -1,0 +1,61 @@
+// Which Istio config applies where: host names resolved as Istio resolves them,
+// VirtualServices by host and gateway, DestinationRules by host and namespace.
+import type { IstioConfig } from '../model/mesh.js';
+import type { DestinationRuleObject, VirtualServiceObject } from '../model/objects.js';
+
+/** Istio's root namespace: DestinationRules there apply mesh-wide. */
+export const ROOT_NAMESPACE = 'istio-system';
+export const MESH_GATEWAY = 'mesh';
+
+/** A short name ("reviews") is qualified in the object's namespace; names with a dot are taken as written. */
+export function resolveHost(host: string, namespace: string, domain: string): string {
+  if (host.includes('.') || host.includes('*')) return host;
+  return `${host}.${namespace}.svc.${domain}`;
+}
+
+/** A gateway reference ("name" or "ns/name") as "ns/name"; "mesh" stays "mesh". */
+export function resolveGateway(ref: string, namespace: string): string {
+  if (ref === MESH_GATEWAY) return ref;
+  const slash = ref.indexOf('/');
+  if (slash >= 0) return ref;
+  const dot = ref.indexOf('.');
+  // Istio also accepts "name.namespace.svc.cluster.local"-style references.
+  if (dot > 0) return `${ref.slice(dot + 1).split('.')[0]}/${ref.slice(0, dot)}`;
+  return `${namespace}/${ref}`;
+}
+
+export function visibleTo(exportTo: readonly string[] | undefined, objectNamespace: string, clientNamespace: string): boolean {
+  if (!exportTo || exportTo.length === 0) return true;
+  return exportTo.some((e) => e === '*' || (e === '.' ? objectNamespace === clientNamespace : e === clientNamespace));
+}
+
+/** Whether `pattern` (possibly "*.example.com" or "*") matches `host`. */
+export function hostMatches(pattern: string, host: string): boolean {
+  if (pattern === '*') return true;
+  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1));
+  return pattern === host;
+}
+
+/** The VirtualServices bound to `gateway` ("mesh" or "ns/name") that `clientNamespace` can see, in order. */
+export function virtualServicesFor(config: IstioConfig, gateway: string, clientNamespace: string): VirtualServiceObject[] {
+  return config.virtualServices.filter((vs) => {
+    if (gateway === MESH_GATEWAY && !visibleTo(vs.spec.exportTo, vs.metadata.namespace, clientNamespace)) return false;
+    const gws = vs.spec.gateways?.length ? vs.spec.gateways : [MESH_GATEWAY];
+    return gws.some((g) => resolveGateway(g, vs.metadata.namespace) === gateway);
+  });
+}
+
+/**
+ * The DestinationRule for `host` as seen from `clientNamespace`: the client's namespace
+ * first, then the service's, then the root namespace (Istio's lookup order).
+ */
+export function destinationRuleFor(config: IstioConfig, host: string, clientNamespace: string, serviceNamespace: string, domain: string): DestinationRuleObject | undefined {
+  const matching = config.destinationRules.filter(
+    (dr) => resolveHost(dr.spec.host, dr.metadata.namespace, domain) === host && !dr.spec.workloadSelector && visibleTo(dr.spec.exportTo, dr.metadata.namespace, clientNamespace),
+  );
+  for (const ns of [clientNamespace, serviceNamespace, ROOT_NAMESPACE]) {
+    const found = matching.find((dr) => dr.metadata.namespace === ns);
+    if (found) return found;
+  }
+  return undefined;
+}
