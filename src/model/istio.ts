@@ -1,6 +1,7 @@
 // Istio's networking.istio.io objects (Gateway, VirtualService, DestinationRule), as
 // typed values with validation that names the object, the field and what is valid.
 import { z } from 'zod';
+import { re2Error } from './re2.js';
 
 export const ISTIO_NETWORKING_API_VERSIONS = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'] as const;
 
@@ -230,15 +231,60 @@ export type DestinationRuleSpec = z.infer<typeof destinationRuleSpecSchema>;
 export type HttpRoute = VirtualServiceSpec extends { http?: (infer R)[] } ? R : never;
 export type TrafficPolicy = NonNullable<DestinationRuleSpec['trafficPolicy']>;
 
+type Issue = { path: (string | number)[]; message: string };
+
+/** A short name ("reviews") is qualified in the object's namespace; names with a dot are taken as written (Istio's rule). */
+export function resolveHost(host: string, namespace: string, domain: string): string {
+  if (host.includes('.') || host.includes('*')) return host;
+  return `${host}.${namespace}.svc.${domain}`;
+}
+
+/**
+ * Destinations naming a subset that no DestinationRule defines for their host. `subsets`
+ * lists, per resolved host, the subset names defined anywhere.
+ */
+export function undefinedSubsets(spec: VirtualServiceSpec, namespace: string, domain: string, subsets: ReadonlyMap<string, ReadonlySet<string>>): Issue[] {
+  const out: Issue[] = [];
+  const check = (dest: { host: string; subset?: string | undefined } | undefined, path: (string | number)[]): void => {
+    if (!dest?.subset) return;
+    const host = resolveHost(dest.host, namespace, domain);
+    if (!subsets.get(host)?.has(dest.subset)) out.push({ path: [...path, 'subset'], message: `subset "${dest.subset}" is not defined by any DestinationRule for host ${host}` });
+  };
+  spec.http?.forEach((r, i) => {
+    r.route?.forEach((d, j) => check(d.destination, ['http', i, 'route', j, 'destination']));
+    check(r.mirror, ['http', i, 'mirror']);
+    r.mirrors?.forEach((m, j) => check(m.destination, ['http', i, 'mirrors', j, 'destination']));
+  });
+  for (const kind of ['tcp', 'tls'] as const) spec[kind]?.forEach((r, i) => r.route?.forEach((d, j) => check(d.destination, [kind, i, 'route', j, 'destination'])));
+  return out;
+}
+
+function checkRegex(m: StringMatch | undefined, path: (string | number)[], out: Issue[]): void {
+  if (m?.regex === undefined) return;
+  const err = re2Error(m.regex);
+  if (err) out.push({ path: [...path, 'regex'], message: `"${m.regex}" is not a valid RE2 regular expression (${err}); Envoy uses RE2: no lookaround or backreferences` });
+}
+
 /** Checks beyond the schema: what makes a VirtualService meaningless or unservable. */
-export function virtualServiceIssues(spec: VirtualServiceSpec): { path: (string | number)[]; message: string }[] {
-  const out: { path: (string | number)[]; message: string }[] = [];
+export function virtualServiceIssues(spec: VirtualServiceSpec): Issue[] {
+  const out: Issue[] = [];
   if (!spec.hosts || spec.hosts.length === 0) out.push({ path: ['hosts'], message: 'must list at least one host' });
   spec.http?.forEach((r, i) => {
     const actions = [r.route?.length ? 'route' : undefined, r.redirect ? 'redirect' : undefined, r.directResponse ? 'directResponse' : undefined, r.delegate ? 'delegate' : undefined].filter(Boolean);
     if (actions.length === 0) out.push({ path: ['http', i], message: 'has no destination: set route (with at least one destination), redirect or directResponse' });
     if (actions.length > 1) out.push({ path: ['http', i], message: `sets ${actions.join(' and ')}: only one of route, redirect, directResponse or delegate is allowed` });
     if (r.rewrite?.uri !== undefined && r.rewrite.uriRegexRewrite) out.push({ path: ['http', i, 'rewrite'], message: 'sets both uri and uriRegexRewrite; only one is allowed' });
+    r.match?.forEach((m, j) => {
+      for (const key of ['uri', 'scheme', 'method', 'authority'] as const) checkRegex(m[key], ['http', i, 'match', j, key], out);
+      for (const key of ['headers', 'withoutHeaders', 'queryParams'] as const) {
+        for (const [name, sm] of Object.entries(m[key] ?? {})) checkRegex(sm, ['http', i, 'match', j, key, name], out);
+      }
+    });
+    if (r.rewrite?.uriRegexRewrite) {
+      const err = re2Error(r.rewrite.uriRegexRewrite.match);
+      if (err) out.push({ path: ['http', i, 'rewrite', 'uriRegexRewrite', 'match'], message: `is not a valid RE2 regular expression (${err})` });
+    }
+    r.corsPolicy?.allowOrigins?.forEach((o, j) => checkRegex(o, ['http', i, 'corsPolicy', 'allowOrigins', j], out));
     const weights = (r.route ?? []).map((d) => d.weight);
     if ((r.route?.length ?? 0) > 1 || weights.some((w) => w !== undefined)) {
       const total = weights.reduce<number>((a, w) => a + (w ?? 0), 0);

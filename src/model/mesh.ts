@@ -1,6 +1,7 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { DestinationRuleObject, EndpointSliceObject, GatewayObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import type { DestinationRuleObject, EndpointSliceObject, GatewayObject, ObjectError, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import { resolveHost, undefinedSubsets } from './istio.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol, type Protocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -52,11 +53,14 @@ export interface MeshSnapshot {
 }
 
 export interface IstioConfig {
+  /** Valid VirtualServices (those with errors that need other objects to see are left out, see `rejected`). */
   readonly virtualServices: readonly VirtualServiceObject[];
   readonly destinationRules: readonly DestinationRuleObject[];
   readonly gateways: readonly GatewayObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
+  /** Objects left out because of errors across objects (e.g. a subset no DestinationRule defines). */
+  readonly rejected: readonly ObjectError[];
 }
 
 function byNamespacedName<T extends { metadata: { namespace: string; name: string } }>(a: T, b: T): number {
@@ -65,10 +69,36 @@ function byNamespacedName<T extends { metadata: { namespace: string; name: strin
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-export function istioConfig(store: ConfigStore): IstioConfig {
+export function istioConfig(store: ConfigStore, domain: string): IstioConfig {
+  const destinationRules = store.list('DestinationRule').sort(byNamespacedName);
+  const subsets = new Map<string, Set<string>>();
+  for (const dr of destinationRules) {
+    const host = resolveHost(dr.spec.host, dr.metadata.namespace, domain);
+    let names = subsets.get(host);
+    if (!names) subsets.set(host, (names = new Set()));
+    for (const s of dr.spec.subsets ?? []) names.add(s.name);
+  }
+  const rejected: ObjectError[] = [];
+  const virtualServices = store
+    .list('VirtualService')
+    .sort(byNamespacedName)
+    .filter((vs) => {
+      const issues = undefinedSubsets(vs.spec, vs.metadata.namespace, domain, subsets);
+      for (const i of issues) {
+        rejected.push({
+          kind: 'VirtualService',
+          namespace: vs.metadata.namespace,
+          name: vs.metadata.name,
+          field: ['spec', ...i.path].map((p, n) => (typeof p === 'number' ? `[${p}]` : n === 0 ? p : `.${p}`)).join(''),
+          message: i.message,
+        });
+      }
+      return issues.length === 0;
+    });
   return {
-    virtualServices: store.list('VirtualService').sort(byNamespacedName),
-    destinationRules: store.list('DestinationRule').sort(byNamespacedName),
+    virtualServices,
+    destinationRules,
+    rejected,
     gateways: store.list('Gateway').sort(byNamespacedName),
     secrets: new Map(store.list('Secret').map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };
@@ -203,7 +233,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
   }
   if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
-  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config: istioConfig(store) }, changedEndpoints, full: true };
+  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config: istioConfig(store, domain) }, changedEndpoints, full: true };
 }
 
 /** The cheap path: only the endpoints of `serviceKeys` (namespace/name) changed. */

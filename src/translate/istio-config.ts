@@ -7,11 +7,8 @@ import type { DestinationRuleObject, VirtualServiceObject } from '../model/objec
 export const ROOT_NAMESPACE = 'istio-system';
 export const MESH_GATEWAY = 'mesh';
 
-/** A short name ("reviews") is qualified in the object's namespace; names with a dot are taken as written. */
-export function resolveHost(host: string, namespace: string, domain: string): string {
-  if (host.includes('.') || host.includes('*')) return host;
-  return `${host}.${namespace}.svc.${domain}`;
-}
+export { resolveHost } from '../model/istio.js';
+import { resolveHost } from '../model/istio.js';
 
 /** A gateway reference ("name" or "ns/name") as "ns/name"; "mesh" stays "mesh". */
 export function resolveGateway(ref: string, namespace: string): string {

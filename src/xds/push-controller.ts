@@ -2,6 +2,7 @@
 // (the cheap endpoints-only path when only EndpointSlices changed) and pushes it.
 import { buildSnapshot, updateEndpoints, type MeshSnapshot } from '../model/mesh.js';
 import type { ConfigChange, ConfigStore } from '../model/store.js';
+import { formatObjectError } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
@@ -50,6 +51,8 @@ export class PushController {
   private timer: unknown;
   private readonly clock: Clock;
   private unsubscribe: (() => void) | undefined;
+  /** Cross-object errors already logged, so each is logged once. */
+  private reported = new Set<string>();
   /** Snapshots built so far, and how many took the endpoints-only path. */
   readonly stats = { full: 0, endpointsOnly: 0 };
 
@@ -57,9 +60,22 @@ export class PushController {
     this.clock = o.clock ?? systemClock;
   }
 
+  private reportRejections(s: MeshSnapshot): void {
+    const now = new Set<string>();
+    for (const e of s.config.rejected) {
+      const line = formatObjectError(e);
+      now.add(line);
+      if (this.reported.has(line)) continue;
+      this.o.log.error({ kind: e.kind, object: `${e.namespace}/${e.name}`, field: e.field }, `${line}; the object is left out`);
+      this.o.metrics?.configErrors.inc({ kind: e.kind });
+    }
+    this.reported = now;
+  }
+
   /** Builds the first snapshot from what the store holds and starts listening for changes. */
   start(): MeshSnapshot {
     const delta = buildSnapshot(this.o.store, this.o.domain);
+    this.reportRejections(delta.snapshot);
     this.o.generator.update(delta, this.clock.now(), 'initial');
     this.o.metrics?.services.set(delta.snapshot.services.length);
     this.stats.full++;
@@ -100,6 +116,7 @@ export class PushController {
     if (endpointsOnly) this.stats.endpointsOnly++;
     else this.stats.full++;
     const reason = [...new Set(changes.map(updateType))].sort().join(',');
+    if (delta.full) this.reportRejections(delta.snapshot);
     const req = this.o.generator.update(delta, this.firstAt, reason);
     this.o.metrics?.services.set(delta.snapshot.services.length);
     this.o.metrics?.pushTriggers.inc({ type: endpointsOnly ? 'endpoint' : 'config' });

@@ -1,0 +1,90 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseMeshObject, type ObjectError } from '../../src/model/objects.js';
+import { ConfigStore } from '../../src/model/store.js';
+import { buildSnapshot } from '../../src/model/mesh.js';
+import { parseYamlText } from '../../src/sources/file/file-source.js';
+
+function errors(raw: Record<string, unknown>): ObjectError[] {
+  const r = parseMeshObject(raw);
+  assert.ok(r.ok !== 'ignored');
+  return r.ok ? [] : r.errors;
+}
+
+const vs = (spec: Record<string, unknown>) => ({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'r', namespace: 'shop' }, spec });
+
+describe('Istio object validation names the object, the field and what is valid', () => {
+  it('accepts all three served versions', () => {
+    for (const v of ['v1', 'v1beta1', 'v1alpha3']) {
+      const r = parseMeshObject({ ...vs({ hosts: ['a'], http: [{ route: [{ destination: { host: 'a' } }] }] }), apiVersion: `networking.istio.io/${v}` });
+      assert.equal(r.ok, true, v);
+    }
+  });
+
+  it('weights that do not sum to 100', () => {
+    const e = errors(vs({ hosts: ['a'], http: [{ route: [{ destination: { host: 'a' }, weight: 80 }, { destination: { host: 'b' }, weight: 30 }] }] }));
+    assert.equal(e[0]!.field, 'spec.http[0].route');
+    assert.match(e[0]!.message, /sum to 110; they must sum to 100/);
+    assert.equal(e[0]!.namespace, 'shop');
+  });
+
+  it('a regex RE2 rejects, though JavaScript accepts it', () => {
+    assert.doesNotThrow(() => new RegExp('^(?!/admin).*'));
+    const e = errors(vs({ hosts: ['a'], http: [{ match: [{ headers: { 'x-user': { regex: '^(?!/admin).*' } } }], route: [{ destination: { host: 'a' } }] }] }));
+    assert.equal(e[0]!.field, 'spec.http[0].match[0].headers.x-user.regex');
+    assert.match(e[0]!.message, /not a valid RE2/);
+  });
+
+  it('a route with no destination', () => {
+    const e = errors(vs({ hosts: ['a'], http: [{ match: [{ uri: { prefix: '/' } }] }] }));
+    assert.equal(e[0]!.field, 'spec.http[0]');
+    assert.match(e[0]!.message, /route.*redirect.*directResponse/);
+  });
+
+  it('a string match with two kinds', () => {
+    const e = errors(vs({ hosts: ['a'], http: [{ match: [{ uri: { prefix: '/', exact: '/x' } }], route: [{ destination: { host: 'a' } }] }] }));
+    assert.equal(e[0]!.field, 'spec.http[0].match[0].uri');
+    assert.match(e[0]!.message, /exactly one of exact, prefix or regex/);
+  });
+
+  it('a duplicate gateway port and host', () => {
+    const e = errors({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'gw' },
+      spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'a', protocol: 'HTTP' }, hosts: ['x.example.com'] }, { port: { number: 80, name: 'b', protocol: 'HTTP' }, hosts: ['x.example.com'] }] },
+    });
+    assert.equal(e[0]!.field, 'spec.servers[1].hosts');
+    assert.match(e[0]!.message, /already served by servers\[0\]/);
+  });
+
+  it('a subset that no DestinationRule defines leaves the VirtualService out, alone', () => {
+    const yaml = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bad, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v9}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: good, namespace: default}
+spec:
+  hosts: [ratings]
+  http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+`;
+    const store = new ConfigStore();
+    store.replaceSource('t', parseYamlText(yaml, 't.yaml').objects);
+    const { snapshot } = buildSnapshot(store, 'cluster.local');
+    assert.deepEqual(snapshot.config.virtualServices.map((v) => v.metadata.name), ['good']);
+    assert.equal(snapshot.config.rejected.length, 1);
+    assert.equal(snapshot.config.rejected[0]!.field, 'spec.http[0].route[0].destination.subset');
+    assert.match(snapshot.config.rejected[0]!.message, /subset "v9" is not defined by any DestinationRule for host reviews\.default\.svc\.cluster\.local/);
+  });
+});
