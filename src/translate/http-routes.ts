@@ -195,7 +195,9 @@ function routeAction(r: HttpRoute, rc: RouteContext, vs: VirtualServiceObject, f
     const hp = hashPolicy(effectivePolicy(dr?.spec, rc.port, first.d.destination.subset));
     if (hp) action.hash_policy = hp;
   }
-  action.max_stream_duration = { grpc_timeout_header_max: '0s' };
+  // With max_stream_duration present Envoy takes the stream's limit from it, not from
+  // `timeout`: carry the same value, also as the cap on a client's grpc-timeout (as Istio does).
+  action.max_stream_duration = { max_stream_duration: action.timeout, grpc_timeout_header_max: action.timeout };
   return action;
 }
 
