@@ -3,9 +3,13 @@
 // over delta xDS. Prints figures (and PASS/MISS against the targets) and writes
 // bench/results/latest.json. Everything runs on loopback and is bounded in time.
 //
+// Then the informer case (bench/kube-informer.ts): meshd on a real etcd + kube-apiserver
+// holding the same mesh as Services and EndpointSlices, EndpointSlice updates made through the API.
+//
 // Knobs (environment): BENCH_SERVICES, BENCH_CLIENTS, BENCH_ENDPOINTS, BENCH_EDS_CHANGES,
-// BENCH_NEW_SERVICES, BENCH_MODES (e.g. "delta"), BENCH_MICRO=0 (skip micro-benchmarks),
-// BENCH_PROFILE=1 (meshd runs with --cpu-prof into bench/results/profiles/).
+// BENCH_NEW_SERVICES, BENCH_MODES (e.g. "delta", or "kube" for the informer case only),
+// BENCH_KUBE=0 (skip the informer case), BENCH_KUBE_UPDATES, BENCH_MICRO=0 (skip
+// micro-benchmarks), BENCH_PROFILE=1 (meshd runs with --cpu-prof into bench/results/profiles/).
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +22,7 @@ import { wallNow, type ClientEvent, type Command, type InitialReport, type Stats
 import { changedEndpointIP, clusterName, hostname, newServiceSpec, renderService, serviceFile, serviceSpec, writeAtomic, writeMesh, HTTP_PORT } from './mesh-config.js';
 import { clockTicks, fmtBytes, fmtMs, mean, metricValue, percentile, procCpuSeconds, procStatusBytes, systemCpuTicks, table } from './stats.js';
 import { runMicro, type MicroResult } from './micro.js';
+import { KUBE_TARGETS, kubeReport, runKubeInformer, type KubeInformerConfig, type KubeInformerResult } from './kube-informer.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** dist/bench -> repo root */
@@ -32,6 +37,8 @@ const num = (name: string, dflt: number): number => {
   return process.env[name] && Number.isFinite(v) ? v : dflt;
 };
 
+const MODES = (process.env.BENCH_MODES ?? 'sotw,delta,kube').split(',').map((s) => s.trim()).filter(Boolean);
+
 const CFG = {
   services: num('BENCH_SERVICES', 1000),
   endpoints: num('BENCH_ENDPOINTS', 10),
@@ -40,8 +47,10 @@ const CFG = {
   flowWindow: 4 * 1024 * 1024,
   edsChanges: num('BENCH_EDS_CHANGES', 20),
   newServices: num('BENCH_NEW_SERVICES', 5),
-  modes: (process.env.BENCH_MODES ?? 'sotw,delta').split(',').map((s) => s.trim()).filter(Boolean) as XdsProtocol[],
-  micro: process.env.BENCH_MICRO !== '0',
+  modes: MODES.filter((m): m is XdsProtocol => m === 'sotw' || m === 'delta'),
+  /** The informer case; BENCH_MODES=kube runs it alone (and no micro-benchmarks unless BENCH_MICRO=1). */
+  kube: MODES.includes('kube') && process.env.BENCH_KUBE !== '0',
+  micro: process.env.BENCH_MICRO === '1' || (process.env.BENCH_MICRO !== '0' && MODES.some((m) => m !== 'kube')),
   profile: process.env.BENCH_PROFILE === '1',
   initialTimeoutMs: 60_000,
   edsTimeoutMs: 10_000,
@@ -50,6 +59,17 @@ const CFG = {
   deadlineMs: 5 * 60_000,
   /** Longest one scenario (SotW or delta) may take, so that one slow mode cannot starve the other. */
   scenarioMs: 135_000,
+};
+
+const KUBE_CFG: KubeInformerConfig = {
+  services: CFG.services,
+  endpoints: CFG.endpoints,
+  updates: num('BENCH_KUBE_UPDATES', 100),
+  createConcurrency: 20,
+  gapMs: 50,
+  /** Its own bound, after the file scenarios' deadline. */
+  boundMs: 5 * 60_000,
+  updateTimeoutMs: 10_000,
 };
 
 const TARGETS = {
@@ -710,7 +730,7 @@ function verdict(ok: boolean | undefined): string {
   return ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS';
 }
 
-function report(results: ScenarioResult[], micro: MicroResult[]): string {
+function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInformerResult): string {
   const by = (mode: XdsProtocol): ScenarioResult | undefined => results.find((r) => r.mode === mode);
   const modes: XdsProtocol[] = ['sotw', 'delta'];
   const col = (f: (r: ScenarioResult) => string): string[] => modes.map((md) => {
@@ -766,10 +786,16 @@ function report(results: ScenarioResult[], micro: MicroResult[]): string {
   row('   stream errors, NACKs, expired nonces', (r) => `${r.clientProcess!.errors}, ${(r.metrics!['initial.rejects']! + r.metrics!['endpointChanges.rejects']! + r.metrics!['newServices.rejects']!)}, ${(r.metrics!['initial.expiredNonces']! + r.metrics!['endpointChanges.expiredNonces']! + r.metrics!['newServices.expiredNonces']!)}`);
 
   const parts: string[] = [];
-  parts.push(`meshd benchmark: ${CFG.services} services x ${CFG.endpoints} endpoints, ${CFG.clients} ADS clients (${CFG.perChannel} streams/channel), debounce 100 ms (default)`);
-  parts.push('');
-  parts.push(table(['figure', 'SotW', 'delta', 'target', 'status'], rows));
+  if (results.length) {
+    parts.push(`meshd benchmark: ${CFG.services} services x ${CFG.endpoints} endpoints, ${CFG.clients} ADS clients (${CFG.perChannel} streams/channel), debounce 100 ms (default)`);
+    parts.push('');
+    parts.push(table(['figure', 'SotW', 'delta', 'target', 'status'], rows));
+  }
   for (const r of results) if (r.error) parts.push(`\n${r.mode}: ERROR: ${r.error}`);
+  if (kube) {
+    if (parts.length) parts.push('');
+    parts.push(kubeReport(kube));
+  }
   const phaseRows = results.flatMap((r) =>
     (r.phases ?? []).map((p) => [
       `${r.mode}: ${p.phase}`,
@@ -804,7 +830,7 @@ async function main(): Promise<void> {
     log(`bench: hard deadline (${CFG.deadlineMs / 1000} s) exceeded; killing children`);
     killChildren();
     process.exit(3);
-  }, CFG.deadlineMs + 90_000);
+  }, CFG.deadlineMs + (CFG.kube ? KUBE_CFG.boundMs + 30_000 : 0) + 90_000);
   hard.unref();
   mkdirSync(RESULTS, { recursive: true });
 
@@ -825,7 +851,12 @@ async function main(): Promise<void> {
     }
     results.push(await scenario(mode, Math.min(deadline, Date.now() + CFG.scenarioMs)));
   }
-  const text = report(results, micro);
+  let kube: KubeInformerResult | undefined;
+  if (CFG.kube) {
+    log(`informer case: ${KUBE_CFG.services} Services x ${KUBE_CFG.endpoints} endpoints in a real kube-apiserver, ${KUBE_CFG.updates} EndpointSlice updates...`);
+    kube = await runKubeInformer({ cfg: KUBE_CFG, log, track, profileDir: CFG.profile ? join(RESULTS, 'profiles', 'kube') : undefined });
+  }
+  const text = report(results, micro, kube);
   process.stdout.write(`\n${text}\n`);
   let commit = '';
   try {
@@ -843,15 +874,17 @@ async function main(): Promise<void> {
       deltaEndpointChangeP99: { targetMs: TARGETS.deltaEdsP99Ms, valueMs: results.find((r) => r.mode === 'delta')?.endpointChange?.p99Ms ?? null },
       initialSync: Object.fromEntries(results.map((r) => [r.mode, { targetMs: TARGETS.initialSyncMs, valueMs: r.initial?.allSyncedMs ?? null }])),
       serverRss: Object.fromEntries(results.map((r) => [r.mode, { targetBytes: TARGETS.serverRssBytes, valueBytes: r.server?.peakRssBytes ?? null }])),
+      ...(kube ? { kubeEndpointUpdateP99: { targetMs: KUBE_TARGETS.updateP99Ms, valueMs: kube.update?.total.p99Ms ?? null } } : {}),
     },
     scenarios: results,
+    ...(kube ? { kube } : {}),
     micro,
     table: text,
   };
   const file = join(RESULTS, 'latest.json');
   writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
   log(`\nwrote ${file} (${json.durationSec} s)`);
-  const failed = results.some((r) => r.error);
+  const failed = results.some((r) => r.error) || Boolean(kube?.error);
   clearTimeout(hard);
   process.exit(failed ? 1 : 0);
 }
