@@ -5,8 +5,8 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigStore } from './model/store.js';
 import { FileSource } from './sources/file/file-source.js';
-import { KubeSource } from './sources/kube/kube-source.js';
-import { loadKubeConfig } from './sources/kube/client.js';
+import type { KubeSource } from './sources/kube/kube-source.js';
+import { envoyRoot } from './xds/protos.js';
 import { ConfigGenerator } from './xds/generator.js';
 import { AdsServer } from './xds/ads-server.js';
 import { PushController } from './xds/push-controller.js';
@@ -78,6 +78,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       onProblem: (p) => metrics.configErrors.inc({ kind: p.object?.kind ?? 'file' }),
     });
   } else {
+    // The Kubernetes client takes half a second to load: only when it is used.
+    const [{ KubeSource }, { loadKubeConfig }] = await Promise.all([import('./sources/kube/kube-source.js'), import('./sources/kube/client.js')]);
     kube = new KubeSource({ conn: loadKubeConfig(o.source.kubeconfig), store, log: log.child({ component: 'kube-source' }), metrics });
   }
 
@@ -113,6 +115,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       log.info({ dir: files.dir, objects: loaded.objects.length, problems: loaded.problems.length }, 'configuration loaded');
     } else if (kube) {
       await kube.start();
+      // Load Envoy's protos while the informers list, not after.
+      envoyRoot();
       await kube.synced();
       log.info({ objects: store.size }, 'all informers synced');
     }

@@ -7,6 +7,7 @@ import { isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy } from './filters.js';
 import { httpPorts } from './routes.js';
+import { gatewayListeners } from './gateways.js';
 import {
   INBOUND_PASSTHROUGH_CLUSTER,
   PASSTHROUGH_CLUSTER,
@@ -141,6 +142,6 @@ export function grpcListeners(snapshot: MeshSnapshot): EnvoyResource[] {
 
 export function listenersFor(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   if (ctx.proxyless) return grpcListeners(snapshot);
-  if (ctx.proxy.type !== 'sidecar') return [];
+  if (ctx.proxy.type === 'router') return gatewayListeners(snapshot, ctx);
   return sidecarListeners(snapshot, ctx);
 }

@@ -8,6 +8,7 @@ import { byName, type EnvoyResource, type Json } from './types.js';
 import { defaultRetryPolicy, virtualServiceRoutes, type RouteContext } from './http-routes.js';
 import { MESH_GATEWAY, resolveHost, virtualServicesFor } from './istio-config.js';
 import type { VirtualServiceObject } from '../model/objects.js';
+import { gatewayRoutes } from './gateways.js';
 
 /** The names a client in `clientNamespace` may use for `svc` on `port`. */
 export function serviceDomains(svc: MeshService, port: number, clientNamespace: string): string[] {
@@ -122,6 +123,6 @@ export function grpcRoutes(snapshot: MeshSnapshot): EnvoyResource[] {
 
 export function routesFor(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   if (ctx.proxyless) return grpcRoutes(snapshot);
-  if (ctx.proxy.type !== 'sidecar') return [];
+  if (ctx.proxy.type === 'router') return gatewayRoutes(snapshot, ctx);
   return sidecarRoutes(snapshot, ctx).sort(byName);
 }
