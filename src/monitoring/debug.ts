@@ -8,6 +8,13 @@ import type { MeshKind } from '../model/objects.js';
 
 const CONFIG_KINDS: MeshKind[] = ['Gateway', 'VirtualService', 'DestinationRule', 'Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret'];
 
+/** Private keys never leave meshd through debug output. */
+function redactKeys(body: Record<string, unknown>): Record<string, unknown> {
+  const tls = body.tls_certificate as Record<string, unknown> | undefined;
+  if (!tls?.private_key) return body;
+  return { ...body, tls_certificate: { ...tls, private_key: { inline_string: '[redacted]' } } };
+}
+
 export function debugHandlers(ads: AdsServer, generator: ConfigGenerator, store: ConfigStore): Record<string, DebugHandler> {
   return {
     configz: (q) => {
@@ -37,7 +44,7 @@ export function debugHandlers(ads: AdsServer, generator: ConfigGenerator, store:
         const w = conn.watches.get(type);
         const sent = w ? [...w.sent.keys()].sort() : [];
         const entries = w?.wildcard ? [...view.byType[type].values()] : sent.map((n) => view.byType[type].get(n)).filter((e) => e !== undefined);
-        configs[SHORT_TYPE[type]] = entries.map((e) => ({ name: e.name, version: e.version, resource: { '@type': type, ...e.body } }));
+        configs[SHORT_TYPE[type]] = entries.map((e) => ({ name: e.name, version: e.version, resource: { '@type': type, ...redactKeys(e.body) } }));
       }
       return { body: { proxy: conn.proxy.id, class: conn.ctx.classKey, configs } };
     },

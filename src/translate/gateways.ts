@@ -10,7 +10,7 @@ import { httpConnectionManager, routeConfigurableFilters, socketAddress } from '
 import { hostMatches, resolveHost, virtualServicesFor } from './istio-config.js';
 import { virtualServiceRoutes, type RouteContext } from './http-routes.js';
 import { listenerName } from './names.js';
-import { byName, type EnvoyResource, type Json } from './types.js';
+import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 
 type Server = GatewaySpec['servers'][number];
 
@@ -46,7 +46,7 @@ export function gatewayServers(snapshot: MeshSnapshot, ctx: ProxyContext): { byP
     gw.spec.servers.forEach((server, index) => {
       const protocol = server.port.protocol.toUpperCase();
       const port = server.port.number;
-      const family = HTTP_PROTOCOLS.has(protocol) ? 'HTTP' : protocol;
+      const family = HTTP_PROTOCOLS.has(protocol) ? 'HTTP' : protocol === 'HTTPS' || (protocol === 'TLS' && server.tls?.mode !== 'PASSTHROUGH') ? 'HTTPS' : protocol;
       const existing = portProtocol.get(port);
       if (existing && existing !== family) {
         conflicts.push({ loser: ref, winner: claimed.get(`${port}/*proto`) ?? '', port, host: `protocol ${protocol}` });
@@ -77,19 +77,80 @@ function routeName(port: number): string {
   return `http.${port}`;
 }
 
+/** Istio-style name of an HTTPS server's route configuration. */
+export function httpsRouteName(port: number, s: GatewayServer): string {
+  return `https.${port}.${s.server.port.name ?? s.index}.${s.gateway.metadata.name}.${s.gateway.metadata.namespace}`;
+}
+
+/** The SDS name of a Gateway credential, and of its CA for mutual TLS. */
+export function credentialSecretName(credentialName: string, ca = false): string {
+  return `kubernetes://${credentialName}${ca ? '-cacert' : ''}`;
+}
+
+/** Servers that terminate TLS with a credential meshd can serve. */
+export function terminatesTls(s: GatewayServer, snapshot: MeshSnapshot, proxyNamespace: string): boolean {
+  const tls = s.server.tls;
+  if (!tls || (tls.mode !== 'SIMPLE' && tls.mode !== 'MUTUAL') || !tls.credentialName) return false;
+  // Gateways read credentials from their own namespace only.
+  return snapshot.config.secrets.has(`${proxyNamespace}/${tls.credentialName}`);
+}
+
+const SDS_SOURCE: Json = { ads: {}, resource_api_version: 'V3' };
+
+function sniNames(hosts: readonly string[]): string[] {
+  const names = hosts.map((h) => (h.includes('/') ? h.slice(h.indexOf('/') + 1) : h));
+  return names.includes('*') ? [] : [...new Set(names)].sort();
+}
+
+function tlsChain(port: number, s: GatewayServer, statPrefix: string): Json {
+  const tls = s.server.tls!;
+  const common: Json = {
+    tls_certificate_sds_secret_configs: [{ name: credentialSecretName(tls.credentialName!), sds_config: SDS_SOURCE }],
+    alpn_protocols: ['h2', 'http/1.1'],
+  };
+  if (tls.mode === 'MUTUAL') common.validation_context_sds_secret_config = { name: credentialSecretName(tls.credentialName!, true), sds_config: SDS_SOURCE };
+  const sni = sniNames(s.server.hosts);
+  return {
+    ...(sni.length ? { filter_chain_match: { server_names: sni } } : {}),
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: anyOf('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {
+        common_tls_context: common,
+        ...(tls.mode === 'MUTUAL' ? { require_client_certificate: true } : {}),
+      }),
+    },
+    filters: [httpConnectionManager({ statPrefix, rds: httpsRouteName(port, s), httpFilters: routeConfigurableFilters() })],
+  };
+}
+
 export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const [port, servers] of gatewayServers(snapshot, ctx).byPort) {
     const protocol = servers[0]!.server.port.protocol.toUpperCase();
-    if (!HTTP_PROTOCOLS.has(protocol)) continue; // TLS, TCP and HTTPS servers come with SDS.
     const name = listenerName('0.0.0.0', port);
+    if (HTTP_PROTOCOLS.has(protocol)) {
+      out.push({
+        name,
+        body: {
+          name,
+          address: socketAddress('0.0.0.0', port),
+          traffic_direction: 'OUTBOUND',
+          filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: routeName(port), httpFilters: routeConfigurableFilters() })] }],
+        },
+      });
+      continue;
+    }
+    // TLS terminated with a credential from meshd (SDS); a server whose Secret is missing is left out.
+    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(port, s, `outbound_${name}`));
+    if (chains.length === 0) continue;
     out.push({
       name,
       body: {
         name,
         address: socketAddress('0.0.0.0', port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [{ ...httpConnectionManager({ statPrefix: `outbound_${name}`, rds: routeName(port), httpFilters: routeConfigurableFilters() }) }] }],
+        listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', {}) }],
+        filter_chains: chains,
       },
     });
   }
@@ -105,34 +166,72 @@ function hostAllows(pattern: string, vs: VirtualServiceObject, host: string): bo
   return hostMatches(hostPattern, host);
 }
 
+/** Virtual hosts for a set of servers on one port: VirtualServices for one host merge, in order. */
+function serverVirtualHosts(snapshot: MeshSnapshot, ctx: ProxyContext, port: number, servers: GatewayServer[]): Json[] {
+  const hosts = new Map<string, { routes: Json[]; httpsRedirect: boolean }>();
+  for (const s of servers) {
+    const rc: RouteContext = { snapshot, gateway: s.ref, port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
+    for (const vs of virtualServicesFor(snapshot.config, s.ref, ctx.proxy.namespace)) {
+      for (const h of vs.spec.hosts ?? []) {
+        const host = resolveHost(h, vs.metadata.namespace, snapshot.domain);
+        if (!s.server.hosts.some((p) => hostAllows(p, vs, host))) continue;
+        let vh = hosts.get(host);
+        if (!vh) hosts.set(host, (vh = { routes: [], httpsRedirect: s.server.tls?.httpsRedirect === true }));
+        vh.routes.push(...virtualServiceRoutes(vs, rc));
+      }
+    }
+  }
+  return [...hosts.entries()]
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    .map(([host, vh]) => ({
+      name: `${host}:${port}`,
+      domains: host === '*' ? ['*'] : [host, `${host}:${port}`],
+      routes: vh.routes,
+      ...(vh.httpsRedirect ? { require_tls: 'ALL' } : {}),
+    }));
+}
+
 export function gatewayRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const [port, servers] of gatewayServers(snapshot, ctx).byPort) {
-    if (!HTTP_PROTOCOLS.has(servers[0]!.server.port.protocol.toUpperCase())) continue;
-    // Virtual hosts by host; VirtualServices for one host on a gateway merge, in order.
-    const hosts = new Map<string, { routes: Json[]; httpsRedirect: boolean }>();
-    for (const s of servers) {
-      const rc: RouteContext = { snapshot, gateway: s.ref, port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
-      for (const vs of virtualServicesFor(snapshot.config, s.ref, ctx.proxy.namespace)) {
-        for (const h of vs.spec.hosts ?? []) {
-          const host = resolveHost(h, vs.metadata.namespace, snapshot.domain);
-          if (!s.server.hosts.some((p) => hostAllows(p, vs, host))) continue;
-          let vh = hosts.get(host);
-          if (!vh) hosts.set(host, (vh = { routes: [], httpsRedirect: s.server.tls?.httpsRedirect === true }));
-          vh.routes.push(...virtualServiceRoutes(vs, rc));
-        }
-      }
+    if (HTTP_PROTOCOLS.has(servers[0]!.server.port.protocol.toUpperCase())) {
+      const name = routeName(port);
+      out.push({ name, body: { name, virtual_hosts: serverVirtualHosts(snapshot, ctx, port, servers), validate_clusters: false } });
+      continue;
     }
-    const virtualHosts = [...hosts.entries()]
-      .sort((a, b) => (a[0] < b[0] ? -1 : 1))
-      .map(([host, vh]) => ({
-        name: `${host}:${port}`,
-        domains: host === '*' ? ['*'] : [host, `${host}:${port}`],
-        routes: vh.routes,
-        ...(vh.httpsRedirect ? { require_tls: 'ALL' } : {}),
-      }));
-    const name = routeName(port);
-    out.push({ name, body: { name, virtual_hosts: virtualHosts, validate_clusters: false } });
+    for (const s of servers) {
+      if (!terminatesTls(s, snapshot, ctx.proxy.namespace)) continue;
+      const name = httpsRouteName(port, s);
+      out.push({ name, body: { name, virtual_hosts: serverVirtualHosts(snapshot, ctx, port, [s]), validate_clusters: false } });
+    }
   }
   return out.sort(byName);
+}
+
+/**
+ * SDS secrets for the credentials this gateway's servers name, read from Secrets in the
+ * gateway's own namespace: `kubernetes.io/tls` (tls.crt, tls.key, ca.crt) or generic
+ * (cert, key, cacert).
+ */
+export function gatewaySecrets(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
+  const out = new Map<string, EnvoyResource>();
+  for (const servers of gatewayServers(snapshot, ctx).byPort.values()) {
+    for (const s of servers) {
+      if (!terminatesTls(s, snapshot, ctx.proxy.namespace)) continue;
+      const credential = s.server.tls!.credentialName!;
+      const secret = snapshot.config.secrets.get(`${ctx.proxy.namespace}/${credential}`)!;
+      const cert = secret.data['tls.crt'] ?? secret.data.cert;
+      const key = secret.data['tls.key'] ?? secret.data.key;
+      const ca = secret.data['ca.crt'] ?? secret.data.cacert;
+      if (cert && key) {
+        const name = credentialSecretName(credential);
+        out.set(name, { name, body: { name, tls_certificate: { certificate_chain: { inline_bytes: cert }, private_key: { inline_bytes: key } } } });
+      }
+      if (s.server.tls!.mode === 'MUTUAL' && ca) {
+        const name = credentialSecretName(credential, true);
+        out.set(name, { name, body: { name, validation_context: { trusted_ca: { inline_bytes: ca } } } });
+      }
+    }
+  }
+  return [...out.values()].sort(byName);
 }

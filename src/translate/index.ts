@@ -6,6 +6,7 @@ import { loadAssignments } from './endpoints.js';
 import { listenersFor } from './listeners.js';
 import { proxyContext, type ProxyContext } from './proxy-context.js';
 import { routesFor } from './routes.js';
+import { gatewaySecrets } from './gateways.js';
 import { TypeUrl, type EnvoyResource } from './types.js';
 
 export type ResourcesByType = Record<TypeUrl, EnvoyResource[]>;
@@ -22,7 +23,7 @@ export function translateContext(snapshot: MeshSnapshot, ctx: ProxyContext, shar
     [TypeUrl.ClusterLoadAssignment]: shared?.endpoints ?? loadAssignments(snapshot),
     [TypeUrl.Listener]: listenersFor(snapshot, ctx),
     [TypeUrl.RouteConfiguration]: routesFor(snapshot, ctx),
-    [TypeUrl.Secret]: [],
+    [TypeUrl.Secret]: ctx.proxy.type === 'router' ? gatewaySecrets(snapshot, ctx) : [],
   };
 }
 

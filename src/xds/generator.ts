@@ -125,7 +125,7 @@ export class ConfigGenerator {
           [TypeUrl.ClusterLoadAssignment]: new Map(),
           [TypeUrl.Listener]: intern(TypeUrl.Listener),
           [TypeUrl.RouteConfiguration]: intern(TypeUrl.RouteConfiguration),
-          [TypeUrl.Secret]: new Map(),
+          [TypeUrl.Secret]: intern(TypeUrl.Secret),
         },
       };
       this.views.set(ctx.classKey, view);

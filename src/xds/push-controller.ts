@@ -36,7 +36,7 @@ export interface PushControllerOptions {
 }
 
 /** Kinds whose changes do not (yet) affect generated config: they are kept, not pushed. */
-const NOT_PUSHED = new Set<string>(['Namespace', 'Secret']);
+const NOT_PUSHED = new Set<string>(['Namespace']);
 
 function updateType(c: ConfigChange): string {
   if (c.kind === 'EndpointSlice') return 'eds';

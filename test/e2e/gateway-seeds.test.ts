@@ -97,3 +97,104 @@ spec:
     assert.equal(await gateway.rejectedUpdates(), 0);
   });
 });
+
+describe('HTTPS on the gateway with a certificate from a Secret (credentialName, over SDS)', () => {
+  let meshd: MeshdProcess;
+  let gateway: EnvoyProcess;
+  let backend: Backend;
+  let httpsPort: number;
+  let httpPort: number;
+  let certPem: string;
+
+  before(async () => {
+    const { mkdtempSync, readFileSync: read } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'meshd-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=httpbin.example.com',
+      '-addext', 'subjectAltName=DNS:httpbin.example.com', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'pipe' });
+    certPem = read(join(dir, 'tls.crt'), 'utf8');
+    const keyPem = read(join(dir, 'tls.key'), 'utf8');
+    httpsPort = await freePort();
+    httpPort = await freePort();
+    backend = await startHttpBackend('httpbin');
+    const b64 = (s: string): string => Buffer.from(s).toString('base64');
+    meshd = await startMeshd({
+      files: {
+        'httpbin.yaml': serviceYaml({ name: 'httpbin', ports: [{ name: 'http', port: 80, targetPort: backend.port }], endpoints: [{ ip: '127.0.0.1' }] }),
+        'secret.yaml': `apiVersion: v1
+kind: Secret
+type: kubernetes.io/tls
+metadata: {name: httpbin-credential, namespace: istio-system}
+data:
+  tls.crt: ${b64(certPem)}
+  tls.key: ${b64(keyPem)}
+`,
+        'gateway.yaml': `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: httpbin-gateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: ${httpsPort}, name: https, protocol: HTTPS}
+    hosts: [httpbin.example.com]
+    tls: {mode: SIMPLE, credentialName: httpbin-credential}
+  - port: {number: ${httpPort}, name: http, protocol: HTTP}
+    hosts: [httpbin.example.com]
+    tls: {httpsRedirect: true}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin, namespace: default}
+spec:
+  hosts: [httpbin.example.com]
+  gateways: [httpbin-gateway]
+  http: [{route: [{destination: {host: httpbin}}]}]
+`,
+      },
+    });
+    const bootstrap = execFileSync(process.execPath, [
+      MESHD_CLI, 'bootstrap', '--type', 'router', '--pod', 'istio-ingressgateway-2', '--namespace', 'istio-system',
+      '--labels', 'istio=ingressgateway', '--xds-address', meshd.xdsAddress, '--admin-port', '0', '--readiness-port', '0',
+    ], { encoding: 'utf8' });
+    gateway = await startEnvoy({ bootstrap: parse(bootstrap) as object, name: 'gateway-tls' });
+    await gateway.waitFor(() => gateway.hasActiveListener(`0.0.0.0_${httpsPort}`), { what: 'the HTTPS listener', timeoutMs: 10_000 });
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await meshd?.stop();
+    await backend?.close();
+  });
+
+  it('terminates TLS with the Secret\'s certificate and routes to httpbin', async () => {
+    const { request } = await import('node:https');
+    const r = await new Promise<{ status: number; backend: string; peerCn: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: httpsPort, path: '/status/200', servername: 'httpbin.example.com', headers: { host: 'httpbin.example.com' }, ca: certPem, timeout: 5000 }, (res) => {
+        res.resume();
+        const peer = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, backend: String(res.headers['x-backend']), peerCn: String(peer.subject?.CN) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.backend, 'httpbin');
+    assert.equal(r.peerCn, 'httpbin.example.com', 'the certificate served is the one from the Secret');
+  });
+
+  it('redirects plain HTTP to HTTPS when httpsRedirect is set', async () => {
+    const r = await httpGet(`http://127.0.0.1:${httpPort}/status/200`, { headers: { host: 'httpbin.example.com' } });
+    assert.equal(r.status, 301);
+    assert.match(r.headers.location ?? '', /^https:\/\/httpbin\.example\.com/);
+  });
+
+  it('never shows the private key in debug output', async () => {
+    const syncz = JSON.parse((await meshd.monitoring('/debug/syncz')).body) as { proxy: string }[];
+    const dump = (await meshd.monitoring(`/debug/config_dump?proxyID=${encodeURIComponent(syncz[0]!.proxy)}`)).body;
+    assert.match(dump, /kubernetes:\/\/httpbin-credential/);
+    assert.match(dump, /\[redacted\]/);
+    assert.doesNotMatch(dump, /PRIVATE KEY|LS0tLS1CRUdJTiBQUklWQVRF|LS0tLS1CRUdJTiBFQyBQUklWQVRF/);
+    assert.doesNotMatch((await meshd.monitoring('/debug/configz?kind=Secret')).body, /LS0t/);
+    assert.equal(await gateway.rejectedUpdates(), 0);
+  });
+});

@@ -38,6 +38,15 @@ function staticCluster(c: Json, endpoints: Map<string, Json>): Json {
   return { ...rest, type: 'STATIC', load_assignment: cla };
 }
 
+/** SDS references to meshd become references to the bootstrap's static secrets. */
+function staticSds(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(staticSds);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value as Json)) if (k !== 'sds_config') out[k] = staticSds(v);
+  return out;
+}
+
 /** A bootstrap with everything inline. API listeners (proxyless gRPC) are checked through a plain listener per route configuration. */
 export function staticBootstrap(res: ResourcesByType): Json {
   const routes = new Map(res[TypeUrl.RouteConfiguration].map((r: EnvoyResource) => [r.name, r.body]));
@@ -52,7 +61,7 @@ export function staticBootstrap(res: ResourcesByType): Json {
         address: { socket_address: { address: '127.0.0.1', port_value: port++ } },
         filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: inlineRds(hcm, routes) }] }],
       });
-    } else listeners.push(inlineListener(l.body, routes));
+    } else listeners.push(staticSds(inlineListener(l.body, routes)) as Json);
   }
   return {
     node: { id: 'sidecar~127.0.0.1~validate.default~default.svc.cluster.local', cluster: 'validate' },
