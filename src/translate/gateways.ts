@@ -235,3 +235,17 @@ export function gatewaySecrets(snapshot: MeshSnapshot, ctx: ProxyContext): Envoy
   }
   return [...out.values()].sort(byName);
 }
+
+/**
+ * Conflicts between Gateways that select the same gateway proxies: for each distinct
+ * selector, the servers a proxy with exactly those labels would get.
+ */
+export function gatewayConflicts(snapshot: MeshSnapshot): GatewayConflict[] {
+  const seen = new Map<string, GatewayConflict>();
+  for (const gw of snapshot.config.gateways) {
+    const labels = gw.spec.selector ?? {};
+    const proxy = { type: 'router', namespace: gw.metadata.namespace, labels } as unknown as ProxyContext['proxy'];
+    for (const c of gatewayServers(snapshot, { proxy } as ProxyContext).conflicts) seen.set(`${c.loser}|${c.winner}|${c.port}|${c.host}`, c);
+  }
+  return [...seen.values()];
+}

@@ -112,7 +112,8 @@ export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2
     detection.max_ejection_percent = od.maxEjectionPercent ?? 10;
     detection.enforcing_success_rate = 0;
     cluster.outlier_detection = detection;
-    if (od.minHealthPercent !== undefined) cluster.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent } };
+    // Istio's minHealthPercent defaults to 0: ejection keeps working however few hosts are left.
+    cluster.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent ?? 0 } };
   }
 
   const tls = policy.tls;

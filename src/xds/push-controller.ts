@@ -3,6 +3,7 @@
 import { buildSnapshot, updateEndpoints, type MeshSnapshot } from '../model/mesh.js';
 import type { ConfigChange, ConfigStore } from '../model/store.js';
 import { formatObjectError } from '../model/objects.js';
+import { gatewayConflicts } from '../translate/gateways.js';
 import type { Logger } from '../util/log.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
@@ -62,6 +63,13 @@ export class PushController {
 
   private reportRejections(s: MeshSnapshot): void {
     const now = new Set<string>();
+    for (const c of gatewayConflicts(s)) {
+      const line = `Gateway ${c.loser}: port ${c.port} ${c.host.startsWith('protocol ') ? `with ${c.host} conflicts with the protocol` : `host "${c.host}" is already served by`} Gateway ${c.winner}; that server is ignored for it`;
+      now.add(line);
+      if (this.reported.has(line)) continue;
+      this.o.log.error({ kind: 'Gateway', object: c.loser, field: 'spec.servers', winner: c.winner, port: c.port }, line);
+      this.o.metrics?.configErrors.inc({ kind: 'Gateway' });
+    }
     for (const e of s.config.rejected) {
       const line = formatObjectError(e);
       now.add(line);

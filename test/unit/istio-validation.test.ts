@@ -88,3 +88,27 @@ spec:
     assert.match(snapshot.config.rejected[0]!.message, /subset "v9" is not defined by any DestinationRule for host reviews\.default\.svc\.cluster\.local/);
   });
 });
+
+describe('gateway conflicts', () => {
+  it('two Gateways claiming one port and host: the first by namespace/name keeps it, the other is reported', async () => {
+    const { gatewayConflicts, gatewayServers } = await import('../../src/translate/gateways.js');
+    const { proxyContext } = await import('../../src/translate/proxy-context.js');
+    const { parseProxy } = await import('../../src/model/proxy.js');
+    const gw = (name: string, host: string) => `---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ${name}, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["${host}"]}]
+`;
+    const store = new ConfigStore();
+    store.replaceSource('t', parseYamlText(gw('b-gateway', 'shop.example.com') + gw('a-gateway', 'shop.example.com') + gw('c-gateway', 'other.example.com'), 't.yaml').objects);
+    const { snapshot } = buildSnapshot(store, 'cluster.local');
+    const conflicts = gatewayConflicts(snapshot);
+    assert.deepEqual(conflicts.map((c) => [c.loser, c.winner, c.host]), [['default/b-gateway', 'default/a-gateway', 'shop.example.com']]);
+    const ctx = proxyContext(snapshot, parseProxy('router~10.0.0.1~gw-1.istio-system~istio-system.svc.cluster.local', { LABELS: { istio: 'ingressgateway' } }));
+    const servers = gatewayServers(snapshot, ctx).byPort.get(80)!;
+    assert.deepEqual(servers.map((s) => s.ref), ['default/a-gateway', 'default/c-gateway']);
+  });
+});
