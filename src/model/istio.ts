@@ -265,6 +265,40 @@ function checkRegex(m: StringMatch | undefined, path: (string | number)[], out: 
   if (err) out.push({ path: [...path, 'regex'], message: `"${m.regex}" is not a valid RE2 regular expression (${err}); Envoy uses RE2: no lookaround or backreferences` });
 }
 
+function durationMs(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  let total = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g)) {
+    const n = Number(m[1]);
+    total += m[2] === 'h' ? n * 3_600_000 : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : m[2] === 'ms' ? n : n / 1000;
+  }
+  return total;
+}
+
+/** Envoy requires these durations to be above zero. */
+function positiveDuration(text: string | undefined, path: (string | number)[], out: Issue[]): void {
+  const ms = durationMs(text);
+  if (ms !== undefined && ms <= 0) out.push({ path, message: `must be more than 0s, got "${text}"` });
+}
+
+const PSEUDO_OR_HOST = /^(:|host$)/i;
+
+function headerOpIssues(h: { request?: HeaderOps; response?: HeaderOps } | undefined, path: (string | number)[], out: Issue[]): void {
+  for (const side of ['request', 'response'] as const) {
+    const ops = h?.[side];
+    for (const op of ['set', 'add'] as const) {
+      for (const name of Object.keys(ops?.[op] ?? {})) {
+        if (PSEUDO_OR_HOST.test(name)) out.push({ path: [...path, side, op, name], message: `"${name}" cannot be changed with header operations (Envoy forbids ":"-prefixed headers and host); use rewrite.authority for the host` });
+      }
+    }
+    ops?.remove?.forEach((name, i) => {
+      if (PSEUDO_OR_HOST.test(name)) out.push({ path: [...path, side, 'remove', i], message: `"${name}" cannot be removed (Envoy forbids ":"-prefixed headers and host)` });
+    });
+  }
+}
+
+type HeaderOps = { set?: Record<string, string> | undefined; add?: Record<string, string> | undefined; remove?: string[] | undefined };
+
 /** Checks beyond the schema: what makes a VirtualService meaningless or unservable. */
 export function virtualServiceIssues(spec: VirtualServiceSpec): Issue[] {
   const out: Issue[] = [];
@@ -285,6 +319,9 @@ export function virtualServiceIssues(spec: VirtualServiceSpec): Issue[] {
       if (err) out.push({ path: ['http', i, 'rewrite', 'uriRegexRewrite', 'match'], message: `is not a valid RE2 regular expression (${err})` });
     }
     r.corsPolicy?.allowOrigins?.forEach((o, j) => checkRegex(o, ['http', i, 'corsPolicy', 'allowOrigins', j], out));
+    headerOpIssues(r.headers, ['http', i, 'headers'], out);
+    r.route?.forEach((d, j) => headerOpIssues(d.headers, ['http', i, 'route', j, 'headers'], out));
+    positiveDuration(r.fault?.delay?.fixedDelay, ['http', i, 'fault', 'delay', 'fixedDelay'], out);
     const weights = (r.route ?? []).map((d) => d.weight);
     if ((r.route?.length ?? 0) > 1 || weights.some((w) => w !== undefined)) {
       const total = weights.reduce<number>((a, w) => a + (w ?? 0), 0);
@@ -301,6 +338,44 @@ export function virtualServiceIssues(spec: VirtualServiceSpec): Issue[] {
       }
     });
   }
+  return out;
+}
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
+  return true;
+}
+
+const MAX_RING_SIZE = 8_388_608;
+
+function trafficPolicyIssues(p: TrafficPolicy | undefined, path: (string | number)[], out: Issue[]): void {
+  if (!p) return;
+  const levels: [Omit<TrafficPolicy, 'portLevelSettings'> | undefined, (string | number)[]][] = [[p, path], ...(p.portLevelSettings ?? []).map((x, i) => [x, [...path, 'portLevelSettings', i]] as [TrafficPolicy, (string | number)[]])];
+  for (const [policy, at] of levels) {
+    const ch = policy?.loadBalancer?.consistentHash;
+    const table = ch?.maglev?.tableSize;
+    if (table !== undefined && !isPrime(table)) out.push({ path: [...at, 'loadBalancer', 'consistentHash', 'maglev', 'tableSize'], message: `must be a prime number (Envoy's Maglev needs one), got ${table}; 65537 is the default` });
+    for (const [ring, field] of [[ch?.minimumRingSize, ['minimumRingSize']], [ch?.ringHash?.minimumRingSize, ['ringHash', 'minimumRingSize']]] as const) {
+      if (ring !== undefined && (ring < 1 || ring > MAX_RING_SIZE)) out.push({ path: [...at, 'loadBalancer', 'consistentHash', ...field], message: `must be between 1 and ${MAX_RING_SIZE}, got ${ring}` });
+    }
+    positiveDuration(policy?.outlierDetection?.interval, [...at, 'outlierDetection', 'interval'], out);
+    positiveDuration(policy?.outlierDetection?.baseEjectionTime, [...at, 'outlierDetection', 'baseEjectionTime'], out);
+    positiveDuration(policy?.connectionPool?.tcp?.connectTimeout, [...at, 'connectionPool', 'tcp', 'connectTimeout'], out);
+  }
+}
+
+/** Checks beyond the schema for a DestinationRule. */
+export function destinationRuleIssues(spec: DestinationRuleSpec): Issue[] {
+  const out: Issue[] = [];
+  trafficPolicyIssues(spec.trafficPolicy, ['trafficPolicy'], out);
+  const names = new Map<string, number>();
+  spec.subsets?.forEach((s, i) => {
+    const first = names.get(s.name);
+    if (first !== undefined) out.push({ path: ['subsets', i, 'name'], message: `"${s.name}" is already the name of subsets[${first}]; subset names must be unique` });
+    else names.set(s.name, i);
+    trafficPolicyIssues(s.trafficPolicy, ['subsets', i, 'trafficPolicy'], out);
+  });
   return out;
 }
 

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import {
   ISTIO_NETWORKING_API_VERSIONS,
+  destinationRuleIssues,
   destinationRuleSpecSchema,
   gatewayIssues,
   gatewaySpecSchema,
@@ -417,7 +418,7 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
     case 'VirtualService':
       return parseIstio('VirtualService', virtualServiceSpecSchema, virtualServiceIssues, raw, defaultNamespace);
     case 'DestinationRule':
-      return parseIstio('DestinationRule', destinationRuleSpecSchema, undefined, raw, defaultNamespace);
+      return parseIstio('DestinationRule', destinationRuleSpecSchema, destinationRuleIssues, raw, defaultNamespace);
   }
 }
 

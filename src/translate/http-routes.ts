@@ -45,7 +45,13 @@ function stringMatcher(m: StringMatch, ignoreCase = false): Json {
   return ignoreCase && m.regex === undefined ? { ...base, ignore_case: true } : base;
 }
 
+/** An empty prefix or regex matches any value: the header (or parameter) just has to be present. */
+function matchesAnything(m: StringMatch): boolean {
+  return m.prefix === '' || m.regex === '' || m.regex === '.*';
+}
+
 function headerMatcher(name: string, m: StringMatch, invert = false): Json {
+  if (matchesAnything(m)) return { name, present_match: true, ...(invert ? { invert_match: true } : {}) };
   return { name, string_match: stringMatcher(m), ...(invert ? { invert_match: true } : {}) };
 }
 
@@ -57,7 +63,7 @@ function envoyMatch(m: HttpMatch | undefined): Json {
   if (!uri) match.prefix = '/';
   else if (uri.exact !== undefined) match.path = uri.exact;
   else if (uri.prefix !== undefined) match.prefix = uri.prefix;
-  else match.safe_regex = { regex: uri.regex ?? '' };
+  else match.safe_regex = { regex: uri.regex || '.*' };
   if (m?.ignoreUriCase) match.case_sensitive = false;
   const headers: Json[] = [];
   if (m?.authority) headers.push(headerMatcher(':authority', m.authority));
@@ -70,7 +76,7 @@ function envoyMatch(m: HttpMatch | undefined): Json {
   }
   if (headers.length) match.headers = headers;
   const query = Object.entries(m?.queryParams ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  if (query.length) match.query_parameters = query.map(([name, sm]) => ({ name, string_match: stringMatcher(sm) }));
+  if (query.length) match.query_parameters = query.map(([name, sm]) => (matchesAnything(sm) ? { name, present_match: true } : { name, string_match: stringMatcher(sm) }));
   return match;
 }
 
@@ -141,7 +147,7 @@ function faultConfig(f: NonNullable<HttpRoute['fault']>): Json | undefined {
 }
 
 function corsConfig(c: NonNullable<HttpRoute['corsPolicy']>): Json {
-  const origins = [...(c.allowOrigins ?? []).map((m) => stringMatcher(m)), ...(c.allowOrigin ?? []).map((o) => ({ exact: o }))];
+  const origins = [...(c.allowOrigins ?? []).map((m) => (matchesAnything(m) ? { safe_regex: { regex: '.*' } } : stringMatcher(m))), ...(c.allowOrigin ?? []).map((o) => ({ exact: o }))];
   const maxAge = parseDurationMs(c.maxAge ?? '');
   return anyOf('envoy.extensions.filters.http.cors.v3.CorsPolicy', {
     ...(origins.length ? { allow_origin_string_match: origins } : {}),

@@ -112,3 +112,25 @@ spec:
     assert.deepEqual(servers.map((s) => s.ref), ['default/a-gateway', 'default/c-gateway']);
   });
 });
+
+describe('values Envoy refuses are refused at validation, naming the field', () => {
+  const dr = (trafficPolicy: Record<string, unknown>, subsets?: unknown[]) => ({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'd', namespace: 'shop' }, spec: { host: 'reviews', trafficPolicy, ...(subsets ? { subsets } : {}) } });
+  const cases: [string, Record<string, unknown>, string, RegExp][] = [
+    ['a Maglev table size that is not prime', dr({ loadBalancer: { consistentHash: { httpHeaderName: 'x', maglev: { tableSize: 100 } } } }), 'spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize', /prime/],
+    ['a ring size above Envoy\'s limit', dr({ loadBalancer: { consistentHash: { httpHeaderName: 'x', minimumRingSize: 16777216 } } }), 'spec.trafficPolicy.loadBalancer.consistentHash.minimumRingSize', /between 1 and 8388608/],
+    ['a zero outlier interval', dr({ outlierDetection: { consecutive5xxErrors: 3, interval: '0s' } }), 'spec.trafficPolicy.outlierDetection.interval', /more than 0s/],
+    ['a zero connect timeout', dr({ connectionPool: { tcp: { connectTimeout: '0s' } } }), 'spec.trafficPolicy.connectionPool.tcp.connectTimeout', /more than 0s/],
+    ['duplicate subset names', dr({}, [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v1', labels: { track: 'canary' } }]), 'spec.subsets[1].name', /already the name of subsets\[0\]/],
+    ['setting a pseudo-header', vs({ hosts: ['a'], http: [{ headers: { request: { set: { ':path': '/x' } } }, route: [{ destination: { host: 'a' } }] }] }), 'spec.http[0].headers.request.set.:path', /cannot be changed/],
+    ['removing the authority', vs({ hosts: ['a'], http: [{ headers: { request: { remove: [':authority'] } }, route: [{ destination: { host: 'a' } }] }] }), 'spec.http[0].headers.request.remove[0]', /cannot be removed/],
+    ['a zero fault delay', vs({ hosts: ['a'], http: [{ fault: { delay: { fixedDelay: '0s', percentage: { value: 50 } } }, route: [{ destination: { host: 'a' } }] }] }), 'spec.http[0].fault.delay.fixedDelay', /more than 0s/],
+  ];
+  for (const [what, raw, field, message] of cases) {
+    it(what, () => {
+      const e = errors(raw);
+      assert.ok(e.length > 0, 'rejected');
+      assert.equal(e[0]!.field, field);
+      assert.match(e[0]!.message, message);
+    });
+  }
+});
