@@ -30,6 +30,7 @@ import { FieldScanner, WIRE_LEN, stringField, varintField } from './proto-scan.j
 import { wallNow } from './ipc.js';
 import { changedEndpointIP, clusterName, endpointIP, serviceName, HTTP_PORT, TARGET_PORT } from './mesh-config.js';
 import { clockTicks, fmtBytes, fmtMs, metricValue, percentile, procCpuSeconds, procStatusBytes, systemCpuTicks, table } from './stats.js';
+import { fieldIds } from '../src/xds/wire.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** dist/bench -> repo root */
@@ -415,17 +416,6 @@ function scrape(port: number): Promise<string> {
 }
 
 // ---- one delta ADS client ----------------------------------------------------------------------
-
-function fieldIds(typeName: string, names: readonly string[]): Record<string, number> {
-  const t = messageType(typeName);
-  const out: Record<string, number> = {};
-  for (const n of names) {
-    const f = t.fields[n];
-    if (!f) throw new Error(`${typeName} has no field ${n}`);
-    out[n] = f.id;
-  }
-  return out;
-}
 
 const F = {
   dres: fieldIds('envoy.service.discovery.v3.DeltaDiscoveryResponse', ['resources', 'type_url', 'removed_resources', 'nonce']),

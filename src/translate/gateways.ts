@@ -123,36 +123,33 @@ function tlsChain(port: number, s: GatewayServer, statPrefix: string): Json {
   };
 }
 
+function gatewayListener(port: number, filterChains: Json[], listenerFilters?: Json[]): EnvoyResource {
+  const name = listenerName('0.0.0.0', port);
+  return {
+    name,
+    body: {
+      name,
+      address: socketAddress('0.0.0.0', port),
+      traffic_direction: 'OUTBOUND',
+      ...(listenerFilters ? { listener_filters: listenerFilters } : {}),
+      filter_chains: filterChains,
+    },
+  };
+}
+
 export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const [port, servers] of gatewayServers(snapshot, ctx).byPort) {
     const protocol = servers[0]!.server.port.protocol.toUpperCase();
-    const name = listenerName('0.0.0.0', port);
+    const statPrefix = `outbound_${listenerName('0.0.0.0', port)}`;
     if (HTTP_PROTOCOLS.has(protocol)) {
-      out.push({
-        name,
-        body: {
-          name,
-          address: socketAddress('0.0.0.0', port),
-          traffic_direction: 'OUTBOUND',
-          filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: routeName(port), httpFilters: routeConfigurableFilters() })] }],
-        },
-      });
+      out.push(gatewayListener(port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: routeConfigurableFilters() })] }]));
       continue;
     }
     // TLS terminated with a credential from meshd (SDS); a server whose Secret is missing is left out.
-    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(port, s, `outbound_${name}`));
+    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(port, s, statPrefix));
     if (chains.length === 0) continue;
-    out.push({
-      name,
-      body: {
-        name,
-        address: socketAddress('0.0.0.0', port),
-        traffic_direction: 'OUTBOUND',
-        listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', {}) }],
-        filter_chains: chains,
-      },
-    });
+    out.push(gatewayListener(port, chains, [{ name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', {}) }]));
   }
   return out.sort(byName);
 }
