@@ -9,6 +9,7 @@ import type { ProxyContext } from './proxy-context.js';
 import { httpConnectionManager, routeConfigurableFilters, socketAddress } from './filters.js';
 import { hostMatches, resolveHost, virtualServicesFor } from './istio-config.js';
 import { virtualServiceRoutes, type RouteContext } from './http-routes.js';
+import { firstTcpRoute, l4MatchApplies, tcpProxyFor } from './tcp-routes.js';
 import { listenerName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 
@@ -146,12 +147,49 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
       out.push(gatewayListener(port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: routeConfigurableFilters() })] }]));
       continue;
     }
+    if (protocol === 'TCP' || (protocol === 'TLS' && servers[0]!.server.tls?.mode === 'PASSTHROUGH')) {
+      const chains = l4Chains(snapshot, ctx, port, servers, protocol === 'TLS', statPrefix);
+      if (chains.length) out.push(gatewayListener(port, chains, protocol === 'TLS' ? [TLS_INSPECTOR] : undefined));
+      continue;
+    }
     // TLS terminated with a credential from meshd (SDS); a server whose Secret is missing is left out.
     const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(port, s, statPrefix));
     if (chains.length === 0) continue;
-    out.push(gatewayListener(port, chains, [{ name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', {}) }]));
+    out.push(gatewayListener(port, chains, [TLS_INSPECTOR]));
   }
   return out.sort(byName);
+}
+
+const TLS_INSPECTOR: Json = { name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', {}) };
+
+/**
+ * TCP servers: the first applicable `tcp` route of the VirtualServices bound to the
+ * Gateway. TLS PASSTHROUGH servers: a filter chain per `tls` route, chosen by SNI.
+ */
+function l4Chains(snapshot: MeshSnapshot, ctx: ProxyContext, port: number, servers: GatewayServer[], bySni: boolean, statPrefix: string): Json[] {
+  const chains: Json[] = [];
+  const sniTaken = new Set<string>();
+  for (const s of servers) {
+    const rc: RouteContext = { snapshot, gateway: s.ref, port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
+    for (const vs of virtualServicesFor(snapshot.config, s.ref, ctx.proxy.namespace)) {
+      const hosts = (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace, snapshot.domain));
+      if (!hosts.some((h) => s.server.hosts.some((p) => hostAllows(p, vs, h)))) continue;
+      if (!bySni) {
+        const route = firstTcpRoute(vs, rc);
+        if (route && chains.length === 0) chains.push({ filters: [tcpProxyFor(route, rc, vs, statPrefix)] });
+        continue;
+      }
+      for (const route of vs.spec.tls ?? []) {
+        const snis = [...new Set(route.match.filter((m) => l4MatchApplies(m, rc, vs.metadata.namespace)).flatMap((m) => m.sniHosts))]
+          .filter((n) => !sniTaken.has(n) && s.server.hosts.some((p) => hostAllows(p, vs, n)))
+          .sort();
+        if (snis.length === 0) continue;
+        for (const n of snis) sniTaken.add(n);
+        chains.push({ filter_chain_match: { server_names: snis }, filters: [tcpProxyFor(route, rc, vs, statPrefix)] });
+      }
+    }
+  }
+  return chains;
 }
 
 /** Gateway host patterns may carry a namespace ("ns/host"): only VirtualServices there may use them. */

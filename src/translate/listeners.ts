@@ -6,7 +6,11 @@ import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.j
 import { isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy } from './filters.js';
-import { httpPorts } from './routes.js';
+import { httpPorts, meshVirtualServicesByHost } from './routes.js';
+import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
+import { MESH_GATEWAY } from './istio-config.js';
+import type { RouteContext } from './http-routes.js';
+import type { VirtualServiceObject } from '../model/objects.js';
 import { gatewayListeners } from './gateways.js';
 import {
   INBOUND_PASSTHROUGH_CLUSTER,
@@ -52,18 +56,22 @@ function outboundHttpListener(port: number, ctx: ProxyContext): EnvoyResource {
   };
 }
 
-function outboundTcpListener(svc: MeshService, port: MeshServicePort, ctx: ProxyContext): EnvoyResource | undefined {
+function outboundTcpListener(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined): EnvoyResource | undefined {
   const cluster = outboundClusterName(port.port, svc.hostname);
+  // A VirtualService's tcp route for the host decides where connections go.
+  const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: port.port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
+  const tcpRoute = vs ? firstTcpRoute(vs, rc) : undefined;
+  const proxy = tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster) : tcpProxy(cluster, cluster);
   if (ctx.interception === 'NONE') {
     const name = listenerName(LOCALHOST, port.port);
-    return { name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [tcpProxy(cluster, cluster)] }] } };
+    return { name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }] } };
   }
   // Captured TCP is matched by the service's cluster IP; headless services have none.
   if (!svc.clusterIP) return undefined;
   const name = listenerName(svc.clusterIP, port.port);
   return {
     name,
-    body: { name, address: socketAddress(svc.clusterIP, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [tcpProxy(cluster, cluster)] }] },
+    body: { name, address: socketAddress(svc.clusterIP, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }] },
   };
 }
 
@@ -102,6 +110,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   const out: EnvoyResource[] = [];
   const taken = new Set<string>();
   const http = httpPorts(snapshot);
+  const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
   for (const port of http.keys()) {
     const l = outboundHttpListener(port, ctx);
     taken.add(l.name);
@@ -110,7 +119,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   for (const svc of snapshot.services) {
     for (const port of svc.ports) {
       if (isHttpProtocol(port.protocol) || port.protocol === 'UDP') continue;
-      const l = outboundTcpListener(svc, port, ctx);
+      const l = outboundTcpListener(snapshot, svc, port, ctx, vsByHost.get(svc.hostname));
       // Two services cannot share one address and port: the first (by hostname) keeps it.
       if (!l || taken.has(l.name)) continue;
       if (ctx.interception === 'NONE' && http.has(port.port)) continue;
