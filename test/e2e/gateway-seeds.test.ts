@@ -198,3 +198,126 @@ spec:
     assert.equal(await gateway.rejectedUpdates(), 0);
   });
 });
+
+describe('TLS passthrough by SNI on the gateway, and a TCP server', () => {
+  let meshd: MeshdProcess;
+  let gateway: EnvoyProcess;
+  let tlsPort: number;
+  let tcpPort: number;
+  let certPem: string;
+  const closers: (() => Promise<void>)[] = [];
+
+  before(async () => {
+    const { mkdtempSync, readFileSync: read } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { createServer } = await import('node:https');
+    const net = await import('node:net');
+    const dir = mkdtempSync(join(tmpdir(), 'meshd-passthrough-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=secure.example.com',
+      '-addext', 'subjectAltName=DNS:secure.example.com', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'pipe' });
+    certPem = read(join(dir, 'c.pem'), 'utf8');
+    // The backend terminates TLS itself: the gateway only passes the bytes through.
+    const https = createServer({ cert: certPem, key: read(join(dir, 'k.pem'), 'utf8') }, (_req, res) => res.writeHead(200, { 'x-backend': 'secure' }).end('secure'));
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => https.close(() => r())));
+    const echo = net.createServer((s) => s.on('data', (d) => s.write(`echo:${d.toString()}`)));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => echo.close(() => r())));
+    const httpsPort = (https.address() as import('node:net').AddressInfo).port;
+    const echoPort = (echo.address() as import('node:net').AddressInfo).port;
+    tlsPort = await freePort();
+    tcpPort = await freePort();
+    meshd = await startMeshd({
+      files: {
+        'services.yaml':
+          serviceYaml({ name: 'secure', ports: [{ name: 'tls', port: 443, targetPort: httpsPort }], endpoints: [{ ip: '127.0.0.1' }] }) +
+          '---\n' +
+          serviceYaml({ name: 'echo', ports: [{ name: 'tcp', port: 9000, targetPort: echoPort }], endpoints: [{ ip: '127.0.0.1' }] }),
+        'edge.yaml': `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: ${tlsPort}, name: tls, protocol: TLS}
+    hosts: ["*.example.com"]
+    tls: {mode: PASSTHROUGH}
+  - port: {number: ${tcpPort}, name: tcp, protocol: TCP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [secure.example.com]
+  gateways: [edge]
+  tls: [{match: [{sniHosts: [secure.example.com]}], route: [{destination: {host: secure}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [edge]
+  tcp: [{route: [{destination: {host: echo}}]}]
+`,
+      },
+    });
+    const bootstrap = execFileSync(process.execPath, [
+      MESHD_CLI, 'bootstrap', '--type', 'router', '--pod', 'istio-ingressgateway-3', '--namespace', 'istio-system',
+      '--labels', 'istio=ingressgateway', '--xds-address', meshd.xdsAddress, '--admin-port', '0', '--readiness-port', '0', '--delta',
+    ], { encoding: 'utf8' });
+    gateway = await startEnvoy({ bootstrap: parse(bootstrap) as object, name: 'gateway-l4' });
+    await gateway.waitFor(async () => (await gateway.hasActiveListener(`0.0.0.0_${tlsPort}`)) && gateway.hasActiveListener(`0.0.0.0_${tcpPort}`), { what: 'the TLS and TCP listeners', timeoutMs: 10_000 });
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await meshd?.stop();
+    for (const c of closers) await c();
+  });
+
+  it('passes TLS through to the backend chosen by SNI, which presents its own certificate', async () => {
+    const { request } = await import('node:https');
+    const r = await new Promise<{ status: number; cn: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: tlsPort, path: '/', servername: 'secure.example.com', headers: { host: 'secure.example.com' }, ca: certPem, timeout: 5000 }, (res) => {
+        res.resume();
+        const cn = String((res.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN);
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, cn }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.cn, 'secure.example.com');
+  });
+
+  it('refuses an SNI no route names', async () => {
+    const { connect } = await import('node:tls');
+    const failed = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port: tlsPort, servername: 'other.example.com', ca: certPem, timeout: 3000 });
+      s.on('secureConnect', () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.on('error', () => resolve(true));
+      s.on('close', () => resolve(true));
+    });
+    assert.equal(failed, true);
+  });
+
+  it('proxies a TCP server to its tcp route', async () => {
+    const net = await import('node:net');
+    const reply = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(tcpPort, '127.0.0.1', () => s.write('hello'));
+      s.on('data', (d) => {
+        resolve(d.toString());
+        s.destroy();
+      });
+      s.on('error', reject);
+      s.setTimeout(3000, () => reject(new Error('timeout')));
+    });
+    assert.equal(reply, 'echo:hello');
+    assert.equal(await gateway.rejectedUpdates(), 0);
+  });
+});
