@@ -451,7 +451,7 @@ class SimProxy {
     for (const r of e.resources) {
       const i = nameId(r.name);
       if (this.edsSub.has(i)) this.edsGot.add(i);
-      if (watch && this.w.edsAt === null && r.name === watch.cluster) {
+      if (watch && watch.kind !== 'route' && this.w.edsAt === null && r.name === watch.cluster) {
         if (watch.kind === 'service' || buf.subarray(r.start, r.end).indexOf(watch.needleBytes) >= 0) this.w.edsAt = t;
       }
     }
@@ -494,6 +494,7 @@ class SimProxy {
   private onRoutes(buf: Buffer, e: Envelope, t: number): void {
     for (const r of e.resources) {
       this.routesGot.add(r.name);
+      if (watch?.kind === 'route' && this.w.rdsAt === null && r.name === watch.route) this.w.rdsAt = t;
       if (watch?.kind === 'service' && this.w.rdsAt === null && r.name === watch.route) {
         const key = `${this.protocol}\n${this.protocol === 'sotw' ? e.version : r.version}`;
         let has = rdsHasHost.get(key);
@@ -519,6 +520,9 @@ class SimProxy {
     if (watch.kind === 'eds') {
       if (w.edsAt === null) return;
       w.doneAt = w.edsAt;
+    } else if (watch.kind === 'route') {
+      if (w.rdsAt === null) return;
+      w.doneAt = w.rdsAt;
     } else {
       if (w.cdsAt === null || w.edsAt === null || w.rdsAt === null) return;
       w.doneAt = Math.max(w.cdsAt, w.edsAt, w.rdsAt);
@@ -592,7 +596,7 @@ function handle(m: Command): void {
       break;
     }
     case 'arm':
-      watch = { ...m.watch, needleBytes: Buffer.from(m.watch.kind === 'eds' ? m.watch.needle : m.watch.host) };
+      watch = { ...m.watch, needleBytes: Buffer.from(m.watch.kind === 'eds' ? m.watch.needle : m.watch.kind === 'service' ? m.watch.host : '') };
       watchDone = 0;
       rdsHasHost = new Map();
       byTypeSinceArm = {};

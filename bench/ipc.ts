@@ -19,7 +19,9 @@ export type WatchSpec =
   /** An EDS update: the ClusterLoadAssignment `cluster` now contains the address `needle`. */
   | { id: number; kind: 'eds'; cluster: string; needle: string }
   /** A new service: its cluster (CDS), its endpoints (EDS) and a virtual host naming `host` in route `route` (RDS). */
-  | { id: number; kind: 'service'; cluster: string; host: string; route: string };
+  | { id: number; kind: 'service'; cluster: string; host: string; route: string }
+  /** A route change: a new RDS response carrying route `route` (delta sends a route only when it changed). */
+  | { id: number; kind: 'route'; route: string };
 
 export type Command =
   | StartCommand

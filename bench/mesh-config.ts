@@ -80,3 +80,72 @@ export function writeMesh(dir: string, services: number, endpoints: number): voi
   mkdirSync(dir, { recursive: true });
   for (let i = 0; i < services; i++) writeFileSync(join(dir, serviceFile(serviceName(i))), renderService(serviceSpec(i, endpoints)));
 }
+
+// ---- traffic management (the `istio` case) ---------------------------------------------------
+
+/** The file holding service i's DestinationRule and VirtualService. */
+export function istioFile(i: number): string {
+  return `istio-${serviceName(i)}.yaml`;
+}
+
+/** DestinationRule for service i: subsets v1/v2 by `version`; every other one has a trafficPolicy. */
+export function renderDestinationRule(i: number): string {
+  const name = serviceName(i);
+  const policy =
+    i % 2 === 0
+      ? [
+          '  trafficPolicy:',
+          '    connectionPool:',
+          '      tcp: {maxConnections: 100, connectTimeout: 2s}',
+          '      http: {http1MaxPendingRequests: 10, maxRequestsPerConnection: 5}',
+          '    outlierDetection: {consecutive5xxErrors: 3, interval: 5s, baseEjectionTime: 30s}',
+        ]
+      : [];
+  return [
+    'apiVersion: networking.istio.io/v1',
+    'kind: DestinationRule',
+    `metadata: {name: ${name}, namespace: default}`,
+    'spec:',
+    `  host: ${name}`,
+    ...policy,
+    '  subsets:',
+    '  - name: v1',
+    '    labels: {version: v1}',
+    '  - name: v2',
+    '    labels: {version: v2}',
+  ].join('\n');
+}
+
+/** VirtualService for service i: header match -> v2, else v1/v2 weighted `v1Weight`/(100 - v1Weight). */
+export function renderVirtualService(i: number, v1Weight = 90): string {
+  const name = serviceName(i);
+  return [
+    'apiVersion: networking.istio.io/v1',
+    'kind: VirtualService',
+    `metadata: {name: ${name}, namespace: default}`,
+    'spec:',
+    `  hosts: [${name}]`,
+    '  http:',
+    '  - name: canary-header',
+    '    match:',
+    '    - headers:',
+    '        x-canary: {exact: "true"}',
+    '    route:',
+    `    - destination: {host: ${name}, subset: v2}`,
+    '  - name: default',
+    '    route:',
+    `    - destination: {host: ${name}, subset: v1}`,
+    `      weight: ${v1Weight}`,
+    `    - destination: {host: ${name}, subset: v2}`,
+    `      weight: ${100 - v1Weight}`,
+  ].join('\n');
+}
+
+export function renderIstio(i: number, v1Weight = 90): string {
+  return `${renderDestinationRule(i)}\n---\n${renderVirtualService(i, v1Weight)}\n`;
+}
+
+/** Writes a DestinationRule and a VirtualService for services 0..count-1, one file per service. */
+export function writeIstio(dir: string, count: number): void {
+  for (let i = 0; i < count; i++) writeFileSync(join(dir, istioFile(i)), renderIstio(i));
+}

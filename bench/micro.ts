@@ -12,10 +12,10 @@ import { FileSource, loadDirectory } from '../src/sources/file/file-source.js';
 import { ConfigGenerator } from '../src/xds/generator.js';
 import { Connection, type ConnectionHooks, type Protocol } from '../src/xds/connection.js';
 import { decodeDiscoveryRequest, encodeDiscoveryResponse, encodeMessage } from '../src/xds/wire.js';
-import { translateContext } from '../src/translate/index.js';
+import { translateContext, translateProxy } from '../src/translate/index.js';
 import { TypeUrl } from '../src/translate/types.js';
 import { silentLogger } from '../src/util/log.js';
-import { DOMAIN, changedEndpointIP, clusterName, newServiceSpec, renderService, serviceFile, serviceName, serviceSpec, writeAtomic, writeMesh } from './mesh-config.js';
+import { DOMAIN, istioFile, renderIstio, writeIstio, changedEndpointIP, clusterName, newServiceSpec, renderService, serviceFile, serviceName, serviceSpec, writeAtomic, writeMesh } from './mesh-config.js';
 
 export interface MicroResult {
   key: string;
@@ -218,6 +218,79 @@ export async function runMicro(o: { services: number; endpoints: number; connect
     t = process.hrtime.bigint();
     for (let k = 0; k < 200; k++) decodeDiscoveryRequest(ack);
     add('sotwEdsAckDecodeMs', `decode one SotW EDS ACK (${o.services} names, ${ack.length} bytes)`, ms(t) / 200);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+/**
+ * The traffic-management case in process: the mesh plus `istio` DestinationRules and VirtualServices.
+ * "For all" proxies: sidecars in one namespace with the same labels share one translation (one
+ * proxy class), so translating 1000 distinct classes is not what meshd does; measured instead is
+ * computing the resources for `connections` proxies (context + resourcesFor each, one shared view).
+ */
+export function runIstioMicro(o: { services: number; endpoints: number; istio: number; connections: number; log: (s: string) => void }): MicroResult[] {
+  const out: MicroResult[] = [];
+  const add = (key: string, label: string, value: number, unit = 'ms'): void => {
+    out.push({ key, label, value, unit });
+    o.log(`  micro (istio): ${label}: ${unit === 'ms' ? value.toFixed(1) : Math.round(value)} ${unit}`);
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-istio-micro-'));
+  try {
+    writeMesh(dir, o.services, o.endpoints);
+    writeIstio(dir, o.istio);
+    const store = new ConfigStore();
+    const files = new FileSource({ dir, store, log: silentLogger });
+    let t = process.hrtime.bigint();
+    files.reload();
+    add('istioLoadMs', `load the config dir (${o.services} services, ${o.istio} VirtualServices, ${o.istio} DestinationRules)`, ms(t));
+    t = process.hrtime.bigint();
+    const snap = buildSnapshot(store, DOMAIN);
+    add('istioBuildSnapshotMs', 'buildSnapshot (full, with VirtualServices/DestinationRules)', ms(t));
+
+    const proxy = parseProxy(nodeId(0), { NAMESPACE: 'default', LABELS: { app: 'bench-client' } });
+    const one: number[] = [];
+    let resources = 0;
+    for (let k = 0; k < 3; k++) {
+      t = process.hrtime.bigint();
+      const r = translateProxy(snap.snapshot, proxy);
+      one.push(ms(t));
+      resources = Object.values(r).reduce((n, l) => n + l.length, 0);
+    }
+    add('istioTranslateProxyMs', 'translateProxy, whole mesh, one proxy (median of 3; JSON, no encoding)', median(one));
+    add('istioTranslatedResources', 'resources for one proxy (CDS+EDS+LDS+RDS)', resources, 'resources');
+
+    const gen = new ConfigGenerator();
+    gen.update(snap);
+    t = process.hrtime.bigint();
+    const ctx0 = gen.context(proxy);
+    const view = gen.resourcesFor(ctx0);
+    add('istioResourcesForColdMs', '"for all", one proxy class: generator.context + resourcesFor, cold (translate + hash + encode)', ms(t));
+    const rds = [...view.byType[TypeUrl.RouteConfiguration].values()];
+    add('istioRdsBytes', 'RDS route "80" (all virtual hosts) per proxy', rds.reduce((n, e) => n + e.any.length, 0), 'bytes');
+    t = process.hrtime.bigint();
+    for (let i = 0; i < o.connections; i++) gen.resourcesFor(gen.context(parseProxy(nodeId(i), { NAMESPACE: 'default', LABELS: { app: 'bench-client' } })));
+    add('istioResourcesForAllMs', `"for all": context + resourcesFor for ${o.connections} connections (one class, shared view)`, ms(t));
+
+    // One VirtualService edit: re-read, rebuild, regenerate the shared view.
+    const edits: { reload: number; build: number; view: number }[] = [];
+    for (let k = 0; k < 3; k++) {
+      const i = (k * 97 + 13) % o.istio;
+      writeAtomic(dir, istioFile(i), renderIstio(i, 80 - k));
+      t = process.hrtime.bigint();
+      files.reload();
+      const reload = ms(t);
+      t = process.hrtime.bigint();
+      gen.update(buildSnapshot(store, DOMAIN, gen.snapshot));
+      const build = ms(t);
+      t = process.hrtime.bigint();
+      gen.resourcesFor(gen.context(proxy));
+      edits.push({ reload, build, view: ms(t) });
+    }
+    add('istioVsEditReloadMs', 'VirtualService edit: FileSource.reload (median of 3)', median(edits.map((e) => e.reload)));
+    add('istioVsEditBuildMs', 'VirtualService edit: buildSnapshot + generator.update (median of 3)', median(edits.map((e) => e.build)));
+    add('istioVsEditViewMs', 'VirtualService edit: resourcesFor, re-translate one class (median of 3)', median(edits.map((e) => e.view)));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

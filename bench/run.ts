@@ -10,6 +10,10 @@
 // BENCH_NEW_SERVICES, BENCH_MODES (e.g. "delta", or "kube" for the informer case only),
 // BENCH_KUBE=0 (skip the informer case), BENCH_KUBE_UPDATES, BENCH_MICRO=0 (skip
 // micro-benchmarks), BENCH_PROFILE=1 (meshd runs with --cpu-prof into bench/results/profiles/).
+//
+// Then the traffic-management case (BENCH_MODES=istio alone): the mesh plus 500 VirtualServices and
+// 500 DestinationRules, 1000 delta clients, VirtualService edits timed to each client's new RDS.
+// Knobs: BENCH_ISTIO_OBJECTS, BENCH_ISTIO_EDITS.
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,9 +23,9 @@ import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { httpText } from '../test/support/meshd.js';
 import { wallNow, type ClientEvent, type Command, type InitialReport, type StatsReport, type WatchReport, type WatchSpec, type XdsProtocol } from './ipc.js';
-import { changedEndpointIP, clusterName, hostname, newServiceSpec, renderService, serviceFile, serviceSpec, writeAtomic, writeMesh, HTTP_PORT } from './mesh-config.js';
+import { changedEndpointIP, clusterName, hostname, istioFile, newServiceSpec, renderIstio, renderService, serviceFile, serviceSpec, writeAtomic, writeIstio, writeMesh, HTTP_PORT } from './mesh-config.js';
 import { clockTicks, fmtBytes, fmtMs, mean, metricValue, percentile, procCpuSeconds, procStatusBytes, systemCpuTicks, table } from './stats.js';
-import { runMicro, type MicroResult } from './micro.js';
+import { runIstioMicro, runMicro, type MicroResult } from './micro.js';
 import { KUBE_TARGETS, kubeReport, runKubeInformer, type KubeInformerConfig, type KubeInformerResult } from './kube-informer.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -37,7 +41,7 @@ const num = (name: string, dflt: number): number => {
   return process.env[name] && Number.isFinite(v) ? v : dflt;
 };
 
-const MODES = (process.env.BENCH_MODES ?? 'sotw,delta,kube').split(',').map((s) => s.trim()).filter(Boolean);
+const MODES = (process.env.BENCH_MODES ?? 'sotw,delta,kube,istio').split(',').map((s) => s.trim()).filter(Boolean);
 
 const CFG = {
   services: num('BENCH_SERVICES', 1000),
@@ -50,7 +54,14 @@ const CFG = {
   modes: MODES.filter((m): m is XdsProtocol => m === 'sotw' || m === 'delta'),
   /** The informer case; BENCH_MODES=kube runs it alone (and no micro-benchmarks unless BENCH_MICRO=1). */
   kube: MODES.includes('kube') && process.env.BENCH_KUBE !== '0',
-  micro: process.env.BENCH_MICRO === '1' || (process.env.BENCH_MICRO !== '0' && MODES.some((m) => m !== 'kube')),
+  micro: process.env.BENCH_MICRO === '1' || (process.env.BENCH_MICRO !== '0' && MODES.some((m) => m === 'sotw' || m === 'delta')),
+  /** The traffic-management case (VirtualServices, DestinationRules); BENCH_MODES=istio runs it alone. */
+  istio: MODES.includes('istio'),
+  istioObjects: num('BENCH_ISTIO_OBJECTS', 500),
+  istioEdits: num('BENCH_ISTIO_EDITS', 5),
+  istioMicro: process.env.BENCH_MICRO !== '0' && MODES.includes('istio'),
+  /** The istio case's own bound, after the file scenarios' deadline. */
+  istioMs: 150_000,
   profile: process.env.BENCH_PROFILE === '1',
   initialTimeoutMs: 60_000,
   edsTimeoutMs: 10_000,
@@ -76,6 +87,8 @@ const TARGETS = {
   deltaEdsP99Ms: 200,
   initialSyncMs: 10_000,
   serverRssBytes: 500 * 1024 * 1024,
+  istioVsEditP99Ms: 1000,
+  istioRssBytes: 800 * 1024 * 1024,
 };
 
 const log = (s: string): void => {
@@ -724,13 +737,146 @@ async function scenario(mode: XdsProtocol, deadline: number): Promise<ScenarioRe
   return result;
 }
 
+// ---- the traffic-management case ----------------------------------------------------------
+
+interface IstioResult {
+  error?: string;
+  virtualServices: number;
+  destinationRules: number;
+  initial?: { allSyncedMs: number; p50Ms: number; p99Ms: number; synced: number; routesPerClient: number; bytesPerClient: number; serverCpuSec: number };
+  vsEdit?: ChangeSummary;
+  server?: { peakRssBytes: number; cpuSec: number; warnings: string[] };
+  clientProcess?: StatsReport;
+  metrics?: Record<string, number>;
+  phases?: PhaseStats[];
+}
+
+/**
+ * 1000 services, 500 DestinationRules and 500 VirtualServices, 1000 delta clients; then
+ * VirtualService edits (one file each, weight 90/10 -> 80/20), each timed from the write until
+ * every client has a new RDS response for route "80" (delta sends a route only when it changed).
+ */
+async function istioScenario(deadline: number): Promise<IstioResult> {
+  const result: IstioResult = { virtualServices: CFG.istioObjects, destinationRules: CFG.istioObjects };
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-istio-'));
+  let meshd: Meshd | undefined;
+  let cp: ClientProcess | undefined;
+  let sampler: PhaseSampler | undefined;
+  const profileDir = CFG.profile ? join(RESULTS, 'profiles', 'istio') : undefined;
+  try {
+    log(`[istio] writing ${CFG.services} services, ${CFG.istioObjects} VirtualServices and ${CFG.istioObjects} DestinationRules to ${dir}`);
+    writeMesh(dir, CFG.services, CFG.endpoints);
+    writeIstio(dir, CFG.istioObjects);
+    meshd = await startMeshd(dir, profileDir);
+    log(`[istio] meshd pid ${meshd.pid} serving on 127.0.0.1:${meshd.grpcPort}`);
+    sampler = new PhaseSampler(meshd);
+    sampler.phase('idle after start');
+    await sleep(1000);
+    const m0 = await scrape(meshd);
+    cp = new ClientProcess(profileDir ? join(profileDir, 'clients') : undefined);
+    sampler.clientPid = cp.pid;
+    sampler.phase('initial sync');
+    const cpu0 = procCpuSeconds(meshd.pid);
+    const started = await cp.request({ cmd: 'start', address: `127.0.0.1:${meshd.grpcPort}`, clients: CFG.clients, protocol: 'delta', perChannel: CFG.perChannel, flowWindow: CFG.flowWindow }, is('started'), 30_000);
+    const done = await cp.wait(is('initialDone'), Math.min(CFG.initialTimeoutMs, deadline - Date.now()));
+    const initial: InitialReport = await cp.request({ cmd: 'initial' }, is('initial'));
+    const fullRel = initial.fullAt.map((t) => (t === null ? null : t - started.at));
+    result.initial = {
+      allSyncedMs: done ? done.at - started.at : Infinity,
+      p50Ms: percentile(fullRel, 50),
+      p99Ms: percentile(fullRel, 99),
+      synced: fullRel.filter((x) => x !== null).length,
+      routesPerClient: initial.routes,
+      bytesPerClient: mean(initial.bytes),
+      serverCpuSec: procCpuSeconds(meshd.pid) - cpu0,
+    };
+    log(`[istio] initial sync: ${result.initial.synced}/${CFG.clients} clients, all by ${fmtMs(result.initial.allSyncedMs)}`);
+    if (!done) throw new Error(`only ${result.initial.synced}/${CFG.clients} clients had their full config after ${CFG.initialTimeoutMs} ms`);
+    sampler.phase('settle after initial sync');
+    await waitIdle(meshd.pid, 10_000);
+    const m1 = await scrape(meshd);
+    sampler.phase('VirtualService edits');
+    const edits: ChangeSample[] = [];
+    for (let k = 0; k < CFG.istioEdits && Date.now() < deadline - 20_000; k++) {
+      const i = (k * 101 + 7) % CFG.istioObjects;
+      const s = await measureChange(meshd, cp, { id: 2000 + k, kind: 'route', route: String(HTTP_PORT) }, `VirtualService ${i}`, () => writeAtomic(dir, istioFile(i), renderIstio(i, 80)), CFG.serviceTimeoutMs);
+      edits.push(s);
+      log(`[istio]   VirtualService edit ${k + 1}/${CFG.istioEdits}: first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client, server ${s.serverCpuSec.toFixed(1)} s CPU`);
+    }
+    if (edits.length) result.vsEdit = summarize(edits);
+    const m2 = await scrape(meshd);
+    sampler.phase(undefined);
+    result.metrics = {
+      ...Object.fromEntries(Object.entries(serverMetrics(m0, m1)).map(([k, v]) => [`initial.${k}`, v])),
+      ...Object.fromEntries(Object.entries(serverMetrics(m1, m2)).map(([k, v]) => [`vsEdits.${k}`, v])),
+    };
+  } catch (err) {
+    result.error = String(err instanceof Error ? err.message : err);
+    log(`[istio] FAILED: ${result.error}`);
+  } finally {
+    sampler?.stop();
+    if (sampler) result.phases = sampler.phases;
+    if (cp) {
+      try {
+        result.clientProcess = await cp.request({ cmd: 'stats' }, is('stats'), 5000);
+      } catch (err) {
+        log(`[istio] no stats from the client process: ${String(err)}`);
+      }
+    }
+    if (meshd) result.server = { peakRssBytes: procStatusBytes(meshd.pid, 'VmHWM'), cpuSec: procCpuSeconds(meshd.pid), warnings: meshd.warnings().slice(0, 20) };
+    if (cp) await cp.stop();
+    if (meshd) await stopChild(meshd.proc, 'SIGTERM', profileDir ? 20_000 : 8000);
+    if (meshd) rmSync(meshd.probeFile, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+function istioReport(r: IstioResult, micro: MicroResult[]): string {
+  const get = (f: () => string): string => {
+    try {
+      return f();
+    } catch {
+      return 'n/a';
+    }
+  };
+  const m = (key: string): string => {
+    const x = micro.find((e) => e.key === key);
+    return x ? fmtMs(x.value) : 'not run';
+  };
+  const p99 = r.vsEdit?.p99Ms;
+  const rss = r.server?.peakRssBytes;
+  const rows: string[][] = [
+    ['translate the whole mesh for one proxy (translateProxy, in process)', m('istioTranslateProxyMs'), '', ''],
+    ['"for all": one proxy class, cold (context + resourcesFor)', m('istioResourcesForColdMs'), '', ''],
+    [`"for all": resources for ${CFG.clients} connections (shared view)`, m('istioResourcesForAllMs'), '', ''],
+    ['initial sync: all clients have full config', get(() => fmtMs(r.initial!.allSyncedMs)), '', ''],
+    ['VirtualService edit -> new RDS on client: p50', get(() => fmtMs(r.vsEdit!.p50Ms)), '', ''],
+    ['VirtualService edit -> new RDS on client: p99', get(() => fmtMs(r.vsEdit!.p99Ms)), '< 1 s', verdict(p99 === undefined ? undefined : p99 < TARGETS.istioVsEditP99Ms)],
+    ['   max; samples (edits x clients), missed', get(() => `${fmtMs(r.vsEdit!.maxMs)}; ${r.vsEdit!.changes}x${CFG.clients}, ${r.vsEdit!.missed}`), '', ''],
+    ['   stage: write -> re-read / push starts', get(() => `${fmtMs(r.vsEdit!.reloadedP50Ms)} / ${fmtMs(r.vsEdit!.pushStartP50Ms)}`), '', ''],
+    ['   stage: push start -> first / p99 client', get(() => `${fmtMs(r.vsEdit!.pushToFirstP50Ms)} / ${fmtMs(r.vsEdit!.pushToP99P50Ms)}`), '', ''],
+    ['   bytes per client per edit; server CPU per edit', get(() => `${fmtBytes(r.vsEdit!.bytesPerClientP50)}; ${r.vsEdit!.serverCpuPerChangeSec.toFixed(2)} s`), '', ''],
+    ['   meshd longest event-loop stall per edit (median)', get(() => fmtMs(r.vsEdit!.maxStallP50Ms)), '', ''],
+    ['server peak RSS (VmHWM)', rss === undefined ? 'n/a' : fmtBytes(rss), '< 800 MiB', verdict(rss === undefined ? undefined : rss < TARGETS.istioRssBytes)],
+  ];
+  const parts = [
+    `traffic management: ${CFG.services} services x ${CFG.endpoints} endpoints, ${r.virtualServices} VirtualServices, ${r.destinationRules} DestinationRules, ${CFG.clients} delta ADS clients. "For all": sidecars in one namespace with the same labels share one translation, so one class is translated and ${CFG.clients} connections read it.`,
+    table(['figure', 'value', 'target', 'status'], rows),
+  ];
+  if (r.error) parts.push(`istio: ERROR: ${r.error}`);
+  const phases = (r.phases ?? []).map((p) => [`istio: ${p.phase}`, `${p.seconds.toFixed(1)} s`, `${p.serverCpuSec.toFixed(1)} s`, `${p.clientCpuSec.toFixed(1)} s`, fmtBytes(p.serverPeakRssBytes), fmtBytes(p.serverPeakHeapBytes), fmtMs(p.serverMaxStallMs)]);
+  if (phases.length) parts.push(table(['phase', 'wall', 'meshd CPU', 'clients CPU', 'RSS', 'heap used', 'longest stall'], phases));
+  return parts.join('\n');
+}
+
 // ---- report -------------------------------------------------------------------------------
 
 function verdict(ok: boolean | undefined): string {
   return ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS';
 }
 
-function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInformerResult): string {
+function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInformerResult, istio?: IstioResult): string {
   const by = (mode: XdsProtocol): ScenarioResult | undefined => results.find((r) => r.mode === mode);
   const modes: XdsProtocol[] = ['sotw', 'delta'];
   const col = (f: (r: ScenarioResult) => string): string[] => modes.map((md) => {
@@ -796,6 +942,10 @@ function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInfo
     if (parts.length) parts.push('');
     parts.push(kubeReport(kube));
   }
+  if (istio) {
+    if (parts.length) parts.push('');
+    parts.push(istioReport(istio, micro));
+  }
   const phaseRows = results.flatMap((r) =>
     (r.phases ?? []).map((p) => [
       `${r.mode}: ${p.phase}`,
@@ -830,7 +980,7 @@ async function main(): Promise<void> {
     log(`bench: hard deadline (${CFG.deadlineMs / 1000} s) exceeded; killing children`);
     killChildren();
     process.exit(3);
-  }, CFG.deadlineMs + (CFG.kube ? KUBE_CFG.boundMs + 30_000 : 0) + 90_000);
+  }, CFG.deadlineMs + (CFG.kube ? KUBE_CFG.boundMs + 30_000 : 0) + (CFG.istio ? CFG.istioMs + 120_000 : 0) + 90_000);
   hard.unref();
   mkdirSync(RESULTS, { recursive: true });
 
@@ -841,6 +991,14 @@ async function main(): Promise<void> {
       micro = await runMicro({ services: CFG.services, endpoints: CFG.endpoints, connections: CFG.clients, log });
     } catch (err) {
       log(`micro-benchmarks failed: ${String(err instanceof Error ? err.stack : err)}`);
+    }
+  }
+  if (CFG.istioMicro) {
+    log('micro-benchmarks, traffic management (in-process)...');
+    try {
+      micro.push(...runIstioMicro({ services: CFG.services, endpoints: CFG.endpoints, istio: CFG.istioObjects, connections: CFG.clients, log }));
+    } catch (err) {
+      log(`istio micro-benchmarks failed: ${String(err instanceof Error ? err.stack : err)}`);
     }
   }
   const results: ScenarioResult[] = [];
@@ -856,7 +1014,12 @@ async function main(): Promise<void> {
     log(`informer case: ${KUBE_CFG.services} Services x ${KUBE_CFG.endpoints} endpoints in a real kube-apiserver, ${KUBE_CFG.updates} EndpointSlice updates...`);
     kube = await runKubeInformer({ cfg: KUBE_CFG, log, track, profileDir: CFG.profile ? join(RESULTS, 'profiles', 'kube') : undefined });
   }
-  const text = report(results, micro, kube);
+  let istio: IstioResult | undefined;
+  if (CFG.istio) {
+    log(`traffic-management case: ${CFG.istioObjects} VirtualServices + DestinationRules, ${CFG.clients} delta clients, ${CFG.istioEdits} VirtualService edits...`);
+    istio = await istioScenario(Date.now() + CFG.istioMs);
+  }
+  const text = report(results, micro, kube, istio);
   process.stdout.write(`\n${text}\n`);
   let commit = '';
   try {
@@ -875,8 +1038,10 @@ async function main(): Promise<void> {
       initialSync: Object.fromEntries(results.map((r) => [r.mode, { targetMs: TARGETS.initialSyncMs, valueMs: r.initial?.allSyncedMs ?? null }])),
       serverRss: Object.fromEntries(results.map((r) => [r.mode, { targetBytes: TARGETS.serverRssBytes, valueBytes: r.server?.peakRssBytes ?? null }])),
       ...(kube ? { kubeEndpointUpdateP99: { targetMs: KUBE_TARGETS.updateP99Ms, valueMs: kube.update?.total.p99Ms ?? null } } : {}),
+      ...(istio ? { istioVirtualServiceEditP99: { targetMs: TARGETS.istioVsEditP99Ms, valueMs: istio.vsEdit?.p99Ms ?? null }, istioServerRss: { targetBytes: TARGETS.istioRssBytes, valueBytes: istio.server?.peakRssBytes ?? null } } : {}),
     },
     scenarios: results,
+    ...(istio ? { istio } : {}),
     ...(kube ? { kube } : {}),
     micro,
     table: text,
@@ -884,7 +1049,7 @@ async function main(): Promise<void> {
   const file = join(RESULTS, 'latest.json');
   writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
   log(`\nwrote ${file} (${json.durationSec} s)`);
-  const failed = results.some((r) => r.error) || Boolean(kube?.error);
+  const failed = results.some((r) => r.error) || Boolean(kube?.error) || Boolean(istio?.error);
   clearTimeout(hard);
   process.exit(failed ? 1 : 0);
 }
