@@ -26,7 +26,7 @@ export function serveCommand(): Command {
     .addOption(new Option('--domain <domain>', 'cluster DNS domain').env('MESHD_DOMAIN').default('cluster.local'))
     .addOption(new Option('--debounce-after <duration>', 'quiet time after a change before pushing').env('MESHD_DEBOUNCE_AFTER').default(100).argParser(duration('--debounce-after')))
     .addOption(new Option('--debounce-max <duration>', 'longest a change waits while changes keep coming').env('MESHD_DEBOUNCE_MAX').default(1000).argParser(duration('--debounce-max')))
-    .addOption(new Option('--debounce-endpoints <duration>', 'quiet time when only endpoints changed (their pushes are incremental)').env('MESHD_DEBOUNCE_ENDPOINTS').default(50).argParser(duration('--debounce-endpoints')))
+    .addOption(new Option('--debounce-endpoints <duration>', 'quiet time when only endpoints changed (their pushes are incremental)').env('MESHD_DEBOUNCE_ENDPOINTS').default(30).argParser(duration('--debounce-endpoints')))
     .addOption(new Option('--push-concurrency <n>', 'proxies pushed to at once (bounds the bytes in flight)').env('MESHD_PUSH_CONCURRENCY').default(20).argParser((v) => Number(v)))
     .addOption(new Option('--log-level <level>', 'trace, debug, info, warn or error').env('MESHD_LOG_LEVEL').default('info'))
     .addOption(new Option('--log-format <format>', 'json or text').env('MESHD_LOG_FORMAT').choices(['json', 'text']).default('json'))
