@@ -11,6 +11,7 @@ import { parse } from 'yaml';
 import { startMeshd, serviceYaml, MESHD_CLI, REPO_ROOT, type MeshdProcess } from '../support/meshd.js';
 import { startEnvoy, httpGet, type EnvoyProcess } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
+import { selfSignedCertificate } from '../support/tls.js';
 
 describe("the seeds' httpbin Gateway and VirtualService through a real gateway Envoy", () => {
   let meshd: MeshdProcess;
@@ -107,13 +108,9 @@ describe('HTTPS on the gateway with a certificate from a Secret (credentialName,
   let certPem: string;
 
   before(async () => {
-    const { mkdtempSync, readFileSync: read } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const dir = mkdtempSync(join(tmpdir(), 'meshd-tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=httpbin.example.com',
-      '-addext', 'subjectAltName=DNS:httpbin.example.com', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'pipe' });
-    certPem = read(join(dir, 'tls.crt'), 'utf8');
-    const keyPem = read(join(dir, 'tls.key'), 'utf8');
+    const cert = selfSignedCertificate('httpbin.example.com');
+    certPem = cert.certPem;
+    const keyPem = cert.keyPem;
     httpsPort = await freePort();
     httpPort = await freePort();
     backend = await startHttpBackend('httpbin');
@@ -208,16 +205,12 @@ describe('TLS passthrough by SNI on the gateway, and a TCP server', () => {
   const closers: (() => Promise<void>)[] = [];
 
   before(async () => {
-    const { mkdtempSync, readFileSync: read } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
     const { createServer } = await import('node:https');
     const net = await import('node:net');
-    const dir = mkdtempSync(join(tmpdir(), 'meshd-passthrough-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=secure.example.com',
-      '-addext', 'subjectAltName=DNS:secure.example.com', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'pipe' });
-    certPem = read(join(dir, 'c.pem'), 'utf8');
+    const cert = selfSignedCertificate('secure.example.com');
+    certPem = cert.certPem;
     // The backend terminates TLS itself: the gateway only passes the bytes through.
-    const https = createServer({ cert: certPem, key: read(join(dir, 'k.pem'), 'utf8') }, (_req, res) => res.writeHead(200, { 'x-backend': 'secure' }).end('secure'));
+    const https = createServer({ cert: certPem, key: cert.keyPem }, (_req, res) => res.writeHead(200, { 'x-backend': 'secure' }).end('secure'));
     await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
     closers.push(() => new Promise((r) => https.close(() => r())));
     const echo = net.createServer((s) => s.on('data', (d) => s.write(`echo:${d.toString()}`)));
