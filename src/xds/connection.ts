@@ -263,6 +263,8 @@ export class Connection {
     const force = w.force;
     w.force = false;
     const updated = new Set<string>();
+    // Already holding exactly this set (shared with its class): nothing to compare.
+    if (!force && !onlyNames && !forceNames?.size && w.sent.isExactly(all)) return { held: false, updated };
     // Which names to look at: the changed ones, or everything we know or were asked about.
     const candidates = new Set<string>(onlyNames ?? []);
     for (const n of forceNames ?? []) candidates.add(n);

@@ -106,6 +106,11 @@ export class SentState {
     return this.entries();
   }
 
+  /** True when this proxy holds exactly `map` (its shared base, with no differences). */
+  isExactly(map: ReadonlyMap<string, CachedResource>): boolean {
+    return this.base === map && this.own.size === 0;
+  }
+
   /** Adopts `map` as the shared base when this proxy holds exactly its entries. */
   rebase(map: ReadonlyMap<string, CachedResource>): boolean {
     if (this.base === map && this.own.size === 0) return true;
