@@ -8,7 +8,7 @@ import protobuf from 'protobufjs';
 import { messageType } from '../src/xds/protos.js';
 import { SHORT_TYPE, TypeUrl } from '../src/translate/types.js';
 import { fieldIds } from '../src/xds/wire.js';
-import { FieldScanner, WIRE_LEN, stringField, varintField } from './proto-scan.js';
+import { FieldScanner, WIRE_LEN, lenField, stringField, varintField } from './proto-scan.js';
 import { wallNow, type ClientEvent, type Command, type StartCommand, type WatchSpec, type XdsProtocol } from './ipc.js';
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService/';
@@ -129,11 +129,9 @@ function listenerRoutes(value: Uint8Array): string[] {
   return out;
 }
 
-/** Bounds of the `value` of an Any in buf[start, end). */
+/** Bounds of the `value` of the Any in buf[start, end). */
 function anyValue(buf: Buffer, start: number, end: number): [number, number] {
-  const s = new FieldScanner(buf, start, end);
-  while (s.next()) if (s.id === F.any.value && s.wire === WIRE_LEN) return [s.start, s.end];
-  return [end, end];
+  return lenField(buf, F.any.value!, start, end) ?? [end, end];
 }
 
 interface Envelope {

@@ -26,7 +26,7 @@ import { startKube, KUBE_VERSION, type KubeCluster } from '../test/support/kube.
 import { applyAll, readManifests, waitForCrds } from '../test/support/kube-objects.js';
 import { httpText } from '../test/support/meshd.js';
 import { istioNode } from '../test/support/ads-client.js';
-import { FieldScanner, WIRE_LEN, stringField, varintField } from './proto-scan.js';
+import { FieldScanner, WIRE_LEN, lenField, stringField, varintField } from './proto-scan.js';
 import { wallNow } from './ipc.js';
 import { changedEndpointIP, clusterName, endpointIP, serviceName, HTTP_PORT, TARGET_PORT } from './mesh-config.js';
 import { clockTicks, fmtBytes, fmtMs, metricValue, percentile, procCpuSeconds, procStatusBytes, systemCpuTicks, table } from './stats.js';
@@ -442,9 +442,7 @@ function claAddresses(bytes: Uint8Array): string[] {
 
 /** Bounds of the `value` of the Any in buf[start, end). */
 function anyValue(buf: Buffer, start: number, end: number): [number, number] {
-  const s = new FieldScanner(buf, start, end);
-  while (s.next()) if (s.id === F.any.value && s.wire === WIRE_LEN) return [s.start, s.end];
-  return [end, end];
+  return lenField(buf, F.any.value!, start, end) ?? [end, end];
 }
 
 /**
