@@ -84,9 +84,18 @@ export class ResilientInformer<T extends KubernetesObject> {
     const lw = new ListWatch<T>(this.path, new Watch(this.conn.config), listFn, false);
     this.lw = lw;
     let failed: unknown;
-    lw.on('add', (o) => current() && (this.stats.events++, this.onEvent?.('add'), this.handlers.upsert(this.stamp(o))));
-    lw.on('update', (o) => current() && (this.stats.events++, this.onEvent?.('update'), this.handlers.upsert(this.stamp(o))));
-    lw.on('delete', (o) => current() && (this.stats.events++, this.onEvent?.('delete'), this.handlers.remove(this.stamp(o))));
+    // Until the (re)list has been reconciled below, the list's own add events are only
+    // counted: the resync applies the whole list once, rather than object by object and again.
+    let live = false;
+    const on = (event: 'add' | 'update' | 'delete', apply: (o: T) => void) => (o: T): void => {
+      if (!current()) return;
+      this.stats.events++;
+      this.onEvent?.(event);
+      if (live) apply(this.stamp(o));
+    };
+    lw.on('add', on('add', (o) => this.handlers.upsert(o)));
+    lw.on('update', on('update', (o) => this.handlers.upsert(o)));
+    lw.on('delete', on('delete', (o) => this.handlers.remove(o)));
     lw.on('error', (err) => {
       failed = err ?? new Error('watch ended with an error');
       if (current()) this.fail(lw, failed);
@@ -104,6 +113,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     // Listed and watching: reconcile with the full list.
     this.attempt = 0;
     this.handlers.resync(lw.list().map((o) => this.stamp(o)));
+    live = true;
     this.onEvent?.('resync');
     if (!this.stats.synced) {
       this.stats.synced = true;
