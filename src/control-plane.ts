@@ -1,5 +1,5 @@
 // The composition root: wires a config source, the store, the push controller, the
-// ADS server and the monitoring server into one running control plane.
+// ADS server, the CA and the monitoring server into one running control plane.
 import * as grpc from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +14,13 @@ import { Metrics } from './monitoring/metrics.js';
 import { createMonitoringServer } from './monitoring/http-server.js';
 import { debugHandlers } from './monitoring/debug.js';
 import type { Logger } from './util/log.js';
+import type { KubeConnection } from './sources/kube/client.js';
+import type { CertificateAuthority } from './ca/ca.js';
+import { createCertificateAuthority, type CaOptions } from './ca/setup.js';
+import { NoTokenReviewAuthenticator, type Authenticator } from './ca/authenticate.js';
+import { CaService } from './ca/ca-service.js';
+import { ServingCertificate, servingDnsNames } from './ca/serving-cert.js';
+import type { RootPublisher } from './ca/root-publisher.js';
 
 export type ConfigSourceOption = { type: 'file'; dir: string } | { type: 'kube'; kubeconfig: string | 'in-cluster' };
 
@@ -29,6 +36,17 @@ export interface ControlPlaneOptions {
   debounceEndpointsMs?: number;
   log: Logger;
   pushConcurrency?: number;
+  /** TLS xDS and CA (host:port, port 0 picks one); not served when undefined. */
+  secureGrpcAddr?: string;
+  /** The CA; defaults: trust domain = domain, EC P-256, namespace istio-system. */
+  ca?: Partial<CaOptions>;
+  /** Audience service-account tokens must carry for the CA; default istio-ca. */
+  tokenAudience?: string;
+  /**
+   * With a file source: a kubeconfig used only to review callers' tokens (TokenReview).
+   * Without one, the CA API refuses every caller (UNAUTHENTICATED).
+   */
+  authKubeconfig?: string;
 }
 
 export interface ControlPlane {
@@ -39,6 +57,11 @@ export interface ControlPlane {
   ads: AdsServer;
   pushes: PushController;
   metrics: Metrics;
+  /** The port of the TLS gRPC server (xDS and CA); undefined when not served. */
+  secureGrpcPort: number | undefined;
+  ca: CertificateAuthority;
+  /** Authenticates callers by their service-account token (the CA API; SDS later). */
+  authenticator: Authenticator;
   /** Resolves once the source has synced and the first snapshot is served. */
   ready: Promise<void>;
   stop(): Promise<void>;
@@ -70,6 +93,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   });
   let files: FileSource | undefined;
   let kube: KubeSource | undefined;
+  let conn: KubeConnection | undefined;
   if (o.source.type === 'file') {
     files = new FileSource({
       dir: o.source.dir,
@@ -80,25 +104,69 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   } else {
     // The Kubernetes client takes half a second to load: only when it is used.
     const [{ KubeSource }, { loadKubeConfig }] = await Promise.all([import('./sources/kube/kube-source.js'), import('./sources/kube/client.js')]);
-    kube = new KubeSource({ conn: loadKubeConfig(o.source.kubeconfig), store, log: log.child({ component: 'kube-source' }), metrics });
+    conn = loadKubeConfig(o.source.kubeconfig);
+    kube = new KubeSource({ conn, store, log: log.child({ component: 'kube-source' }), metrics });
   }
 
-  const grpcServer = new grpc.Server({
+  // The CA: its root comes from files, the cluster's Secrets, or is generated here.
+  const caLog = log.child({ component: 'ca' });
+  const caOptions: CaOptions = { trustDomain: o.domain, keyType: 'ec-p256', namespace: 'istio-system', ...o.ca };
+  const ca = await createCertificateAuthority({ ...caOptions, kube: conn, log: caLog });
+  let authenticator: Authenticator;
+  const reviewConn = conn ?? (o.authKubeconfig ? (await import('./sources/kube/client.js')).loadKubeConfig(o.authKubeconfig) : undefined);
+  if (reviewConn) {
+    const { TokenReviewAuthenticator } = await import('./ca/token-review.js');
+    authenticator = new TokenReviewAuthenticator({ conn: reviewConn, audience: o.tokenAudience, log: caLog });
+  } else {
+    authenticator = new NoTokenReviewAuthenticator();
+    caLog.warn('no Kubernetes API to review tokens: the CA API refuses every caller (UNAUTHENTICATED); give meshd a kubeconfig to enable it');
+  }
+  const caService = new CaService({ ca, authenticator, metrics, log: caLog });
+
+  const serverOptions: grpc.ServerOptions = {
     'grpc.max_send_message_length': -1,
+    // ADS requests can be large (delta subscriptions); the CA refuses requests over 256 KiB itself.
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-  });
+  };
+  const bind = (server: grpc.Server, addr: string, creds: grpc.ServerCredentials): Promise<number> => {
+    const a = splitHostPort(addr);
+    return new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`, creds, (err, port) => (err ? reject(new Error(`binding ${addr}: ${err.message}`)) : resolve(port))),
+    );
+  };
+  const grpcServer = new grpc.Server(serverOptions);
   ads.register(grpcServer);
+  caService.register(grpcServer);
   const g = splitHostPort(o.grpcAddr);
-  const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(`${g.host.includes(':') ? `[${g.host}]` : g.host}:${g.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-  );
+  const grpcPort = await bind(grpcServer, o.grpcAddr, grpc.ServerCredentials.createInsecure());
+
+  // TLS gRPC (Istio's 15012): the same ADS and CA services, with meshd's own certificate from its CA.
+  let secureServer: grpc.Server | undefined;
+  let secureGrpcPort: number | undefined;
+  let servingCert: ServingCertificate | undefined;
+  if (o.secureGrpcAddr !== undefined) {
+    servingCert = new ServingCertificate({
+      ca,
+      dnsNames: servingDnsNames(caOptions.namespace, o.domain),
+      ipAddresses: ['127.0.0.1', '::1'],
+      ttlSeconds: ca.defaultTtlSeconds,
+      log: caLog,
+    });
+    await servingCert.start();
+    secureServer = new grpc.Server(serverOptions);
+    ads.register(secureServer);
+    caService.register(secureServer);
+    secureGrpcPort = await bind(secureServer, o.secureGrpcAddr, servingCert.credentials());
+  }
 
   const debug = debugHandlers(ads, generator, store);
   if (kube) debug.informerz = () => ({ body: kube.status() });
+  // The CA as it stands: root, source, lifetimes; never key material.
+  debug.caz = () => ({ body: { ...ca.describe(), rootCertPem: ca.rootCertPem, servingCertificate: servingCert ? { notAfter: servingCert.notAfter?.toISOString(), chain: servingCert.certChainPem } : null } });
   const monitoring: HttpServer = createMonitoringServer({ metrics, log, ready: () => generator.snapshot !== undefined && (kube?.ready ?? true), debug });
   const m = splitHostPort(o.monitoringAddr);
   await new Promise<void>((resolve, reject) => {
@@ -106,9 +174,12 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     monitoring.listen(m.port, m.host, () => resolve());
   });
   const monitoringPort = (monitoring.address() as AddressInfo).port;
-  log.info({ grpc: `${g.host}:${grpcPort}`, monitoring: `${m.host}:${monitoringPort}` }, 'meshd serving');
+  const sg = o.secureGrpcAddr !== undefined ? splitHostPort(o.secureGrpcAddr) : undefined;
+  log.info({ grpc: `${g.host}:${grpcPort}`, ...(sg ? { secureGrpc: `${sg.host}:${secureGrpcPort}` } : {}), monitoring: `${m.host}:${monitoringPort}` }, 'meshd serving');
 
   // Proxies are served only from a consistent view: after the source has fully synced.
+  let publisher: RootPublisher | undefined;
+  let stopped = false;
   const ready = (async (): Promise<void> => {
     if (files) {
       const loaded = files.start();
@@ -119,6 +190,12 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       envoyRoot();
       await kube.synced();
       log.info({ objects: store.size }, 'all informers synced');
+      // The root certificate, as ConfigMap istio-ca-root-cert in every namespace.
+      if (conn && !stopped) {
+        const { RootPublisher } = await import('./ca/root-publisher.js');
+        publisher = new RootPublisher({ conn, store, rootCertPem: ca.rootCertPem, log: caLog });
+        publisher.start();
+      }
     }
     const snapshot = pushes.start();
     log.info({ services: snapshot.services.length }, 'serving configuration');
@@ -133,14 +210,21 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     ads,
     pushes,
     metrics,
+    secureGrpcPort,
+    ca,
+    authenticator,
     ready,
     async stop(): Promise<void> {
+      stopped = true;
       files?.stop();
       await kube?.stop();
+      await publisher?.stop();
+      servingCert?.stop();
       pushes.stop();
       ads.closeAll();
       // ADS streams never end by themselves: cancel them; proxies reconnect to another replica.
       grpcServer.forceShutdown();
+      secureServer?.forceShutdown();
       await new Promise<void>((resolve) => monitoring.close(() => resolve()));
       monitoring.closeAllConnections();
     },

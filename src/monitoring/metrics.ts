@@ -48,6 +48,13 @@ export class Metrics {
   readonly informerSynced = new Gauge({ name: 'meshd_informer_synced', help: 'Whether the informer for a kind has listed (1) or not yet (0).', labelNames: ['kind'], registers: [this.registry] });
   readonly informerRestarts = new Counter({ name: 'meshd_informer_restarts_total', help: 'Informer failures followed by a relist, by kind.', labelNames: ['kind'], registers: [this.registry] });
   readonly configErrors = new Counter({ name: 'meshd_config_errors_total', help: 'Objects rejected by validation, by kind.', labelNames: ['kind'], registers: [this.registry] });
+  // The CA (Istio's citadel_server_* names).
+  readonly caCsrCount = new Counter({ name: 'citadel_server_csr_count', help: 'Certificate signing requests received.', registers: [this.registry] });
+  readonly caIssued = new Counter({ name: 'citadel_server_success_cert_issuance_count', help: 'Certificates issued.', registers: [this.registry] });
+  readonly caAuthFailures = new Counter({ name: 'citadel_server_authentication_failure_count', help: 'Certificate requests whose caller could not be authenticated.', registers: [this.registry] });
+  readonly caCsrParseErrors = new Counter({ name: 'citadel_server_csr_parsing_err_count', help: 'Certificate requests whose CSR could not be parsed or verified.', registers: [this.registry] });
+  readonly caSignErrors = new Counter({ name: 'citadel_server_csr_sign_err_count', help: 'Certificate requests refused or failed after parsing, by error.', labelNames: ['error'], registers: [this.registry] });
+  readonly caRootExpiry = new Gauge({ name: 'citadel_server_root_cert_expiry_timestamp', help: 'When the root certificate expires (Unix seconds).', registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });

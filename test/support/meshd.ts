@@ -13,6 +13,8 @@ export const MESHD_CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 export interface MeshdProcess {
   grpcPort: number;
+  /** The TLS gRPC port (xDS and CA), on 127.0.0.1. */
+  secureGrpcPort: number;
   monitoringPort: number;
   configDir: string;
   xdsAddress: string;
@@ -33,6 +35,7 @@ export interface StartMeshdOptions {
   files?: Record<string, string>;
   configDir?: string;
   grpcPort?: number;
+  secureGrpcPort?: number;
   extraArgs?: string[];
   env?: Record<string, string>;
   /** Resolve only once meshd serves its first snapshot (default true). */
@@ -64,6 +67,8 @@ export async function startMeshd(o: StartMeshdOptions = {}): Promise<MeshdProces
     configDir,
     '--grpc-addr',
     `127.0.0.1:${o.grpcPort ?? 0}`,
+    '--secure-grpc-addr',
+    `127.0.0.1:${o.secureGrpcPort ?? 0}`,
     '--monitoring-addr',
     '127.0.0.1:0',
     '--debounce-after',
@@ -93,7 +98,7 @@ export async function startMeshd(o: StartMeshdOptions = {}): Promise<MeshdProces
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const ports = await new Promise<{ grpc: number; monitoring: number }>((resolvePromise, reject) => {
+  const ports = await new Promise<{ grpc: number; secureGrpc: number; monitoring: number }>((resolvePromise, reject) => {
     const timer = setTimeout(() => reject(new Error(`meshd did not start within 30s:\n${output}`)), 30_000);
     const check = (): void => {
       const rec = records.find((r) => r.msg === 'meshd serving');
@@ -101,7 +106,7 @@ export async function startMeshd(o: StartMeshdOptions = {}): Promise<MeshdProces
         clearTimeout(timer);
         child.stdout!.off('data', check);
         child.stderr!.off('data', check);
-        resolvePromise({ grpc: Number(String(rec.grpc).split(':').pop()), monitoring: Number(String(rec.monitoring).split(':').pop()) });
+        resolvePromise({ grpc: Number(String(rec.grpc).split(':').pop()), secureGrpc: Number(String(rec.secureGrpc).split(':').pop()), monitoring: Number(String(rec.monitoring).split(':').pop()) });
       }
     };
     child.stdout!.on('data', check);
@@ -114,6 +119,7 @@ export async function startMeshd(o: StartMeshdOptions = {}): Promise<MeshdProces
   let exited: Promise<number | null> | undefined;
   return {
     grpcPort: ports.grpc,
+    secureGrpcPort: ports.secureGrpc,
     monitoringPort: ports.monitoring,
     configDir,
     xdsAddress: `127.0.0.1:${ports.grpc}`,
