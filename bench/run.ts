@@ -48,7 +48,9 @@ const CFG = {
   endpoints: num('BENCH_ENDPOINTS', 10),
   clients: num('BENCH_CLIENTS', 1000),
   perChannel: 50,
-  flowWindow: 4 * 1024 * 1024,
+  // Envoy opens its xDS connection with 256 MiB stream and connection windows; here 50 streams
+  // share a connection (and its window), so a small one would throttle them, not meshd.
+  flowWindow: 64 * 1024 * 1024,
   edsChanges: num('BENCH_EDS_CHANGES', 20),
   newServices: num('BENCH_NEW_SERVICES', 5),
   modes: MODES.filter((m): m is XdsProtocol => m === 'sotw' || m === 'delta'),

@@ -8,7 +8,7 @@ import { selectorMatches } from '../model/labels.js';
 import type { ProxyContext } from './proxy-context.js';
 import { httpConnectionManager, routeConfigurableFilters, socketAddress } from './filters.js';
 import { hostMatches, resolveHost, virtualServicesFor } from './istio-config.js';
-import { virtualServiceRoutes, type RouteContext } from './http-routes.js';
+import { defaultRetryPolicy, virtualServiceRoutes, type RouteContext } from './http-routes.js';
 import { firstTcpRoute, l4MatchApplies, tcpProxyFor } from './tcp-routes.js';
 import { listenerName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
@@ -222,6 +222,8 @@ function serverVirtualHosts(snapshot: MeshSnapshot, ctx: ProxyContext, port: num
       name: `${host}:${port}`,
       domains: host === '*' ? ['*'] : [host, `${host}:${port}`],
       routes: vh.routes,
+      // Istio's default retry policy for the routes that have none of their own.
+      retry_policy: defaultRetryPolicy(),
       ...(vh.httpsRedirect ? { require_tls: 'ALL' } : {}),
     }));
 }

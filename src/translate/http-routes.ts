@@ -171,6 +171,8 @@ function routeAction(r: HttpRoute, rc: RouteContext, vs: VirtualServiceObject, f
     };
   }
   action.timeout = dur(r.timeout) ?? '0s';
+  // Without `retries` the route keeps its virtual host's policy (Istio's default, see
+  // defaultRetryPolicy); a route's own policy replaces that one entirely.
   if (r.retries) {
     if ((r.retries.attempts ?? 0) > 0) {
       action.retry_policy = {
@@ -179,8 +181,8 @@ function routeAction(r: HttpRoute, rc: RouteContext, vs: VirtualServiceObject, f
         ...(r.retries.retryOn ? { retry_on: r.retries.retryOn } : {}),
         ...(dur(r.retries.perTryTimeout) ? { per_try_timeout: dur(r.retries.perTryTimeout) } : {}),
       };
-    }
-  } else action.retry_policy = defaultRetryPolicy();
+    } else action.retry_policy = { num_retries: 0 };
+  }
   if (r.rewrite?.uri !== undefined) {
     if (firstMatch?.uri?.regex !== undefined) action.regex_rewrite = { pattern: { regex: firstMatch.uri.regex }, substitution: r.rewrite.uri };
     else action.prefix_rewrite = r.rewrite.uri;

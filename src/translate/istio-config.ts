@@ -42,14 +42,31 @@ export function virtualServicesFor(config: IstioConfig, gateway: string, clientN
   });
 }
 
+/** DestinationRules that apply to every workload, by the host they resolve to; built once per config. */
+const rulesByHost = new WeakMap<IstioConfig, Map<string, DestinationRuleObject[]>>();
+
+function destinationRulesByHost(config: IstioConfig, domain: string): Map<string, DestinationRuleObject[]> {
+  let index = rulesByHost.get(config);
+  if (!index) {
+    index = new Map();
+    for (const dr of config.destinationRules) {
+      if (dr.spec.workloadSelector) continue;
+      const host = resolveHost(dr.spec.host, dr.metadata.namespace, domain);
+      const list = index.get(host);
+      if (list) list.push(dr);
+      else index.set(host, [dr]);
+    }
+    rulesByHost.set(config, index);
+  }
+  return index;
+}
+
 /**
  * The DestinationRule for `host` as seen from `clientNamespace`: the client's namespace
  * first, then the service's, then the root namespace (Istio's lookup order).
  */
 export function destinationRuleFor(config: IstioConfig, host: string, clientNamespace: string, serviceNamespace: string, domain: string): DestinationRuleObject | undefined {
-  const matching = config.destinationRules.filter(
-    (dr) => resolveHost(dr.spec.host, dr.metadata.namespace, domain) === host && !dr.spec.workloadSelector && visibleTo(dr.spec.exportTo, dr.metadata.namespace, clientNamespace),
-  );
+  const matching = (destinationRulesByHost(config, domain).get(host) ?? []).filter((dr) => visibleTo(dr.spec.exportTo, dr.metadata.namespace, clientNamespace));
   for (const ns of [clientNamespace, serviceNamespace, ROOT_NAMESPACE]) {
     const found = matching.find((dr) => dr.metadata.namespace === ns);
     if (found) return found;

@@ -24,11 +24,26 @@ export interface ProxyContext {
   classKey: string;
 }
 
+type Service = MeshSnapshot['services'][number];
+/** Per service list: the services selecting a workload, by namespace and labels (proxies of one deployment share them). */
+const selectingServices = new WeakMap<MeshSnapshot['services'], Map<string, Service[]>>();
+
+function servicesSelecting(snapshot: MeshSnapshot, proxy: Proxy): readonly Service[] {
+  let memo = selectingServices.get(snapshot.services);
+  if (!memo) selectingServices.set(snapshot.services, (memo = new Map()));
+  const key = `${proxy.namespace}|${labelsKey(proxy.labels)}`;
+  let found = memo.get(key);
+  if (!found) {
+    found = snapshot.services.filter((svc) => svc.namespace === proxy.namespace && selectorMatches(svc.selector, proxy.labels));
+    memo.set(key, found);
+  }
+  return found;
+}
+
 function inboundPortsOf(snapshot: MeshSnapshot, proxy: Proxy): InboundPort[] {
   if (proxy.type !== 'sidecar') return [];
   const byPort = new Map<number, InboundPort>();
-  for (const svc of snapshot.services) {
-    if (svc.namespace !== proxy.namespace || !selectorMatches(svc.selector, proxy.labels)) continue;
+  for (const svc of servicesSelecting(snapshot, proxy)) {
     for (const p of svc.ports) {
       if (p.protocol === 'UDP') continue;
       // A named targetPort is resolved from the endpoints of this proxy's IP.

@@ -10,29 +10,28 @@ import { MESH_GATEWAY, resolveHost, virtualServicesFor } from './istio-config.js
 import type { VirtualServiceObject } from '../model/objects.js';
 import { gatewayRoutes } from './gateways.js';
 
-/** The names a client in `clientNamespace` may use for `svc` on `port`. */
-export function serviceDomains(svc: MeshService, port: number, clientNamespace: string): string[] {
+/**
+ * The names a client in `clientNamespace` may use for `svc`. Sidecar route configurations
+ * ignore the port in the Host header (the listener already chose the port), as Istio's do.
+ */
+export function serviceDomains(svc: MeshService, clientNamespace: string): string[] {
   const names = [svc.hostname, `${svc.name}.${svc.namespace}.svc`, `${svc.name}.${svc.namespace}`];
   if (clientNamespace === svc.namespace) names.push(svc.name);
   if (svc.clusterIP) names.push(svc.clusterIP.includes(':') ? `[${svc.clusterIP}]` : svc.clusterIP);
-  return names.flatMap((n) => [n, `${n}:${port}`]);
+  return names;
 }
 
 function serviceVirtualHost(svc: MeshService, port: MeshServicePort, domains: string[], vs: VirtualServiceObject | undefined, rc: RouteContext): Json {
   if (vs) {
     // A VirtualService replaces the default route; a request matching none of its routes gets 404.
-    return { name: `${svc.hostname}:${port.port}`, domains, routes: virtualServiceRoutes(vs, rc), include_request_attempt_count: true };
+    return { name: `${svc.hostname}:${port.port}`, domains, routes: virtualServiceRoutes(vs, rc), retry_policy: defaultRetryPolicy(), include_request_attempt_count: true };
   }
   return {
     name: `${svc.hostname}:${port.port}`,
     domains,
-    routes: [
-      {
-        name: 'default',
-        match: { prefix: '/' },
-        route: { cluster: outboundClusterName(port.port, svc.hostname), timeout: '0s', retry_policy: defaultRetryPolicy(), max_stream_duration: { grpc_timeout_header_max: '0s' } },
-      },
-    ],
+    routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port.port, svc.hostname), timeout: '0s', max_stream_duration: { grpc_timeout_header_max: '0s' } } }],
+    // Istio's default retry policy, once for the virtual host: its routes without a policy of their own use it.
+    retry_policy: defaultRetryPolicy(),
     include_request_attempt_count: true,
   };
 }
@@ -84,14 +83,14 @@ export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyR
     const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: portNumber, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
     for (const { svc, port } of entries) {
       // Envoy rejects a domain that appears in two virtual hosts: the first service (by hostname) keeps it.
-      const domains = serviceDomains(svc, port.port, ctx.proxy.namespace).filter((d) => !used.has(d));
+      const domains = serviceDomains(svc, ctx.proxy.namespace).filter((d) => !used.has(d));
       if (domains.length === 0) continue;
       for (const d of domains) used.add(d);
       virtualHosts.push(serviceVirtualHost(svc, port, domains, vsByHost.get(svc.hostname), rc));
     }
     virtualHosts.push(catchAllVirtualHost(ctx));
     const name = String(portNumber);
-    out.push({ name, body: { name, virtual_hosts: virtualHosts, validate_clusters: false, ignore_port_in_host_matching: false } });
+    out.push({ name, body: { name, virtual_hosts: virtualHosts, validate_clusters: false, ignore_port_in_host_matching: true } });
   }
   return out;
 }

@@ -8,6 +8,7 @@ import type { CachedResource } from './resource-cache.js';
 import type { ConfigGenerator, PushRequest, ResourceMap } from './generator.js';
 import { SetFingerprint, TypeWatch } from './watch.js';
 import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse, type DecodedStatus } from './wire.js';
+import { newNonce } from './shared-responses.js';
 
 export type Protocol = 'sotw' | 'delta';
 
@@ -62,13 +63,50 @@ function wildcardBlock(all: ResourceMap): { version: string; block: Buffer } {
   return b;
 }
 
+interface SetDiff {
+  /** Sorted by name. */
+  upserts: CachedResource[];
+  removals: string[];
+  /** Names in both sets with different content. */
+  updated: Set<string>;
+}
+
+/** What changes from one whole (immutable) set to the next, computed once for all the proxies that held the first. */
+const setDiffs = new WeakMap<ResourceMap, WeakMap<ResourceMap, SetDiff>>();
+function setDiff(from: ResourceMap, to: ResourceMap): SetDiff {
+  let byTarget = setDiffs.get(from);
+  if (!byTarget) setDiffs.set(from, (byTarget = new WeakMap()));
+  let d = byTarget.get(to);
+  if (!d) {
+    d = { upserts: [], removals: [], updated: new Set() };
+    for (const [name, entry] of to) {
+      const old = from.get(name);
+      if (old === entry) continue;
+      d.upserts.push(entry);
+      if (old) d.updated.add(name);
+    }
+    for (const name of from.keys()) if (!to.has(name)) d.removals.push(name);
+    d.upserts.sort(byResourceName);
+    byTarget.set(to, d);
+  }
+  return d;
+}
+
+/** The key under which identical responses are shared between streams. */
+function responseKey(protocol: Protocol, type: TypeUrl, version: string, upserts: readonly CachedResource[], removals: readonly string[]): string {
+  let key = `${protocol}\n${type}\n${version}\n`;
+  for (const e of upserts) key += `${e.name}\0${e.version}\n`;
+  key += '\n';
+  for (const n of removals) key += `${n}\n`;
+  return key;
+}
+
 export class Connection {
   readonly id: string;
   readonly watches = new Map<TypeUrl, TypeWatch>();
   readonly connectedAt = Date.now();
   ctx: ProxyContext;
   private pending: PendingPush | undefined;
-  private nonceCounter = 0;
   closed = false;
 
   constructor(
@@ -89,10 +127,6 @@ export class Connection {
     return w;
   }
 
-  private nextNonce(): string {
-    return `${this.id.length.toString(36)}${Date.now().toString(36)}-${++this.nonceCounter}`;
-  }
-
   /** True when there is something to send. */
   get hasPending(): boolean {
     return this.pending !== undefined;
@@ -105,7 +139,9 @@ export class Connection {
     if (req.full) {
       p.full = true;
       for (const t of PUSH_ORDER) p.types.add(t);
-    } else if (req.edsNames.size) {
+    }
+    // Endpoints are shared by every proxy: even a full push changes only these.
+    if (req.edsNames.size) {
       p.types.add(TypeUrl.ClusterLoadAssignment);
       for (const n of req.edsNames) p.edsNames.add(n);
     }
@@ -221,7 +257,7 @@ export class Connection {
       for (const type of PUSH_ORDER) {
         const w = this.watches.get(type);
         if (!w || !w.requested || !(p.types.has(type) || (type === TypeUrl.ClusterLoadAssignment && updatedClusters?.size))) continue;
-        const edsOnly = type === TypeUrl.ClusterLoadAssignment && !p.full && !w.force ? p.edsNames : undefined;
+        const edsOnly = type === TypeUrl.ClusterLoadAssignment && !w.force ? p.edsNames : undefined;
         const forced = type === TypeUrl.ClusterLoadAssignment ? updatedClusters : undefined;
         const r = await this.pushType(w, resources.byType[type], p.since, edsOnly, type === TypeUrl.Cluster, forced);
         if (type === TypeUrl.Cluster) {
@@ -263,8 +299,13 @@ export class Connection {
     const force = w.force;
     w.force = false;
     const updated = new Set<string>();
-    // Already holding exactly this set (shared with its class): nothing to compare.
-    if (!force && !onlyNames && !forceNames?.size && w.sent.isExactly(all)) return { held: false, updated };
+    if (!force && !onlyNames && !forceNames?.size) {
+      // Already holding exactly this set (shared with its class): nothing to compare.
+      if (w.sent.isExactly(all)) return { held: false, updated };
+      // Holding exactly the class's previous set: the class's diff, computed once, applies.
+      const base = w.wildcard ? w.sent.exactBase() : undefined;
+      if (base) return this.pushSetDiff(w, all, setDiff(base, all), since, deferRemovals);
+    }
     // Which names to look at: the changed ones, or everything we know or were asked about.
     const candidates = new Set<string>(onlyNames ?? []);
     for (const n of forceNames ?? []) candidates.add(n);
@@ -296,6 +337,18 @@ export class Connection {
     return { held, updated };
   }
 
+  private async pushSetDiff(w: TypeWatch, all: ResourceMap, d: SetDiff, since: number, deferRemovals: boolean): Promise<{ held: boolean; updated: Set<string> }> {
+    const held = deferRemovals && d.removals.length > 0;
+    if (d.upserts.length === 0 && (held || d.removals.length === 0)) {
+      if (d.removals.length === 0) w.sent.resetTo(all);
+      return { held, updated: new Set() };
+    }
+    if (this.protocol === 'delta') await this.sendDelta(w, d.upserts, held ? [] : d.removals, since);
+    else await this.sendSotw(w, all, d.upserts, held ? [] : d.removals, since);
+    if (!held) w.sent.resetTo(all);
+    return { held, updated: d.updated };
+  }
+
   private async sendSotw(w: TypeWatch, all: ResourceMap, upserts: CachedResource[], removals: string[], since: number): Promise<void> {
     for (const e of upserts) w.recordSent(e.name, e);
     for (const n of removals) w.recordSent(n, undefined);
@@ -303,6 +356,7 @@ export class Connection {
     if (w.nack && w.nack.version === version && upserts.length > 0) return; // the proxy rejected exactly this; do not loop
     let framed: Buffer[];
     let count: number;
+    let key: string | undefined;
     if (WILDCARD_TYPES.has(w.typeUrl)) {
       // Listeners and clusters: every response carries the whole set. Proxies of one
       // class usually hold exactly their class's set, whose bytes are built once.
@@ -310,6 +364,7 @@ export class Connection {
       if (w.sent.size === all.size && shared.version === version) {
         framed = [shared.block];
         count = all.size;
+        key = `sotw\n${w.typeUrl}\n${version}\n*`;
       } else {
         const body: CachedResource[] = [];
         for (const [name, entry] of w.sent) {
@@ -323,9 +378,10 @@ export class Connection {
     } else {
       framed = upserts.map((e) => e.sotwFramed());
       count = upserts.length;
+      key = responseKey('sotw', w.typeUrl, version, upserts, []);
     }
-    const nonce = this.nextNonce();
-    const bytes = encodeDiscoveryResponse({ versionInfo: version, typeUrl: w.typeUrl, nonce, framedResources: framed, controlPlane: this.controlPlaneId });
+    const encode = (nonce: string): Buffer => encodeDiscoveryResponse({ versionInfo: version, typeUrl: w.typeUrl, nonce, framedResources: framed, controlPlane: this.controlPlaneId });
+    const { nonce, bytes } = key === undefined ? this.unshared(encode) : this.generator.responses.get(key, encode);
     this.noteSent(w, nonce, version, since);
     this.hooks.onSent(this, w.typeUrl, bytes.length, count);
     await this.sink.write(bytes);
@@ -335,18 +391,24 @@ export class Connection {
     for (const e of upserts) w.recordSent(e.name, e);
     for (const n of removals) w.recordSent(n, undefined);
     const version = w.fingerprint.toString();
-    const nonce = this.nextNonce();
-    const bytes = encodeDeltaDiscoveryResponse({
-      systemVersionInfo: version,
-      typeUrl: w.typeUrl,
-      nonce,
-      framedResources: upserts.map((e) => e.deltaFramed()),
-      removed: removals,
-      controlPlane: this.controlPlaneId,
-    });
+    const encode = (nonce: string): Buffer =>
+      encodeDeltaDiscoveryResponse({
+        systemVersionInfo: version,
+        typeUrl: w.typeUrl,
+        nonce,
+        framedResources: upserts.map((e) => e.deltaFramed()),
+        removed: removals,
+        controlPlane: this.controlPlaneId,
+      });
+    const { nonce, bytes } = this.generator.responses.get(responseKey('delta', w.typeUrl, version, upserts, removals), encode);
     this.noteSent(w, nonce, version, since);
     this.hooks.onSent(this, w.typeUrl, bytes.length, upserts.length);
     await this.sink.write(bytes);
+  }
+
+  private unshared(encode: (nonce: string) => Buffer): { nonce: string; bytes: Buffer } {
+    const nonce = newNonce();
+    return { nonce, bytes: encode(nonce) };
   }
 
   private noteSent(w: TypeWatch, nonce: string, version: string, since: number): void {

@@ -9,6 +9,7 @@ import { serviceLoadAssignments } from '../translate/endpoints.js';
 import { translateContext, proxyContext, type ProxyContext } from '../translate/index.js';
 import { TypeUrl, type EnvoyResource } from '../translate/types.js';
 import { ResourceCache, type CachedResource } from './resource-cache.js';
+import { SharedResponses } from './shared-responses.js';
 
 export type ResourceMap = ReadonlyMap<string, CachedResource>;
 
@@ -28,8 +29,16 @@ export interface PushRequest {
   reason: string;
 }
 
+function sameEntries(a: ResourceMap, b: ResourceMap): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
 export class ConfigGenerator {
   readonly cache = new ResourceCache();
+  /** Encoded responses that several streams send identically. */
+  readonly responses = new SharedResponses();
   private snapshot_: MeshSnapshot | undefined;
   private configVersion = 0;
   /** Outbound clusters by client namespace (DestinationRule lookup depends on it), for this config version. */
@@ -39,6 +48,8 @@ export class ConfigGenerator {
   /** Load assignment names by service hostname. */
   private readonly edsByHost = new Map<string, Set<string>>();
   private readonly views = new Map<string, ProxyResources>();
+  /** The views of the previous config version: a new view reuses their sets where nothing changed. */
+  private previousViews = new Map<string, ProxyResources>();
   /** Proxy contexts by everything they depend on, until the next full update. */
   private readonly contexts = new Map<string, ProxyContext>();
 
@@ -82,6 +93,9 @@ export class ConfigGenerator {
     if (delta.full) {
       this.configVersion++;
       this.sharedClusters.clear();
+      // Keep a class's last view for a few versions, until a proxy of that class asks again.
+      for (const [k, v] of this.previousViews) if (v.configVersion < this.configVersion - 3) this.previousViews.delete(k);
+      for (const [k, v] of this.views) this.previousViews.set(k, v);
       this.views.clear();
       this.contexts.clear();
     }
@@ -116,7 +130,14 @@ export class ConfigGenerator {
       let clusters = this.sharedClusters.get(ctx.proxy.namespace);
       if (!clusters) this.sharedClusters.set(ctx.proxy.namespace, (clusters = outboundClusters(s, ctx.proxy.namespace)));
       const translated = translateContext(s, ctx, { clusters, endpoints: [] });
-      const intern = (t: TypeUrl): Map<string, CachedResource> => new Map(translated[t].map((r) => [r.name, this.cache.intern(t, r)]));
+      const previous = this.previousViews.get(ctx.classKey);
+      this.previousViews.delete(ctx.classKey);
+      const intern = (t: TypeUrl): ResourceMap => {
+        const fresh = new Map(translated[t].map((r) => [r.name, this.cache.intern(t, r)]));
+        // An unchanged set stays the same object, so proxies holding it have nothing to compare.
+        const old = previous?.byType[t];
+        return old && sameEntries(old, fresh) ? old : fresh;
+      };
       view = {
         classKey: ctx.classKey,
         configVersion: this.configVersion,
@@ -137,7 +158,7 @@ export class ConfigGenerator {
   /** Drops encoded resources that no current view uses. */
   sweep(): number {
     const live = new Set<CachedResource>(this.eds.values());
-    for (const v of this.views.values()) for (const m of Object.values(v.byType)) for (const e of m.values()) live.add(e);
+    for (const v of [...this.views.values(), ...this.previousViews.values()]) for (const m of Object.values(v.byType)) for (const e of m.values()) live.add(e);
     return this.cache.sweep(live);
   }
 }

@@ -111,6 +111,18 @@ export class SentState {
     return this.base === map && this.own.size === 0;
   }
 
+  /** The shared base, when this proxy holds exactly it. */
+  exactBase(): ReadonlyMap<string, CachedResource> | undefined {
+    return this.own.size === 0 ? this.base : undefined;
+  }
+
+  /** Takes `map` as the base, for a caller that knows this proxy now holds exactly its entries. */
+  resetTo(map: ReadonlyMap<string, CachedResource>): void {
+    this.base = map;
+    this.own.clear();
+    this.count = map.size;
+  }
+
   /** Adopts `map` as the shared base when this proxy holds exactly its entries. */
   rebase(map: ReadonlyMap<string, CachedResource>): boolean {
     if (this.base === map && this.own.size === 0) return true;

@@ -82,6 +82,8 @@ spec:
   - match: [{uri: {prefix: /flaky}}]
     retries: {attempts: 3, retryOn: 5xx}
     route: [{destination: {host: reviews, subset: v3}}]
+  - match: [{uri: {prefix: /default-retry}}]
+    route: [{destination: {host: reviews, subset: v3}}]
   - match: [{uri: {prefix: /slow}}]
     timeout: 300ms
     route: [{destination: {host: reviews, subset: v3}}]
@@ -119,7 +121,7 @@ describe('traffic management through a real Envoy sidecar', () => {
             req.resume();
             // /flaky fails the first attempt of each request (Envoy keeps x-request-id across retries).
             const id = String(req.headers['x-request-id']);
-            if (req.url?.startsWith('/flaky') && !seen.has(id)) {
+            if ((req.url?.startsWith('/flaky') || req.url?.startsWith('/default-retry')) && !seen.has(id)) {
               seen.add(id);
               res.writeHead(503, { 'x-backend': v }).end('first attempt fails');
               return;
@@ -194,6 +196,13 @@ describe('traffic management through a real Envoy sidecar', () => {
     const before = backends.get('v3')!.requests.length;
     const r = await get('/flaky/1');
     assert.equal(r.status, 200);
+    assert.equal(backends.get('v3')!.requests.length - before, 2, 'two attempts reached the backend');
+  });
+
+  it("retries a 503 by Istio's default policy when the route sets no retries", async () => {
+    const before = backends.get('v3')!.requests.length;
+    const r = await get('/default-retry/1');
+    assert.equal(r.status, 200, 'the retry answered');
     assert.equal(backends.get('v3')!.requests.length - before, 2, 'two attempts reached the backend');
   });
 
