@@ -90,7 +90,10 @@ export class ServingCertificate implements CertificateProvider {
 
   addIdentityCertificateListener(listener: IdentityCertificateUpdateListener): void {
     this.listeners.add(listener);
-    if (this.update) listener(this.update);
+    // Delivered on a later tick: grpc-js attaches its own watcher only after adding this listener.
+    setImmediate(() => {
+      if (this.update && this.listeners.has(listener)) listener(this.update);
+    });
   }
 
   removeIdentityCertificateListener(listener: IdentityCertificateUpdateListener): void {

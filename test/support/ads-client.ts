@@ -239,14 +239,20 @@ function describeStatus(s: grpc.StatusObject): string {
   return `${grpc.status[s.code] ?? s.code}: ${s.details}`;
 }
 
-export function connectAds(address: string, opts: { delta: true }): DeltaStream;
-export function connectAds(address: string, opts?: { delta?: false }): SotwStream;
-export function connectAds(address: string, opts?: { delta?: boolean }): SotwStream | DeltaStream;
+/** How to reach the server: plaintext unless credentials are given (e.g. TLS to meshd's 15012). */
+export interface AdsChannelOptions {
+  credentials?: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+}
+
+export function connectAds(address: string, opts: { delta: true } & AdsChannelOptions): DeltaStream;
+export function connectAds(address: string, opts?: { delta?: false } & AdsChannelOptions): SotwStream;
+export function connectAds(address: string, opts?: { delta?: boolean } & AdsChannelOptions): SotwStream | DeltaStream;
 /** Opens one ADS stream to `address` (host:port). */
-export function connectAds(address: string, opts: { delta?: boolean } = {}): SotwStream | DeltaStream {
+export function connectAds(address: string, opts: { delta?: boolean } & AdsChannelOptions = {}): SotwStream | DeltaStream {
   const delta = opts.delta === true;
   const protocol = delta ? 'delta' : 'sotw';
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), opts.channelOptions);
   const passthrough = (b: Buffer): Buffer => b;
   const call = client.makeBidiStreamRequest<Buffer, Buffer>(ADS_SERVICE + (delta ? 'DeltaAggregatedResources' : 'StreamAggregatedResources'), passthrough, passthrough);
   const requestType = delta ? 'envoy.service.discovery.v3.DeltaDiscoveryRequest' : 'envoy.service.discovery.v3.DiscoveryRequest';
