@@ -363,7 +363,7 @@ class ClientProcess {
     this.proc = track(
       fork(CLIENTS_JS, [], {
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        execArgv: ['--max-old-space-size=4096', ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
+        execArgv: ['--max-old-space-size=4096', ...(process.env.BENCH_CLIENT_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
       }),
     );
     this.proc.on('message', (e: ClientEvent) => {
