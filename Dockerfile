@@ -19,6 +19,8 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+# meshd's own .proto files (Istio's CA API), loaded at run time from /app/protos.
+COPY protos ./protos
 COPY package.json ./
 COPY examples ./examples
 USER 1337:1337
