@@ -309,6 +309,9 @@ class MeshdProc {
       kubeconfig,
       '--grpc-addr',
       '127.0.0.1:0',
+      // The TLS port (xDS and CA) is not measured here: any free port, never a fixed one.
+      '--secure-grpc-addr',
+      '127.0.0.1:0',
       '--monitoring-addr',
       '127.0.0.1:0',
       // debug: one "pushing" record per push times the server's stage.
