@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { DestinationRuleObject, EndpointSliceObject, GatewayObject, ObjectError, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import type { DestinationRuleObject, EndpointSliceObject, GatewayObject, ObjectError, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import { resolveHost, undefinedSubsets } from './istio.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol, type Protocol } from './protocol.js';
@@ -57,6 +57,11 @@ export interface IstioConfig {
   readonly virtualServices: readonly VirtualServiceObject[];
   readonly destinationRules: readonly DestinationRuleObject[];
   readonly gateways: readonly GatewayObject[];
+  /**
+   * Every valid PeerAuthentication, sorted by namespace/name. Several may claim one scope;
+   * translate/peer-authentication.ts picks the oldest, as Istio does, and reports the others.
+   */
+  readonly peerAuthentications: readonly PeerAuthenticationObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
   /** Objects left out because of errors across objects (e.g. a subset no DestinationRule defines). */
@@ -100,6 +105,7 @@ export function istioConfig(store: ConfigStore, domain: string): IstioConfig {
     destinationRules,
     rejected,
     gateways: store.list('Gateway').sort(byNamespacedName),
+    peerAuthentications: store.list('PeerAuthentication').sort(byNamespacedName),
     secrets: new Map(store.list('Secret').map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };
 }

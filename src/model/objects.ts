@@ -13,6 +13,7 @@ import {
   type GatewaySpec,
   type VirtualServiceSpec,
 } from './istio.js';
+import { ISTIO_SECURITY_API_VERSIONS, peerAuthenticationIssues, peerAuthenticationSpecSchema, type PeerAuthenticationSpec } from './security.js';
 
 export interface ObjectMeta {
   name: string;
@@ -21,6 +22,8 @@ export interface ObjectMeta {
   annotations: Record<string, string>;
   resourceVersion?: string;
   generation?: number;
+  /** As the API server sets it (RFC 3339); absent in most YAML files. Istio's tie-breaker between policies: the oldest wins. */
+  creationTimestamp?: string;
 }
 
 export interface ServicePort {
@@ -113,7 +116,13 @@ export interface DestinationRuleObject {
   spec: DestinationRuleSpec;
 }
 
-export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject;
+export interface PeerAuthenticationObject {
+  kind: 'PeerAuthentication';
+  metadata: ObjectMeta;
+  spec: PeerAuthenticationSpec;
+}
+
+export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject;
 
 export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject | IstioObject;
 export type MeshKind = MeshObject['kind'];
@@ -128,6 +137,7 @@ export const KIND_API_VERSIONS: Record<MeshKind, readonly string[]> = {
   Gateway: ISTIO_NETWORKING_API_VERSIONS,
   VirtualService: ISTIO_NETWORKING_API_VERSIONS,
   DestinationRule: ISTIO_NETWORKING_API_VERSIONS,
+  PeerAuthentication: ISTIO_SECURITY_API_VERSIONS,
 };
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -145,6 +155,11 @@ const metadataSchema = z.object({
   annotations: stringMap.nullish(),
   resourceVersion: z.string().optional(),
   generation: z.number().optional(),
+  // `kubectl create --dry-run -o yaml` writes `creationTimestamp: null`.
+  creationTimestamp: z
+    .string()
+    .refine((s) => !Number.isNaN(Date.parse(s)), 'must be an RFC 3339 time such as "2024-05-01T12:00:00Z"')
+    .nullish(),
 });
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
@@ -260,6 +275,7 @@ function meta(m: z.infer<typeof metadataSchema>, defaultNamespace: string): Obje
   };
   if (m.resourceVersion !== undefined) out.resourceVersion = m.resourceVersion;
   if (m.generation !== undefined) out.generation = m.generation;
+  if (m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
   return out;
 }
 
@@ -419,6 +435,8 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
       return parseIstio('VirtualService', virtualServiceSpecSchema, virtualServiceIssues, raw, defaultNamespace);
     case 'DestinationRule':
       return parseIstio('DestinationRule', destinationRuleSpecSchema, destinationRuleIssues, raw, defaultNamespace);
+    case 'PeerAuthentication':
+      return parseIstio('PeerAuthentication', peerAuthenticationSpecSchema, peerAuthenticationIssues, raw, defaultNamespace);
   }
 }
 

@@ -6,7 +6,7 @@ import type { DebugHandler } from './http-server.js';
 import type { ConfigStore } from '../model/store.js';
 import type { MeshKind } from '../model/objects.js';
 
-const CONFIG_KINDS: MeshKind[] = ['Gateway', 'VirtualService', 'DestinationRule', 'Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret'];
+const CONFIG_KINDS: MeshKind[] = ['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret'];
 
 /** Private keys never leave meshd through debug output. */
 function redactKeys(body: Record<string, unknown>): Record<string, unknown> {
