@@ -41,7 +41,7 @@ const num = (name: string, dflt: number): number => {
   return process.env[name] && Number.isFinite(v) ? v : dflt;
 };
 
-const MODES = (process.env.BENCH_MODES ?? 'sotw,delta,kube,istio').split(',').map((s) => s.trim()).filter(Boolean);
+const MODES = (process.env.BENCH_MODES ?? 'sotw,delta,kube,istio,signing').split(',').map((s) => s.trim()).filter(Boolean);
 
 const CFG = {
   services: num('BENCH_SERVICES', 1000),
@@ -170,6 +170,8 @@ async function startMeshd(configDir: string, profileDir?: string): Promise<Meshd
     '--config-dir',
     configDir,
     '--grpc-addr',
+    '127.0.0.1:0',
+    '--secure-grpc-addr',
     '127.0.0.1:0',
     '--monitoring-addr',
     '127.0.0.1:0',
@@ -1021,6 +1023,8 @@ async function main(): Promise<void> {
     log(`traffic-management case: ${CFG.istioObjects} VirtualServices + DestinationRules, ${CFG.clients} delta clients, ${CFG.istioEdits} VirtualService edits...`);
     istio = await istioScenario(Date.now() + CFG.istioMs);
   }
+  // The CA's signing rate (bench/signing.ts prints its own table and writes results/signing.json).
+  if (MODES.includes('signing')) execFileSync(process.execPath, [join(here, 'signing.js')], { stdio: 'inherit' });
   const text = report(results, micro, kube, istio);
   process.stdout.write(`\n${text}\n`);
   let commit = '';
