@@ -19,6 +19,7 @@ import type { CertificateAuthority } from './ca/ca.js';
 import { createCertificateAuthority, type CaOptions } from './ca/setup.js';
 import { NoTokenReviewAuthenticator, type Authenticator } from './ca/authenticate.js';
 import { CaService } from './ca/ca-service.js';
+import { WorkloadSecrets } from './xds/workload-secrets.js';
 import { ServingCertificate, servingDnsNames } from './ca/serving-cert.js';
 import type { RootPublisher } from './ca/root-publisher.js';
 
@@ -47,6 +48,8 @@ export interface ControlPlaneOptions {
    * Without one, the CA API refuses every caller (UNAUTHENTICATED).
    */
   authKubeconfig?: string;
+  /** Workload certificates are renewed when this fraction of their lifetime remains (Istio's SECRET_GRACE_PERIOD_RATIO); default 0.5. */
+  certGraceRatio?: number;
 }
 
 export interface ControlPlane {
@@ -122,6 +125,17 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     caLog.warn('no Kubernetes API to review tokens: the CA API refuses every caller (UNAUTHENTICATED); give meshd a kubeconfig to enable it');
   }
   const caService = new CaService({ ca, authenticator, metrics, log: caLog });
+  // SDS: proxies whose stream carries a service-account token get that identity's certificate.
+  const workloadSecrets = new WorkloadSecrets({
+    issuer: ca,
+    cache: generator.cache,
+    ttlSeconds: ca.defaultTtlSeconds,
+    rotateAt: 1 - (o.certGraceRatio ?? 0.5),
+    onRotated: (key) => void ads.onCertificateRotated(key),
+    inUse: (key) => ads.identityInUse(key),
+    log: caLog,
+  });
+  ads.useWorkloadIdentity({ authenticator, workloadSecrets, trustDomain: caOptions.trustDomain });
 
   const serverOptions: grpc.ServerOptions = {
     'grpc.max_send_message_length': -1,
@@ -220,6 +234,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       await kube?.stop();
       await publisher?.stop();
       servingCert?.stop();
+      workloadSecrets.stop();
       pushes.stop();
       ads.closeAll();
       // ADS streams never end by themselves: cancel them; proxies reconnect to another replica.

@@ -1,5 +1,7 @@
 // `meshd bootstrap`: prints the Envoy bootstrap that connects a plain Envoy to meshd.
 import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { envoyBootstrap, grpcBootstrap, type BootstrapOptions } from '../inject/bootstrap.js';
 
@@ -21,6 +23,17 @@ function port(flag: string) {
   };
 }
 
+function readToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new Error(`--token-file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!token || /\s/.test(token)) throw new Error(`--token-file ${file}: expected one service account token (a JWT), found ${token ? 'whitespace inside' : 'an empty file'}`);
+  return token;
+}
+
 export function bootstrapCommand(): Command {
   return new Command('bootstrap')
     .description('Print an Envoy bootstrap for a sidecar or gateway that gets its config from meshd')
@@ -40,6 +53,9 @@ export function bootstrapCommand(): Command {
     .option('--cluster-id <id>', 'cluster id', 'Kubernetes')
     .addOption(new Option('--format <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
     .option('--proxyless', 'print a gRPC xDS bootstrap (GRPC_XDS_BOOTSTRAP) for a proxyless gRPC client instead', false)
+    .option('--token-file <file>', "a service account token (audience istio-ca) sent to meshd as 'authorization: Bearer': the proxy gets its workload certificate over SDS and mTLS")
+    .option('--xds-root-cert <file>', "meshd's root certificate (istio-ca-root-cert): connect over TLS (meshd's port 15012) and verify meshd")
+    .option('--xds-server-name <name>', "the name meshd's certificate must carry, with --xds-root-cert", 'istiod.istio-system.svc')
     .action(
       (o: {
         type: 'sidecar' | 'router';
@@ -58,6 +74,9 @@ export function bootstrapCommand(): Command {
         clusterId: string;
         format: 'yaml' | 'json';
         proxyless: boolean;
+        tokenFile?: string;
+        xdsRootCert?: string;
+        xdsServerName: string;
       }) => {
         const opts: BootstrapOptions = {
           type: o.type,
@@ -74,6 +93,8 @@ export function bootstrapCommand(): Command {
           readinessPort: o.readinessPort,
           interceptionMode: o.interception,
           clusterId: o.clusterId,
+          ...(o.tokenFile ? { token: readToken(o.tokenFile) } : {}),
+          ...(o.xdsRootCert ? { xdsRootCertFile: resolve(o.xdsRootCert), xdsServerName: o.xdsServerName } : {}),
         };
         const doc = o.proxyless ? grpcBootstrap(opts) : envoyBootstrap(opts);
         process.stdout.write(o.format === 'json' || o.proxyless ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc));

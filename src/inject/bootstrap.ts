@@ -24,6 +24,12 @@ export interface BootstrapOptions {
   /** Envoy's `node.cluster`; defaults to the app label or the pod's name. */
   serviceCluster?: string;
   extraMetadata?: Record<string, string>;
+  /** A service account token: sent as `authorization: Bearer` on the xDS stream, it proves the workload's identity (mTLS, SDS). */
+  token?: string;
+  /** meshd's root certificate (PEM file path): connect to meshd over TLS (port 15012), verifying it. */
+  xdsRootCertFile?: string;
+  /** The name meshd's certificate is checked against over TLS. */
+  xdsServerName?: string;
 }
 
 const ISTIO_VERSION = 'meshd-0.1';
@@ -42,7 +48,7 @@ export function nodeMetadata(o: BootstrapOptions): Record<string, unknown> {
   };
 }
 
-function xdsCluster(address: string): Record<string, unknown> {
+function xdsCluster(address: string, rootCertFile: string | undefined, serverName: string): Record<string, unknown> {
   const idx = address.lastIndexOf(':');
   if (idx <= 0) throw new Error(`invalid --xds-address "${address}": expected host:port`);
   const host = address.slice(0, idx).replace(/^\[|\]$/g, '');
@@ -63,6 +69,21 @@ function xdsCluster(address: string): Record<string, unknown> {
       },
     },
     circuit_breakers: { thresholds: [{ max_connections: 100000, max_pending_requests: 100000, max_requests: 100000 }] },
+    ...(rootCertFile
+      ? {
+          transport_socket: {
+            name: 'envoy.transport_sockets.tls',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+              sni: serverName,
+              common_tls_context: {
+                alpn_protocols: ['h2'],
+                validation_context: { trusted_ca: { filename: rootCertFile }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: serverName } }] },
+              },
+            },
+          },
+        }
+      : {}),
   };
 }
 
@@ -114,14 +135,14 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
       ads_config: {
         api_type: o.delta ? 'DELTA_GRPC' : 'GRPC',
         transport_api_version: 'V3',
-        grpc_services: [{ envoy_grpc: { cluster_name: 'xds-grpc' } }],
+        grpc_services: [{ envoy_grpc: { cluster_name: 'xds-grpc' }, ...(o.token ? { initial_metadata: [{ key: 'authorization', value: `Bearer ${o.token}` }] } : {}) }],
         set_node_on_first_message_only: true,
       },
       cds_config: ads,
       lds_config: ads,
     },
     static_resources: {
-      clusters: [xdsCluster(o.xdsAddress)],
+      clusters: [xdsCluster(o.xdsAddress, o.xdsRootCertFile, o.xdsServerName ?? 'istiod.istio-system.svc')],
       listeners: o.readinessPort > 0 ? [readinessListener(o.readinessPort)] : [],
     },
     layered_runtime: {

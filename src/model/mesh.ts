@@ -30,6 +30,8 @@ export interface MeshEndpoint {
   port: number;
   labels: Labels;
   podName?: string;
+  /** The service account of the endpoint's Pod, when known: the identity mTLS expects. */
+  serviceAccount?: string;
   zone?: string;
 }
 
@@ -156,7 +158,10 @@ export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSlic
           if (e.targetRef?.kind === 'Pod' && e.targetRef.name) {
             ep.podName = e.targetRef.name;
             const pod = pods?.get(`${e.targetRef.namespace ?? slice.metadata.namespace}/${e.targetRef.name}`);
-            if (pod) ep.labels = pod.metadata.labels;
+            if (pod) {
+              ep.labels = pod.metadata.labels;
+              ep.serviceAccount = `${pod.metadata.namespace}/${pod.serviceAccountName}`;
+            }
           }
           if (e.zone) ep.zone = e.zone;
           eps.push(ep);
@@ -193,7 +198,7 @@ function sameEndpoints(a: readonly MeshEndpoint[] | undefined, b: readonly MeshE
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
-    if (x.address !== y.address || x.port !== y.port || x.podName !== y.podName || x.zone !== y.zone || !sameLabels(x.labels, y.labels)) return false;
+    if (x.address !== y.address || x.port !== y.port || x.podName !== y.podName || x.zone !== y.zone || x.serviceAccount !== y.serviceAccount || !sameLabels(x.labels, y.labels)) return false;
   }
   return true;
 }
@@ -242,6 +247,17 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
   return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config: istioConfig(store, domain) }, changedEndpoints, full: true };
 }
 
+/** The service accounts (`namespace/name`) behind a service's endpoints, sorted. */
+export function serviceAccountsOf(endpoints: EndpointIndex, svc: MeshService): string[] {
+  const out = new Set<string>();
+  for (const p of svc.ports) for (const e of endpoints.get(endpointKey(svc.hostname, p.port)) ?? []) if (e.serviceAccount) out.add(e.serviceAccount);
+  return [...out].sort();
+}
+
+function serviceAccountsKey(endpoints: EndpointIndex, svc: MeshService): string {
+  return serviceAccountsOf(endpoints, svc).join(',');
+}
+
 /** The cheap path: only the endpoints of `serviceKeys` (namespace/name) changed. */
 export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceKeys: Iterable<string>): SnapshotDelta {
   const version = prev.version + 1;
@@ -249,6 +265,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
   const endpointVersions = new Map(prev.endpointVersions);
   const changedEndpoints = new Set<string>();
   const wanted = new Set(serviceKeys);
+  let identitiesChanged = false;
   const slices = new Map<string, EndpointSliceObject[]>();
   for (const s of store.list('EndpointSlice')) {
     const key = `${s.metadata.namespace}/${s.serviceName}`;
@@ -271,8 +288,11 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
     if (changed) {
       changedEndpoints.add(svc.hostname);
       endpointVersions.set(svc.hostname, version);
+      // Clusters verify the service's identities: new ones need the clusters translated again.
+      if (serviceAccountsKey(endpoints, svc) !== serviceAccountsKey(prev.endpoints, svc)) identitiesChanged = true;
     }
   }
+  if (identitiesChanged) return { ...buildSnapshot(store, prev.domain, prev), full: true };
   return {
     snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods, config: prev.config },
     changedEndpoints,

@@ -20,6 +20,14 @@ export interface Proxy {
   /** `grpc` for proxyless gRPC clients (Istio's GENERATOR metadata). */
   generator: string;
   metadata: Record<string, unknown>;
+  /** Set when the stream proved a workload identity (a service account token): the proxy gets mTLS. */
+  workloadIdentity?: WorkloadIdentity;
+}
+
+export interface WorkloadIdentity {
+  namespace: string;
+  serviceAccount: string;
+  trustDomain: string;
 }
 
 export class NodeIdError extends Error {

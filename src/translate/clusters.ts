@@ -1,13 +1,14 @@
 // CDS: outbound clusters per service port, inbound clusters for the proxy's own
 // workload ports, and the passthrough and blackhole clusters.
-import type { MeshService, MeshSnapshot } from '../model/mesh.js';
+import { serviceAccountsOf, type MeshService, type MeshServicePort, type MeshSnapshot } from '../model/mesh.js';
 import { destinationRuleFor } from './istio-config.js';
 import { applyClusterPolicy, effectivePolicy, type EffectivePolicy } from './traffic-policy.js';
-import { isHttp2Protocol } from '../model/protocol.js';
+import { isHttp2Protocol, isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { ADS_CONFIG_SOURCE } from './filters.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
+import { autoMtlsSocketMatches, istioMutualSocket } from './mtls.js';
 
 const CONNECT_TIMEOUT = '10s';
 const MAX = 4294967295;
@@ -25,7 +26,12 @@ function http2Options(): Json {
   };
 }
 
-function edsCluster(name: string, svc: MeshService, http2: boolean, policy: EffectivePolicy, subset?: string): EnvoyResource {
+export interface ClusterOptions {
+  /** The client has a workload certificate: mesh endpoints get mTLS. */
+  mtls?: { trustDomain: string };
+}
+
+function edsCluster(snapshot: MeshSnapshot, name: string, svc: MeshService, port: MeshServicePort, http2: boolean, policy: EffectivePolicy, o: ClusterOptions, subset?: string): EnvoyResource {
   const body: Json = {
     name,
     type: 'EDS',
@@ -42,6 +48,13 @@ function edsCluster(name: string, svc: MeshService, http2: boolean, policy: Effe
     },
   };
   applyClusterPolicy(body, policy, http2);
+  const mode = policy.tls?.mode;
+  if (o.mtls && (mode === undefined || mode === 'ISTIO_MUTUAL')) {
+    const socket = istioMutualSocket({ trustDomain: o.mtls.trustDomain, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), alpn: http2 ? ['h2'] : isHttpProtocol(port.protocol) ? ['http/1.1'] : [] });
+    // ISTIO_MUTUAL from a DestinationRule: always; otherwise (auto mTLS) only to endpoints that take it.
+    if (mode === 'ISTIO_MUTUAL') body.transport_socket = socket;
+    else body.transport_socket_matches = autoMtlsSocketMatches(socket);
+  }
   return { name, body };
 }
 
@@ -49,16 +62,16 @@ function edsCluster(name: string, svc: MeshService, http2: boolean, policy: Effe
  * Outbound clusters for every service port, and for every subset its DestinationRule
  * defines, with the rule's traffic policy; rules are looked up as seen from `clientNamespace`.
  */
-export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = ''): EnvoyResource[] {
+export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o: ClusterOptions = {}): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const svc of snapshot.services) {
     const dr = destinationRuleFor(snapshot.config, svc.hostname, clientNamespace, svc.namespace, snapshot.domain);
     for (const port of svc.ports) {
       if (port.protocol === 'UDP') continue;
       const http2 = isHttp2Protocol(port.protocol);
-      out.push(edsCluster(outboundClusterName(port.port, svc.hostname), svc, http2, effectivePolicy(dr?.spec, port.port), undefined));
+      out.push(edsCluster(snapshot, outboundClusterName(port.port, svc.hostname), svc, port, http2, effectivePolicy(dr?.spec, port.port), o));
       for (const subset of dr?.spec.subsets ?? []) {
-        out.push(edsCluster(outboundClusterName(port.port, svc.hostname, subset.name), svc, http2, effectivePolicy(dr?.spec, port.port, subset.name), subset.name));
+        out.push(edsCluster(snapshot, outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, effectivePolicy(dr?.spec, port.port, subset.name), o, subset.name));
       }
     }
   }
@@ -89,7 +102,7 @@ export function inboundClusters(ctx: ProxyContext): EnvoyResource[] {
 }
 
 /** Every cluster a proxy gets, sorted by name. */
-export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace)): EnvoyResource[] {
+export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls })): EnvoyResource[] {
   if (ctx.proxyless) return [...shared].sort(byName);
   const all = [...shared, ...builtinClusters(), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(ctx) : [])];
   return all.sort(byName);

@@ -5,6 +5,7 @@ import { resolveHost } from './istio-config.js';
 import { outboundClusterName } from './names.js';
 import { socketAddress } from './filters.js';
 import type { EnvoyResource, Json } from './types.js';
+import { endpointTlsMetadata } from './mtls.js';
 
 function localityEndpoints(eps: readonly MeshEndpoint[]): Json[] {
   // Group by zone; gRPC ignores localities without a weight, so each carries one.
@@ -13,7 +14,8 @@ function localityEndpoints(eps: readonly MeshEndpoint[]): Json[] {
     const zone = e.zone ?? '';
     let list = byZone.get(zone);
     if (!list) byZone.set(zone, (list = []));
-    list.push({ endpoint: { address: socketAddress(e.address, e.port) }, load_balancing_weight: 1 });
+    const metadata = endpointTlsMetadata(e.labels);
+    list.push({ endpoint: { address: socketAddress(e.address, e.port) }, ...(metadata ? { metadata } : {}), load_balancing_weight: 1 });
   }
   return [...byZone.keys()].sort().map((zone) => {
     const lbEndpoints = byZone.get(zone)!;

@@ -40,6 +40,7 @@ export function httpConnectionManager(o: HcmOptions): Json {
     normalize_path: true,
     merge_slashes: true,
     path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
+    ...(o.forwardClientCertDetails ? { forward_client_cert_details: o.forwardClientCertDetails, set_current_client_cert_details: { subject: true, uri: true, dns: true } } : {}),
     ...(o.accessLog === false ? {} : { access_log: stdoutAccessLog() }),
   };
   return {

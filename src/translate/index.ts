@@ -19,7 +19,7 @@ export function translateProxy(snapshot: MeshSnapshot, proxy: Proxy): ResourcesB
 
 export function translateContext(snapshot: MeshSnapshot, ctx: ProxyContext, shared?: { clusters?: EnvoyResource[]; endpoints?: EnvoyResource[] }): ResourcesByType {
   return {
-    [TypeUrl.Cluster]: clustersFor(snapshot, ctx, shared?.clusters ?? outboundClusters(snapshot)),
+    [TypeUrl.Cluster]: clustersFor(snapshot, ctx, shared?.clusters ?? outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls })),
     [TypeUrl.ClusterLoadAssignment]: shared?.endpoints ?? loadAssignments(snapshot),
     [TypeUrl.Listener]: listenersFor(snapshot, ctx),
     [TypeUrl.RouteConfiguration]: routesFor(snapshot, ctx),

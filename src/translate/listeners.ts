@@ -4,7 +4,9 @@
 // 127.0.0.1 instead. For proxyless gRPC, one API listener per `<host>:<port>`.
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
 import { isHttpProtocol } from '../model/protocol.js';
-import type { ProxyContext } from './proxy-context.js';
+import type { InboundPort, ProxyContext } from './proxy-context.js';
+import { istioMutualServerSocket, tlsInspector } from './mtls.js';
+import { inboundMtlsMode } from './peer-authentication.js';
 import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy } from './filters.js';
 import { httpPorts, meshVirtualServicesByHost } from './routes.js';
 import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
@@ -75,14 +77,16 @@ function outboundTcpListener(snapshot: MeshSnapshot, svc: MeshService, port: Mes
   };
 }
 
-function virtualInbound(ctx: ProxyContext): EnvoyResource {
-  const chains: Json[] = ctx.inboundPorts.map((p) => {
-    const cluster = inboundClusterName(p.targetPort);
-    const chainName = listenerName(WILDCARD, p.targetPort);
-    const filters = isHttpProtocol(p.protocol)
+type InboundMtls = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+function inboundFilters(p: InboundPort, chainName: string, mtls: boolean): Json[] {
+  const cluster = inboundClusterName(p.targetPort);
+  return isHttpProtocol(p.protocol)
       ? [
           httpConnectionManager({
             statPrefix: `inbound_${chainName}`,
+            // The app sees who called, as Istio's sidecars tell it (x-forwarded-client-cert).
+            ...(mtls ? { forwardClientCertDetails: 'SANITIZE_SET' } : {}),
             routeConfig: {
               name: cluster,
               validate_clusters: false,
@@ -91,15 +95,37 @@ function virtualInbound(ctx: ProxyContext): EnvoyResource {
           }),
         ]
       : [tcpProxy(cluster, cluster)];
-    return { name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters };
-  });
+}
+
+/**
+ * Inbound filter chains of one workload port: with mTLS, a TLS chain (the TLS inspector
+ * tells TLS from plaintext) and, unless STRICT, a plaintext one.
+ */
+function inboundChains(p: InboundPort, mode: InboundMtls, trustDomain: string | undefined): Json[] {
+  const chainName = listenerName(WILDCARD, p.targetPort);
+  if (!trustDomain || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false) }];
+  const tls: Json = {
+    name: `${chainName}_mtls`,
+    filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'tls' },
+    transport_socket: istioMutualServerSocket(trustDomain, isHttpProtocol(p.protocol)),
+    filters: inboundFilters(p, chainName, true),
+  };
+  if (mode === 'STRICT') return [tls];
+  // Plaintext callers cannot claim an identity: a forwarded x-forwarded-client-cert is dropped.
+  return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true) }];
+}
+
+function virtualInbound(ctx: ProxyContext, modeFor: (targetPort: number) => InboundMtls): EnvoyResource {
+  const trustDomain = ctx.mtls?.trustDomain;
+  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), trustDomain));
+  const inspect = chains.some((c) => (c.filter_chain_match as Json).transport_protocol !== undefined);
   return {
     name: VIRTUAL_INBOUND,
     body: {
       name: VIRTUAL_INBOUND,
       address: socketAddress(WILDCARD, VIRTUAL_INBOUND_PORT),
       traffic_direction: 'INBOUND',
-      listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }],
+      listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }, ...(inspect ? [tlsInspector()] : [])],
       filter_chains: chains,
       default_filter_chain: { name: 'virtualInbound-catchall-tcp', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] },
     },
@@ -127,7 +153,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
       out.push(l);
     }
   }
-  if (ctx.interception === 'REDIRECT') out.push(virtualOutbound(), virtualInbound(ctx));
+  if (ctx.interception === 'REDIRECT') out.push(virtualOutbound(), virtualInbound(ctx, (port) => inboundMtlsMode(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels, port)));
   return out.sort(byName);
 }
 

@@ -20,6 +20,8 @@ export interface ProxyContext {
   interception: InterceptionMode;
   /** The proxy's own workload ports (services selecting it), sorted. */
   inboundPorts: InboundPort[];
+  /** Set when the proxy has a workload identity (and so a certificate): mesh traffic uses mTLS. */
+  mtls: { trustDomain: string } | undefined;
   /** Proxies with the same key get the same resources. */
   classKey: string;
 }
@@ -64,6 +66,7 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
   const mode = String(proxy.metadata.INTERCEPTION_MODE ?? 'REDIRECT').toUpperCase();
   const interception: InterceptionMode = mode === 'NONE' ? 'NONE' : 'REDIRECT';
   const inboundPorts = proxyless ? [] : inboundPortsOf(snapshot, proxy);
+  const mtls = !proxyless && proxy.workloadIdentity ? { trustDomain: proxy.workloadIdentity.trustDomain } : undefined;
   const classKey = [
     proxyless ? 'grpc' : proxy.type,
     proxy.namespace,
@@ -71,6 +74,7 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
     inboundPorts.map((p) => `${p.targetPort}/${p.protocol}`).join(','),
     // VirtualService matches on sourceLabels make routes depend on the client's labels.
     labelsKey(proxy.labels),
+    mtls ? `mtls:${mtls.trustDomain}` : 'plaintext',
   ].join('|');
-  return { proxy, proxyless, interception, inboundPorts, classKey };
+  return { proxy, proxyless, interception, inboundPorts, mtls, classKey };
 }

@@ -10,6 +10,10 @@ import type { ConfigGenerator, PushRequest } from './generator.js';
 import { Connection, type ConnectionHooks, type Protocol, type StreamSink } from './connection.js';
 import { PushQueue } from './push-queue.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './wire.js';
+import { AuthenticationError, type Authenticator } from '../ca/authenticate.js';
+import type { WorkloadIdentity } from '../model/proxy.js';
+import type { CachedResource } from './resource-cache.js';
+import { identityKey, type WorkloadSecrets } from './workload-secrets.js';
 
 const ADS_SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService/';
 const KNOWN_TYPES = new Set<string>(Object.values(TypeUrl));
@@ -40,6 +44,17 @@ export interface AdsServerOptions {
   /** How many proxies are pushed to at once. */
   pushConcurrency?: number;
   controlPlaneId?: string;
+  /** Checks `authorization: Bearer` tokens of streams; a proven identity gets mTLS and SDS `default`. */
+  authenticator?: Authenticator;
+  /** Certificates for proven identities (SDS). Both this and `authenticator` are needed for mTLS. */
+  workloadSecrets?: WorkloadSecrets;
+  trustDomain?: string;
+}
+
+/** What a stream proved about itself before its first request was handled. */
+interface StreamIdentity {
+  identity: WorkloadIdentity;
+  secrets: CachedResource[];
 }
 
 type Call = grpc.ServerDuplexStream<Buffer, Buffer>;
@@ -162,6 +177,47 @@ export class AdsServer {
     for (const c of this.connections) c.closed = true;
   }
 
+  /** Turns on stream authentication (Bearer tokens) and SDS certificates for proven identities. */
+  useWorkloadIdentity(o: { authenticator: Authenticator; workloadSecrets: WorkloadSecrets; trustDomain: string }): void {
+    this.opts.authenticator = o.authenticator;
+    this.opts.workloadSecrets = o.workloadSecrets;
+    this.opts.trustDomain = o.trustDomain;
+  }
+
+  /** A renewed certificate for `key` (namespace/serviceAccount): its proxies get it. */
+  async onCertificateRotated(key: string): Promise<void> {
+    const secrets = this.opts.workloadSecrets;
+    if (!secrets) return;
+    const fresh = await secrets.current(key);
+    if (!fresh) return;
+    for (const conn of this.connections) {
+      if (!conn.proxy.workloadIdentity || identityKey(conn.proxy.workloadIdentity) !== key) continue;
+      conn.ownSecrets = [fresh, secrets.rootSecret()];
+      conn.scheduleType(TypeUrl.Secret);
+      this.queue.enqueue(conn);
+    }
+  }
+
+  /** Whether a connected proxy has this identity. */
+  identityInUse(key: string): boolean {
+    for (const conn of this.connections) if (conn.proxy.workloadIdentity && identityKey(conn.proxy.workloadIdentity) === key) return true;
+    return false;
+  }
+
+  /** Checks the stream's token, if it sent one, and gets its certificate ready. */
+  private async authenticateStream(call: Call): Promise<StreamIdentity | undefined> {
+    const header = call.metadata.get('authorization')[0];
+    if (header === undefined) return undefined;
+    const { authenticator, workloadSecrets } = this.opts;
+    if (!authenticator || !workloadSecrets) {
+      throw new AuthenticationError(grpc.status.UNAUTHENTICATED, 'this meshd cannot check tokens (no Kubernetes API): connect without an authorization header');
+    }
+    const caller = await authenticator.authenticate(String(header));
+    const identity: WorkloadIdentity = { namespace: caller.namespace, serviceAccount: caller.serviceAccount, trustDomain: this.opts.trustDomain ?? 'cluster.local' };
+    const secrets = [await workloadSecrets.workloadSecret(identity), workloadSecrets.rootSecret()];
+    return { identity, secrets };
+  }
+
   private handleStream(call: Call, protocol: Protocol): void {
     let conn: Connection | undefined;
     const log = this.opts.log;
@@ -169,18 +225,38 @@ export class AdsServer {
       log.warn({ peer: call.getPeer(), code: grpc.status[code], details }, 'rejecting xDS stream');
       call.emit('error', { code, details });
     };
+    // Requests wait until the stream's token (if any) is checked.
+    let auth: StreamIdentity | undefined;
+    let waiting: Buffer[] | undefined = [];
+    this.authenticateStream(call).then(
+      (a) => {
+        auth = a;
+        const queued = waiting ?? [];
+        waiting = undefined;
+        for (const buf of queued) onData(buf);
+      },
+      (err: unknown) => {
+        waiting = undefined;
+        if (err instanceof AuthenticationError) fail(err.grpcStatus, err.message);
+        else fail(grpc.status.INTERNAL, `cannot prepare the workload certificate: ${String(err)}`);
+      },
+    );
     call.on('data', (buf: Buffer) => {
+      if (waiting) waiting.push(buf);
+      else if (!call.destroyed) onData(buf);
+    });
+    const onData = (buf: Buffer): void => {
       try {
         if (protocol === 'sotw') {
           const req = decodeDiscoveryRequest(buf);
-          conn ??= this.open(call, protocol, req.node, fail);
+          conn ??= this.open(call, protocol, req.node, fail, auth);
           if (!conn) return;
           const type = req.type_url ?? '';
           if (!KNOWN_TYPES.has(type)) return fail(grpc.status.INVALID_ARGUMENT, `unknown type_url "${type}"; meshd serves ${[...KNOWN_TYPES].join(', ')}`);
           if (conn.onSotwRequest(type as TypeUrl, req.resource_names ?? [], req.response_nonce ?? '', req.version_info ?? '', req.error_detail)) this.queue.enqueue(conn);
         } else {
           const req = decodeDeltaDiscoveryRequest(buf);
-          conn ??= this.open(call, protocol, req.node, fail);
+          conn ??= this.open(call, protocol, req.node, fail, auth);
           if (!conn) return;
           const type = req.type_url ?? '';
           if (!KNOWN_TYPES.has(type)) return fail(grpc.status.INVALID_ARGUMENT, `unknown type_url "${type}"; meshd serves ${[...KNOWN_TYPES].join(', ')}`);
@@ -197,7 +273,7 @@ export class AdsServer {
       } catch (err) {
         fail(grpc.status.INVALID_ARGUMENT, `cannot decode ${protocol === 'sotw' ? 'DiscoveryRequest' : 'DeltaDiscoveryRequest'}: ${String(err)}`);
       }
-    });
+    };
     const close = (): void => {
       if (!conn || conn.closed) return;
       conn.closed = true;
@@ -213,7 +289,7 @@ export class AdsServer {
     call.on('close', close);
   }
 
-  private open(call: Call, protocol: Protocol, node: { id?: string; metadata?: unknown } | undefined, fail: (code: grpc.status, details: string) => void): Connection | undefined {
+  private open(call: Call, protocol: Protocol, node: { id?: string; metadata?: unknown } | undefined, fail: (code: grpc.status, details: string) => void, auth: StreamIdentity | undefined): Connection | undefined {
     if (!this.opts.generator.snapshot) {
       fail(grpc.status.UNAVAILABLE, 'meshd has not loaded its configuration yet');
       return undefined;
@@ -221,6 +297,7 @@ export class AdsServer {
     let proxy: Proxy;
     try {
       proxy = parseProxy(node?.id ?? '', structToJson(node?.metadata));
+      if (auth) proxy.workloadIdentity = auth.identity;
     } catch (err) {
       fail(grpc.status.INVALID_ARGUMENT, err instanceof NodeIdError ? err.message : String(err));
       return undefined;
@@ -230,6 +307,7 @@ export class AdsServer {
       this.opts.log.warn({ proxy: proxy.id, disagreements: identity.disagreements }, 'proxy metadata disagrees with its Pod; using the Pod');
     }
     const conn = new Connection(proxy, protocol, this.opts.generator, sinkFor(call, this.opts.metrics), this.hooks, this.controlPlaneId);
+    if (auth) conn.ownSecrets = auth.secrets;
     this.connections.add(conn);
     this.opts.metrics.xdsClients.inc({ version: proxy.istioVersion || 'none' });
     this.opts.log.info({ proxy: proxy.id, connection: conn.id, protocol, class: conn.ctx.classKey }, 'proxy connected');

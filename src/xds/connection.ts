@@ -107,6 +107,8 @@ export class Connection {
   readonly connectedAt = Date.now();
   ctx: ProxyContext;
   private pending: PendingPush | undefined;
+  /** This proxy's own secrets (SDS `default` and `ROOTCA`), when its stream proved an identity. */
+  ownSecrets: readonly CachedResource[] = [];
   closed = false;
 
   constructor(
@@ -145,6 +147,12 @@ export class Connection {
       p.types.add(TypeUrl.ClusterLoadAssignment);
       for (const n of req.edsNames) p.edsNames.add(n);
     }
+  }
+
+  /** Marks one type for a push (e.g. a renewed certificate), without forcing a response when nothing changed. */
+  scheduleType(type: TypeUrl): void {
+    const p = (this.pending ??= { full: false, types: new Set(), edsNames: new Set(), since: Date.now() });
+    p.types.add(type);
   }
 
   private requestType(type: TypeUrl): void {
@@ -250,7 +258,8 @@ export class Connection {
       const p = this.pending;
       this.pending = undefined;
       if (p.full) this.ctx = this.generator.context(this.proxy);
-      const resources = this.generator.resourcesFor(this.ctx);
+      const view = this.generator.resourcesFor(this.ctx);
+      const resources = this.ownSecrets.length ? { ...view, byType: { ...view.byType, [TypeUrl.Secret]: this.generator.secretsFor(view.byType[TypeUrl.Secret], this.ownSecrets) } } : view;
       let deferredClusterRemoval = false;
       // A cluster that changed is warmed again by Envoy and waits for its endpoints: resend them.
       let updatedClusters: Set<string> | undefined;

@@ -48,6 +48,7 @@ export class ConfigGenerator {
   /** Load assignment names by service hostname. */
   private readonly edsByHost = new Map<string, Set<string>>();
   private readonly views = new Map<string, ProxyResources>();
+  private readonly secretSets = new WeakMap<ResourceMap, Map<string, ResourceMap>>();
   /** The views of the previous config version: a new view reuses their sets where nothing changed. */
   private previousViews = new Map<string, ProxyResources>();
   /** Proxy contexts by everything they depend on, until the next full update. */
@@ -112,7 +113,7 @@ export class ConfigGenerator {
     if (!this.snapshot_) throw new Error('no snapshot yet');
     const p = this.identify(proxy).proxy;
     // Contexts depend on the proxy's role, namespace, labels, IPs and metadata, and on services.
-    const key = [p.type, p.namespace, p.generator, String(p.metadata.INTERCEPTION_MODE ?? ''), labelsKey(p.labels), p.instanceIps.join(',')].join('|');
+    const key = [p.type, p.namespace, p.generator, String(p.metadata.INTERCEPTION_MODE ?? ''), labelsKey(p.labels), p.instanceIps.join(','), p.workloadIdentity?.trustDomain ?? ''].join('|');
     let ctx = this.contexts.get(key);
     if (!ctx) {
       ctx = proxyContext(this.snapshot_, p);
@@ -127,8 +128,9 @@ export class ConfigGenerator {
     if (!s) throw new Error('no snapshot yet');
     let view = this.views.get(ctx.classKey);
     if (!view || view.configVersion !== this.configVersion) {
-      let clusters = this.sharedClusters.get(ctx.proxy.namespace);
-      if (!clusters) this.sharedClusters.set(ctx.proxy.namespace, (clusters = outboundClusters(s, ctx.proxy.namespace)));
+      const clusterKey = `${ctx.proxy.namespace}|${ctx.mtls?.trustDomain ?? ''}`;
+      let clusters = this.sharedClusters.get(clusterKey);
+      if (!clusters) this.sharedClusters.set(clusterKey, (clusters = outboundClusters(s, ctx.proxy.namespace, { mtls: ctx.mtls })));
       const translated = translateContext(s, ctx, { clusters, endpoints: [] });
       const previous = this.previousViews.get(ctx.classKey);
       this.previousViews.delete(ctx.classKey);
@@ -153,6 +155,24 @@ export class ConfigGenerator {
     }
     // Endpoints are shared by every class and move on without a new translation.
     return { ...view, byType: { ...view.byType, [TypeUrl.ClusterLoadAssignment]: this.eds } };
+  }
+
+  /**
+   * A class's secrets plus a workload's own (`default`, `ROOTCA`), as one set shared by the
+   * proxies of that identity until either side changes.
+   */
+  secretsFor(classSecrets: ResourceMap, own: readonly CachedResource[]): ResourceMap {
+    if (own.length === 0) return classSecrets;
+    let byOwn = this.secretSets.get(classSecrets);
+    if (!byOwn) this.secretSets.set(classSecrets, (byOwn = new Map()));
+    const key = own.map((e) => `${e.name}\0${e.version}`).join('\n');
+    let set = byOwn.get(key);
+    if (!set) {
+      const merged = new Map(classSecrets);
+      for (const e of own) merged.set(e.name, e);
+      byOwn.set(key, (set = merged));
+    }
+    return set;
   }
 
   /** Drops encoded resources that no current view uses. */

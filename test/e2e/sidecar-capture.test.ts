@@ -5,32 +5,17 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { startMeshd, serviceYaml, MESHD_CLI, type MeshdProcess } from '../support/meshd.js';
-import { envoyBinaryPath, httpGet, parseStats } from '../support/envoy.js';
+import { envoyForProxyUid, httpGet, parseStats } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
 import { createPod, type Pod } from '../support/netns.js';
 
 const PROXY_UID = 1337;
 const ADMIN_PORT = 15000;
-
-/** The proxy runs as uid 1337, which cannot read under /root: give it its own copy of the binary. */
-function envoyForProxyUid(): string {
-  const src = envoyBinaryPath();
-  const dir = join(tmpdir(), 'meshd-envoy-bin');
-  const dst = join(dir, 'envoy');
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  if (!existsSync(dst) || statSync(dst).size !== statSync(src).size) {
-    copyFileSync(src, `${dst}.tmp`);
-    chmodSync(`${dst}.tmp`, 0o755);
-    execFileSync('mv', ['-f', `${dst}.tmp`, dst]);
-  }
-  chmodSync(dir, 0o755);
-  return dst;
-}
 
 /** A tiny HTTP client the app runs inside the pod: prints status, x-backend and body. */
 const APP_GET = `

@@ -23,6 +23,14 @@ interface ProxySpec {
   name: string;
   id: string;
   metadata?: Record<string, unknown>;
+  /** The identity the proxy's stream proved (service account token): it gets mTLS. */
+  identity?: { namespace: string; serviceAccount: string };
+}
+
+function proxyOf(p: ProxySpec): ReturnType<typeof parseProxy> {
+  const proxy = parseProxy(p.id, p.metadata ?? {});
+  if (p.identity) proxy.workloadIdentity = { ...p.identity, trustDomain: 'cluster.local' };
+  return proxy;
 }
 
 const DEFAULT_PROXIES: ProxySpec[] = [
@@ -48,7 +56,7 @@ function translateCase(dir: string): Map<string, ResourcesByType> {
   const { snapshot } = buildSnapshot(store, 'cluster.local');
   const proxiesFile = join(dir, 'proxies.yaml');
   const proxies = existsSync(proxiesFile) ? (parse(readFileSync(proxiesFile, 'utf8')) as ProxySpec[]) : DEFAULT_PROXIES;
-  return new Map(proxies.map((p) => [p.name, translateProxy(snapshot, parseProxy(p.id, p.metadata ?? {}))]));
+  return new Map(proxies.map((p) => [p.name, translateProxy(snapshot, proxyOf(p))]));
 }
 
 function toYaml(resources: { name: string; body: Record<string, unknown> }[]): string {

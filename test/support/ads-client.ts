@@ -243,6 +243,8 @@ function describeStatus(s: grpc.StatusObject): string {
 export interface AdsChannelOptions {
   credentials?: grpc.ChannelCredentials;
   channelOptions?: grpc.ChannelOptions;
+  /** Call metadata, e.g. `authorization: Bearer <token>`. */
+  metadata?: Record<string, string>;
 }
 
 export function connectAds(address: string, opts: { delta: true } & AdsChannelOptions): DeltaStream;
@@ -254,7 +256,9 @@ export function connectAds(address: string, opts: { delta?: boolean } & AdsChann
   const protocol = delta ? 'delta' : 'sotw';
   const client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), opts.channelOptions);
   const passthrough = (b: Buffer): Buffer => b;
-  const call = client.makeBidiStreamRequest<Buffer, Buffer>(ADS_SERVICE + (delta ? 'DeltaAggregatedResources' : 'StreamAggregatedResources'), passthrough, passthrough);
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(opts.metadata ?? {})) md.set(k, v);
+  const call = client.makeBidiStreamRequest<Buffer, Buffer>(ADS_SERVICE + (delta ? 'DeltaAggregatedResources' : 'StreamAggregatedResources'), passthrough, passthrough, md);
   const requestType = delta ? 'envoy.service.discovery.v3.DeltaDiscoveryRequest' : 'envoy.service.discovery.v3.DiscoveryRequest';
   const decode = delta ? decodeDeltaResponse : decodeSotwResponse;
 

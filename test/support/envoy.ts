@@ -4,7 +4,7 @@
 // Envoy is never mocked and never optional: when it is missing, envoyBinaryPath() throws and
 // the test fails, telling the reader to run `npm run provision`.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, accessSync, constants as fsConstants } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -533,4 +533,19 @@ export function httpRequest(url: string, opts: HttpRequestOptions = {}): Promise
 /** GET `url`; headers (including Host) are sent as given. */
 export function httpGet(url: string, opts: { headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HttpResponse> {
   return httpRequest(url, { ...opts, method: 'GET' });
+}
+
+/** The proxy runs as uid 1337, which cannot read under /root: give it its own copy of the binary. */
+export function envoyForProxyUid(): string {
+  const src = envoyBinaryPath();
+  const dir = join(tmpdir(), 'meshd-envoy-bin');
+  const dst = join(dir, 'envoy');
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  if (!existsSync(dst) || statSync(dst).size !== statSync(src).size) {
+    copyFileSync(src, `${dst}.tmp`);
+    chmodSync(`${dst}.tmp`, 0o755);
+    execFileSync('mv', ['-f', `${dst}.tmp`, dst]);
+  }
+  chmodSync(dir, 0o755);
+  return dst;
 }

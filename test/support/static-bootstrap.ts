@@ -4,6 +4,8 @@
 // carrying their ClusterLoadAssignment.
 import { TypeUrl, type EnvoyResource } from '../../src/translate/types.js';
 import type { ResourcesByType } from '../../src/translate/index.js';
+import { ROOT_CA_SECRET, WORKLOAD_SECRET, rootCaSecret, workloadSecret } from '../../src/translate/mtls.js';
+import { selfSignedCertificate } from './tls.js';
 
 type Json = Record<string, unknown>;
 
@@ -47,6 +49,16 @@ function staticSds(value: unknown): unknown {
   return out;
 }
 
+/** Stand-ins for the SDS secrets meshd sends per workload identity (one self-signed certificate). */
+let workloadSecrets: Json[] | undefined;
+function meshSecrets(): Json[] {
+  if (!workloadSecrets) {
+    const { certPem, keyPem } = selfSignedCertificate('workload.example');
+    workloadSecrets = [workloadSecret([certPem], keyPem).body, rootCaSecret(certPem).body];
+  }
+  return workloadSecrets;
+}
+
 /** A bootstrap with everything inline. API listeners (proxyless gRPC) are checked through a plain listener per route configuration. */
 export function staticBootstrap(res: ResourcesByType): Json {
   const routes = new Map(res[TypeUrl.RouteConfiguration].map((r: EnvoyResource) => [r.name, r.body]));
@@ -63,13 +75,16 @@ export function staticBootstrap(res: ResourcesByType): Json {
       });
     } else listeners.push(staticSds(inlineListener(l.body, routes)) as Json);
   }
+  const clusters = res[TypeUrl.Cluster].map((c) => staticSds(staticCluster(c.body, endpoints)) as Json);
+  const text = JSON.stringify([listeners, clusters]);
+  const secrets = [...res[TypeUrl.Secret].map((s) => s.body), ...(text.includes(`"${WORKLOAD_SECRET}"`) || text.includes(`"${ROOT_CA_SECRET}"`) ? meshSecrets() : [])];
   return {
     node: { id: 'sidecar~127.0.0.1~validate.default~default.svc.cluster.local', cluster: 'validate' },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
     static_resources: {
       listeners,
-      clusters: res[TypeUrl.Cluster].map((c) => staticCluster(c.body, endpoints)),
-      ...(res[TypeUrl.Secret].length ? { secrets: res[TypeUrl.Secret].map((s) => s.body) } : {}),
+      clusters,
+      ...(secrets.length ? { secrets } : {}),
     },
   };
 }

@@ -1,0 +1,95 @@
+// Mutual TLS between sidecars, as Istio sets it up: certificates come over SDS from meshd
+// (`default`, the workload's key and certificate, and `ROOTCA`, the mesh's root), clients
+// verify the server's SPIFFE identity, and servers take TLS or plaintext per PeerAuthentication.
+import type { Labels } from '../model/labels.js';
+import { ADS_CONFIG_SOURCE } from './filters.js';
+import { anyOf, type EnvoyResource, type Json } from './types.js';
+
+export const WORKLOAD_SECRET = 'default';
+export const ROOT_CA_SECRET = 'ROOTCA';
+/** The Pod label (set by sidecar injection) saying the workload accepts Istio mTLS. */
+export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+/** Endpoint metadata that transport_socket_matches look at. */
+export const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
+
+const UPSTREAM_TLS = 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+const DOWNSTREAM_TLS = 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+
+function sdsSecret(name: string): Json {
+  return { name, sds_config: ADS_CONFIG_SOURCE };
+}
+
+export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}
+
+/** The certificate and trust settings both sides share; `peers` are the SPIFFE ids accepted from the other side. */
+function commonTlsContext(peers: Json[], alpn: string[]): Json {
+  return {
+    tls_certificate_sds_secret_configs: [sdsSecret(WORKLOAD_SECRET)],
+    combined_validation_context: {
+      default_validation_context: { match_typed_subject_alt_names: peers },
+      validation_context_sds_secret_config: sdsSecret(ROOT_CA_SECRET),
+    },
+    alpn_protocols: alpn,
+  };
+}
+
+/**
+ * Istio's SNI for a mesh cluster, `outbound_.<port>_.<subset>_.<host>`. `serviceAccounts`
+ * are `namespace/name` pairs; with none known, any identity of the trust domain is accepted.
+ */
+export function istioMutualSocket(o: { trustDomain: string; port: number; subset?: string; hostname: string; serviceAccounts: readonly string[]; alpn: string[] }): Json {
+  const peers = o.serviceAccounts.length
+    ? o.serviceAccounts.map((nsSa) => {
+        const [ns, sa] = nsSa.split('/') as [string, string];
+        return { san_type: 'URI', matcher: { exact: spiffeId(o.trustDomain, ns, sa) } };
+      })
+    : [{ san_type: 'URI', matcher: { prefix: `spiffe://${o.trustDomain}/` } }];
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: anyOf(UPSTREAM_TLS, {
+      common_tls_context: commonTlsContext(peers, o.alpn),
+      sni: `outbound_.${o.port}_.${o.subset ?? ''}_.${o.hostname}`,
+    }),
+  };
+}
+
+/** Auto mTLS: endpoints labelled `security.istio.io/tlsMode: istio` get mTLS, the others plaintext. */
+export function autoMtlsSocketMatches(istioMutual: Json): Json[] {
+  return [
+    { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, transport_socket: istioMutual },
+    { name: 'tlsMode-disabled', match: {}, transport_socket: { name: 'envoy.transport_sockets.raw_buffer', typed_config: anyOf('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer', {}) } },
+  ];
+}
+
+/** Endpoint metadata for transport_socket_matches, from the Pod's labels. */
+export function endpointTlsMetadata(labels: Labels): Json | undefined {
+  return labels[TLS_MODE_LABEL] === 'istio' ? { filter_metadata: { [TRANSPORT_SOCKET_MATCH]: { tlsMode: 'istio' } } } : undefined;
+}
+
+/** The server side of mesh mTLS: a client certificate from the trust domain is required. */
+export function istioMutualServerSocket(trustDomain: string, http: boolean): Json {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: anyOf(DOWNSTREAM_TLS, {
+      common_tls_context: commonTlsContext([{ san_type: 'URI', matcher: { prefix: `spiffe://${trustDomain}/` } }], http ? ['h2', 'http/1.1'] : []),
+      require_client_certificate: true,
+    }),
+  };
+}
+
+export function tlsInspector(): Json {
+  return { name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', {}) };
+}
+
+/** SDS `default`: the workload's certificate chain (leaf first) and private key. */
+export function workloadSecret(certChainPem: readonly string[], privateKeyPem: string): EnvoyResource {
+  const chain = certChainPem.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join('');
+  return { name: WORKLOAD_SECRET, body: { name: WORKLOAD_SECRET, tls_certificate: { certificate_chain: { inline_string: chain }, private_key: { inline_string: privateKeyPem } } } };
+}
+
+/** SDS `ROOTCA`: the roots workloads trust. */
+export function rootCaSecret(rootPem: string): EnvoyResource {
+  return { name: ROOT_CA_SECRET, body: { name: ROOT_CA_SECRET, validation_context: { trusted_ca: { inline_string: rootPem } } } };
+}
