@@ -76,6 +76,9 @@ function byNamespacedName<T extends { metadata: { namespace: string; name: strin
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/** Secrets holding meshd's CA key (Istio's names for them). */
+const CA_SECRET_NAMES = new Set(['istio-ca-secret', 'cacerts']);
+
 export function istioConfig(store: ConfigStore, domain: string): IstioConfig {
   const destinationRules = store.list('DestinationRule').sort(byNamespacedName);
   const subsets = new Map<string, Set<string>>();
@@ -108,7 +111,8 @@ export function istioConfig(store: ConfigStore, domain: string): IstioConfig {
     rejected,
     gateways: store.list('Gateway').sort(byNamespacedName),
     peerAuthentications: store.list('PeerAuthentication').sort(byNamespacedName),
-    secrets: new Map(store.list('Secret').map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
+    // The CA's own key material is never a gateway credential.
+    secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };
 }
 

@@ -170,6 +170,29 @@ describe('mesh snapshot', () => {
     assert.deepEqual(next.snapshot.endpoints.get(endpointKey('b.default.svc.cluster.local', 7070))!.map((e) => e.address), ['10.0.1.9']);
   });
 
+  it('an endpoint change that brings a new service account is a full update (clusters verify identities)', () => {
+    const pod = (name: string, ip: string, sa: string): string =>
+      `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: default, labels: {app: b}}\nspec: {serviceAccountName: ${sa}}\nstatus: {phase: Running, podIP: ${ip}, podIPs: [{ip: ${ip}}]}\n---\n`;
+    const pods = pod('b-1', '10.0.1.1', 'b-sa') + pod('b-2', '10.0.1.2', 'other-sa') + pod('b-3', '10.0.1.3', 'b-sa');
+    const slice = (ip: string, name: string): string => serviceYaml({ name: 'b', ports: [{ name: 'grpc', port: 7070 }], endpoints: [{ ip, pod: name }] });
+    const store = storeWith(pods + slice('10.0.1.1', 'b-1'));
+    const first = buildSnapshot(store, 'cluster.local');
+    assert.deepEqual(first.snapshot.endpoints.get(endpointKey('b.default.svc.cluster.local', 7070))!.map((e) => e.serviceAccount), ['default/b-sa']);
+    store.replaceSource('test', parseYamlText(pods + slice('10.0.1.3', 'b-3'), 'x.yaml').objects);
+    const same = updateEndpoints(store, first.snapshot, ['default/b']);
+    assert.equal(same.full, false, 'another Pod with the same service account: endpoints only');
+    store.replaceSource('test', parseYamlText(pods + slice('10.0.1.2', 'b-2'), 'x.yaml').objects);
+    const next = updateEndpoints(store, same.snapshot, ['default/b']);
+    assert.equal(next.full, true, 'a new service account: clusters are translated again');
+    assert.deepEqual(next.snapshot.endpoints.get(endpointKey('b.default.svc.cluster.local', 7070))!.map((e) => e.serviceAccount), ['default/other-sa']);
+  });
+
+  it("keeps the CA's own Secrets out of gateway credentials", () => {
+    const secret = (ns: string, name: string): string => `apiVersion: v1\nkind: Secret\nmetadata: {name: ${name}, namespace: ${ns}}\ntype: kubernetes.io/tls\ndata: {tls.crt: Y2VydA==, tls.key: a2V5}\n---\n`;
+    const { snapshot } = buildSnapshot(storeWith(secret('istio-system', 'istio-ca-secret') + secret('istio-system', 'cacerts') + secret('istio-system', 'gw-cert')), 'cluster.local');
+    assert.deepEqual([...snapshot.config.secrets.keys()], ['istio-system/gw-cert']);
+  });
+
   it('a store write that changes nothing emits no change', () => {
     const store = storeWith(yaml);
     let calls = 0;
