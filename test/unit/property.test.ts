@@ -25,7 +25,15 @@ const PROXIES = [
   { name: 'sidecar', id: 'sidecar~10.0.0.5~sleep-1.default~default.svc.cluster.local', metadata: { LABELS: { app: 'sleep' }, INSTANCE_IPS: '10.0.0.5' } },
   { name: 'router', id: 'router~10.0.9.1~ingress-1.istio-system~istio-system.svc.cluster.local', metadata: { LABELS: { istio: 'ingressgateway' } } },
   { name: 'grpc', id: 'sidecar~10.0.0.7~grpc-client-1.default~default.svc.cluster.local', metadata: { GENERATOR: 'grpc' } },
+  // A sidecar whose stream proved an identity: auto mTLS, ISTIO_MUTUAL and PeerAuthentication apply.
+  { name: 'sidecar-mtls', id: 'sidecar~10.0.0.8~web-1.default~default.svc.cluster.local', metadata: { LABELS: { app: 'web' }, INSTANCE_IPS: '10.0.0.8' }, identity: { namespace: 'default', serviceAccount: 'web' } },
 ] as const;
+
+function proxyOf(p: (typeof PROXIES)[number]): ReturnType<typeof parseProxy> {
+  const proxy = parseProxy(p.id, p.metadata);
+  if ('identity' in p) proxy.workloadIdentity = { ...p.identity, trustDomain: 'cluster.local' };
+  return proxy;
+}
 
 function envInt(name: string): number | undefined {
   const v = process.env[name];
@@ -130,7 +138,7 @@ async function runCase(seed: number, counts: Counts, failures: Failure[]): Promi
     const { snapshot } = buildSnapshot(store, 'cluster.local');
     counts.rejectedInSnapshot += snapshot.config.rejected.length;
     for (const e of snapshot.config.rejected) if (!e.field || !e.message) failures.push({ seed, problem: `snapshot rejection without a field or message: ${JSON.stringify(e)}` });
-    translated = PROXIES.map((p) => ({ proxy: p.name, res: translateProxy(snapshot, parseProxy(p.id, p.metadata)) }));
+    translated = PROXIES.map((p) => ({ proxy: p.name, res: translateProxy(snapshot, proxyOf(p)) }));
   } catch (err) {
     failures.push({ seed, problem: `snapshot or translation threw: ${(err as Error).stack ?? String(err)}` });
     return;
