@@ -1,13 +1,16 @@
-// Writes manifests/base/crds.yaml: the CustomResourceDefinitions of the networking.istio.io
-// kinds meshd reads (Gateway, VirtualService, DestinationRule).
+// Writes manifests/base/crds.yaml: the CustomResourceDefinitions of the Istio kinds meshd
+// reads: networking.istio.io Gateway, VirtualService and DestinationRule, and
+// security.istio.io PeerAuthentication.
 //
 //   node manifests/tools/gen-crds.mjs           rewrite manifests/base/crds.yaml
 //   node manifests/tools/gen-crds.mjs --check   exit 1 when the file is out of date
 //
 // The schemas are structural (every field typed, nothing preserved but `status`), so the
-// API server prunes unknown fields and rejects wrong types. Each kind is served at v1
-// (the storage version), v1beta1 and v1alpha3 with the same schema, as Istio does, so no
-// conversion webhook is needed. Field names and types follow Istio's networking API:
+// API server prunes unknown fields and rejects wrong types. Each networking kind is served
+// at v1 (the storage version), v1beta1 and v1alpha3 with the same schema, as Istio does, so
+// no conversion webhook is needed; PeerAuthentication at v1 (storage) and v1beta1, with
+// CEL rules for what a structural schema cannot say (port-number keys, portLevelMtls only
+// with a selector). Field names and types follow Istio's APIs:
 // 32-bit integers are `integer`, 64-bit ones are int-or-string (protobuf's JSON form
 // writes them as strings), durations are strings such as "1s", "250ms" or "1h30m",
 // wrapper types (BoolValue, UInt32Value) are nullable.
@@ -17,9 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 
 const OUT = join(dirname(fileURLToPath(import.meta.url)), '..', 'base', 'crds.yaml');
-const GROUP = 'networking.istio.io';
-const VERSIONS = ['v1', 'v1beta1', 'v1alpha3'];
-const STORAGE_VERSION = 'v1';
+const NETWORKING = { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'], storage: 'v1', categories: ['istio-io', 'networking-istio-io'] };
+const SECURITY = { group: 'security.istio.io', versions: ['v1', 'v1beta1'], storage: 'v1', categories: ['istio-io', 'security-istio-io'] };
 
 // --- schema building blocks ----------------------------------------------------------------
 
@@ -409,11 +411,45 @@ const destinationRuleSpec = obj(
   { required: ['host'] },
 );
 
+// --- PeerAuthentication ---------------------------------------------------------------------
+
+const mtls = (description) =>
+  withDesc(
+    obj({
+      mode: enumOf(
+        ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'],
+        'STRICT: mTLS only; PERMISSIVE: mTLS or plaintext; DISABLE: plaintext only; UNSET: as the level above.',
+      ),
+    }),
+    description,
+  );
+
+const peerAuthenticationSpec = {
+  ...obj({
+    selector: obj({ matchLabels: stringMap('Labels of the workloads (pods) the policy applies to, in its namespace.') }),
+    mtls: mtls('The mode for every port of the selected workloads.'),
+    portLevelMtls: {
+      ...map(mtls(), 'Modes for single ports of the workload (the port the workload listens on), keyed by port number.'),
+      minProperties: 1,
+      'x-kubernetes-validations': [
+        { rule: "self.all(key, key.matches('^[0-9]+$') && int(key) >= 1 && int(key) <= 65535)", message: 'keys must be port numbers from 1 to 65535' },
+      ],
+    },
+  }),
+  // Istio refuses port-level settings in mesh-wide and namespace-wide policies.
+  'x-kubernetes-validations': [
+    {
+      rule: '!has(self.portLevelMtls) || (has(self.selector) && has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0)',
+      message: 'portLevelMtls needs selector.matchLabels (it is only allowed in a workload-specific policy)',
+    },
+  ],
+};
+
 // --- CRDs -----------------------------------------------------------------------------------
 
 const AGE = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since the object was created.' };
 
-function crd({ kind, plural, singular, shortName, spec, description, columns }) {
+function crd({ api, kind, plural, singular, shortName, spec, description, columns }) {
   const schema = {
     type: 'object',
     description,
@@ -426,24 +462,24 @@ function crd({ kind, plural, singular, shortName, spec, description, columns }) 
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: {
-      name: `${plural}.${GROUP}`,
+      name: `${plural}.${api.group}`,
       labels: { 'app.kubernetes.io/name': 'meshd', 'app.kubernetes.io/component': 'crds' },
     },
     spec: {
-      group: GROUP,
+      group: api.group,
       names: {
         kind,
         listKind: `${kind}List`,
         plural,
         singular,
         shortNames: [shortName],
-        categories: ['istio-io', 'networking-istio-io'],
+        categories: api.categories,
       },
       scope: 'Namespaced',
-      versions: VERSIONS.map((name) => ({
+      versions: api.versions.map((name) => ({
         name,
         served: true,
-        storage: name === STORAGE_VERSION,
+        storage: name === api.storage,
         ...(columns.length > 0 ? { additionalPrinterColumns: columns } : {}),
         subresources: { status: {} },
         schema: { openAPIV3Schema: JSON.parse(JSON.stringify(schema)) },
@@ -454,6 +490,7 @@ function crd({ kind, plural, singular, shortName, spec, description, columns }) 
 
 const crds = [
   crd({
+    api: NETWORKING,
     kind: 'Gateway',
     plural: 'gateways',
     singular: 'gateway',
@@ -463,6 +500,7 @@ const crds = [
     columns: [],
   }),
   crd({
+    api: NETWORKING,
     kind: 'VirtualService',
     plural: 'virtualservices',
     singular: 'virtualservice',
@@ -476,6 +514,7 @@ const crds = [
     ],
   }),
   crd({
+    api: NETWORKING,
     kind: 'DestinationRule',
     plural: 'destinationrules',
     singular: 'destinationrule',
@@ -484,12 +523,23 @@ const crds = [
     description: 'Policies applied to traffic for a service after routing: load balancing, connection pools, outlier detection, TLS, subsets.',
     columns: [{ name: 'Host', type: 'string', jsonPath: '.spec.host', description: 'Service the rule applies to.' }, AGE],
   }),
+  crd({
+    api: SECURITY,
+    kind: 'PeerAuthentication',
+    plural: 'peerauthentications',
+    singular: 'peerauthentication',
+    shortName: 'pa',
+    spec: peerAuthenticationSpec,
+    description: 'Whether workloads accept mutual TLS only, mutual TLS or plaintext, or plaintext only: mesh-wide, per namespace, per workload or per port.',
+    columns: [{ name: 'Mode', type: 'string', jsonPath: '.spec.mtls.mode', description: 'The mTLS mode of the selected workloads.' }, AGE],
+  }),
 ];
 
 const header = [
   '# Generated by manifests/tools/gen-crds.mjs; edit that file and run it, not this one.',
   '# networking.istio.io Gateway, VirtualService and DestinationRule, served at v1 (storage),',
-  '# v1beta1 and v1alpha3 with one structural schema.',
+  '# v1beta1 and v1alpha3 with one structural schema; security.istio.io PeerAuthentication,',
+  '# served at v1 (storage) and v1beta1.',
   '',
 ].join('\n');
 const text =

@@ -111,7 +111,7 @@ describe('meshd with a real kube-apiserver', () => {
     kube = await startKube();
     const manifests = readManifests(join(REPO_ROOT, 'manifests', 'base', 'crds.yaml'), join(REPO_ROOT, 'manifests', 'base', 'namespace.yaml'), join(REPO_ROOT, 'manifests', 'base', 'rbac.yaml'));
     await applyAll(kube, manifests);
-    await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io']);
+    await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io', 'peerauthentications.security.istio.io']);
     backendPort = await freePort(ip0);
     for (const [i, ip] of [ip0, ip1, ip2].entries()) backends.push(await startHttpBackend(`b${i}`, { host: ip, port: backendPort }));
     for (const name of ['web', 'stable', 'late']) ports[name] = await freePort();
@@ -132,7 +132,7 @@ describe('meshd with a real kube-apiserver', () => {
 
   it('runs with the manifests\' ClusterRole, not as an administrator', async () => {
     const metrics = (await meshd.monitoring('/metrics')).body;
-    for (const kind of ['Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret', 'Gateway', 'VirtualService', 'DestinationRule']) {
+    for (const kind of ['Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret', 'Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication']) {
       assert.match(metrics, new RegExp(`meshd_informer_synced\\{kind="${kind}"\\} 1`), `${kind} informer synced`);
     }
     assert.equal((await meshd.monitoring('/ready')).status, 200);
@@ -265,6 +265,45 @@ describe('meshd with a real kube-apiserver', () => {
     assert.match(String(rec.msg), /no destination/);
     const still = await spread(ports.stable!, hostOf('stable'), 3);
     assert.deepEqual([...still.keys()], ['b0'], 'the rest keeps serving');
+  });
+
+  it('a PeerAuthentication created through the API (v1beta1) reaches meshd at v1; edits and deletes follow; an invalid one is logged and left out', async () => {
+    type Held = { kind: string; metadata: { name: string; namespace: string; creationTimestamp?: string }; spec: Record<string, unknown> };
+    const held = async (): Promise<Held[]> => JSON.parse((await meshd.monitoring('/debug/configz?kind=PeerAuthentication')).body) as Held[];
+    const until = async (what: string, ok: (h: Held[]) => boolean): Promise<Held[]> => {
+      const deadline = Date.now() + CONVERGENCE_BOUND_MS;
+      for (;;) {
+        const h = await held();
+        if (ok(h)) return h;
+        if (Date.now() > deadline) throw new Error(`${what}: meshd holds ${JSON.stringify(h)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const path = (v: string, name: string) => `/apis/security.istio.io/${v}/namespaces/${NS}/peerauthentications/${name}`;
+    const spec = { selector: { matchLabels: { app: 'reviews' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '9080': { mode: 'DISABLE' } } };
+    const created = await kube.apply<{ metadata: { creationTimestamp: string } }>(path('v1beta1', 'reviews'), { apiVersion: 'security.istio.io/v1beta1', kind: 'PeerAuthentication', metadata: { name: 'reviews', namespace: NS }, spec });
+    let h = await until('created', (x) => x.some((p) => p.metadata.name === 'reviews'));
+    assert.deepEqual(h.map((p) => [p.kind, p.metadata.namespace, p.metadata.name]), [['PeerAuthentication', NS, 'reviews']]);
+    assert.deepEqual(h[0]!.spec, spec);
+    assert.equal(h[0]!.metadata.creationTimestamp, created.metadata.creationTimestamp, 'the creation time, Istio\'s tie-breaker, is kept');
+
+    await kube.request('PATCH', path('v1', 'reviews'), { spec: { mtls: { mode: 'PERMISSIVE' } } });
+    h = await until('edited', (x) => (x[0]?.spec.mtls as { mode?: string } | undefined)?.mode === 'PERMISSIVE');
+    assert.deepEqual(h[0]!.spec.portLevelMtls, spec.portLevelMtls);
+
+    // Passes the CRD schema (no wildcard check there) but not meshd's validation.
+    await kube.apply(path('v1', 'wildcard'), { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'wildcard', namespace: NS }, spec: { selector: { matchLabels: { app: 'rev*' } } } });
+    const deadline = Date.now() + CONVERGENCE_BOUND_MS;
+    while (!meshd.records().some((r) => r.object === `${NS}/wildcard`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const rec = meshd.records().find((r) => r.object === `${NS}/wildcard`);
+    assert.ok(rec, 'the invalid PeerAuthentication is logged');
+    assert.equal(rec.kind, 'PeerAuthentication');
+    assert.equal(rec.field, 'spec.selector.matchLabels.app');
+    assert.match(String(rec.msg), /wildcards are not supported/);
+    assert.deepEqual((await held()).map((p) => p.metadata.name), ['reviews'], 'only the valid one is held');
+
+    await kube.request('DELETE', path('v1', 'reviews'));
+    await until('deleted', (x) => x.length === 0);
   });
 
   it('a proxy\'s labels and service account come from its Pod, which wins over its metadata', async () => {

@@ -1,6 +1,6 @@
 // The install manifests against a real kube-apiserver: every profile applied object by object
 // with server-side apply and read back; the Istio CRDs' schemas (versions, pruning, type
-// errors, printer columns); the seeds; istiod's RBAC as the API server enforces it; and the
+// errors, printer columns, PeerAuthentication's CEL rules); the seeds; istiod's RBAC as the API server enforces it; and the
 // ingress gateway's bootstrap checked by Envoy.
 //
 // Profiles are rendered by a small reader of kustomization.yaml (resources and strategic-merge
@@ -18,6 +18,7 @@ import { parse as parseYaml, parseAllDocuments, stringify as stringifyYaml } fro
 import { startKube, KubeApiError, MESHD_USER, type KubeCluster } from '../support/kube.js';
 import { REPO_ROOT } from '../support/meshd.js';
 import { envoyBinaryPath } from '../support/envoy.js';
+import { parseMeshObject } from '../../src/model/objects.js';
 
 type Obj = Record<string, unknown>;
 
@@ -27,6 +28,8 @@ type Profile = (typeof PROFILES)[number];
 const FIELD_MANAGER = 'meshd-test';
 const ISTIO_GROUP = 'networking.istio.io';
 const ISTIO_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'];
+const SECURITY_GROUP = 'security.istio.io';
+const SECURITY_VERSIONS = ['v1', 'v1beta1'];
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -185,6 +188,7 @@ describe('manifests: files', () => {
       'ClusterRoleBinding/istiod',
       'CustomResourceDefinition/destinationrules.networking.istio.io',
       'CustomResourceDefinition/gateways.networking.istio.io',
+      'CustomResourceDefinition/peerauthentications.security.istio.io',
       'CustomResourceDefinition/virtualservices.networking.istio.io',
       'Deployment/istiod',
       'Namespace/istio-system',
@@ -505,6 +509,17 @@ const fullDestinationRule: Obj = {
   },
 };
 
+const fullPeerAuthentication: Obj = {
+  apiVersion: `${SECURITY_GROUP}/v1beta1`,
+  kind: 'PeerAuthentication',
+  metadata: { name: 'full-pa', namespace: NS },
+  spec: {
+    selector: { matchLabels: { app: 'reviews', 'app.kubernetes.io/version': 'v2' } },
+    mtls: { mode: 'STRICT' },
+    portLevelMtls: { '8080': { mode: 'DISABLE' }, '9090': { mode: 'PERMISSIVE' }, '15000': { mode: 'UNSET' }, '65535': {} },
+  },
+};
+
 describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
   let kube: KubeCluster;
   let paths: Paths;
@@ -530,12 +545,14 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
     }
   }
 
-  /** Waits until every version of the Istio group serves `plural` (discovery catches up after Established). */
-  async function waitServed(plural: string): Promise<void> {
+  /** Waits until every version of a CRD serves `plural` (discovery catches up after Established). */
+  async function waitServed(crd: Obj): Promise<void> {
     const deadline = Date.now() + 60_000;
-    for (const v of ISTIO_VERSIONS) {
+    const group = String(get(crd, 'spec', 'group'));
+    const plural = String(get(crd, 'spec', 'names', 'plural'));
+    for (const v of (get(crd, 'spec', 'versions') as Obj[]).map((x) => String(x.name))) {
       for (;;) {
-        const r = await kube.requestRaw('GET', `/apis/${ISTIO_GROUP}/${v}/${plural}`);
+        const r = await kube.requestRaw('GET', `/apis/${group}/${v}/${plural}`);
         if (r.status === 200) break;
         if (Date.now() > deadline) throw new Error(`${plural} not served at ${v} after 60 s: HTTP ${r.status}`);
         await sleep(100);
@@ -553,7 +570,7 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
       await kube.request('PATCH', u, stringifyYaml(o), kube.adminToken, { contentType: 'application/apply-patch+yaml' });
       if (o.kind === 'CustomResourceDefinition') {
         await waitEstablished(meta(o).name);
-        await waitServed(String(get(o, 'spec', 'names', 'plural')));
+        await waitServed(o);
       }
     }
     for (const o of objects) live.set(keyOf(o), await kube.request<Obj>('GET', await paths.of(o)));
@@ -730,6 +747,85 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
     }
   });
 
+  it('PeerAuthentication CRD: served at v1 (preferred, storage) and v1beta1, short name pa, Mode column; every field reads back through both versions, and meshd reads it', async () => {
+    const crd = await kube.request<Obj>('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/peerauthentications.${SECURITY_GROUP}`);
+    assert.equal(get(crd, 'spec', 'scope'), 'Namespaced');
+    assert.deepEqual(get(crd, 'spec', 'names', 'categories'), ['istio-io', 'security-istio-io']);
+    const versions = get(crd, 'spec', 'versions') as Obj[];
+    assert.deepEqual(
+      versions.map((v) => [v.name, v.served, v.storage]),
+      [
+        ['v1', true, true],
+        ['v1beta1', true, false],
+      ],
+    );
+    const schemas = versions.map((v) => JSON.stringify(get(v, 'schema', 'openAPIV3Schema')));
+    assert.equal(schemas[0], schemas[1], 'one schema for both versions');
+    for (const v of versions) {
+      assert.equal(get(v, 'schema', 'openAPIV3Schema', 'properties', 'spec', 'x-kubernetes-preserve-unknown-fields'), undefined);
+      assert.equal(get(v, 'schema', 'openAPIV3Schema', 'properties', 'status', 'x-kubernetes-preserve-unknown-fields'), true);
+      assert.deepEqual(get(v, 'subresources'), { status: {} });
+    }
+    const conds = (get(crd, 'status', 'conditions') ?? []) as { type: string; status: string }[];
+    assert.ok(!conds.some((c) => c.type === 'NonStructuralSchema'), 'structural schema');
+    for (const v of SECURITY_VERSIONS) {
+      const r = (await paths.resources(`${SECURITY_GROUP}/${v}`, true)).find((x) => x.name === 'peerauthentications');
+      assert.deepEqual(r?.shortNames, ['pa'], `peerauthentications at ${v}`);
+    }
+    // meshd's informer watches the version the server prefers.
+    assert.equal(get(await kube.request<Obj>('GET', `/apis/${SECURITY_GROUP}`), 'preferredVersion', 'version'), 'v1');
+
+    const created = await kube.request<Obj>('POST', `/apis/${SECURITY_GROUP}/v1beta1/namespaces/${NS}/peerauthentications?fieldValidation=Strict`, fullPeerAuthentication);
+    assert.deepEqual(created.spec, fullPeerAuthentication.spec);
+    for (const v of SECURITY_VERSIONS) {
+      const got = await kube.request<Obj>('GET', `/apis/${SECURITY_GROUP}/${v}/namespaces/${NS}/peerauthentications/full-pa`);
+      assert.equal(got.apiVersion, `${SECURITY_GROUP}/${v}`);
+      assert.deepEqual(got.spec, fullPeerAuthentication.spec, `read through ${v}: nothing pruned or added`);
+      const parsed = parseMeshObject(got);
+      assert.ok(parsed.ok === true, `meshd accepts it as read through ${v}: ${JSON.stringify(parsed)}`);
+      assert.deepEqual((parsed.value as { spec: unknown }).spec, fullPeerAuthentication.spec);
+      assert.equal(parsed.value.metadata.creationTimestamp, get(got, 'metadata', 'creationTimestamp'));
+    }
+
+    const table = await getWithAccept(kube, `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications/full-pa`, 'application/json;as=Table;v=v1;g=meta.k8s.io');
+    assert.deepEqual((table.columnDefinitions as Obj[]).map((c) => c.name), ['Name', 'Mode', 'Age']);
+    assert.equal(get(table, 'rows', 0, 'cells', 1), 'STRICT');
+  });
+
+  it('PeerAuthentication schema: bad modes, keys that are not ports 1-65535 and portLevelMtls without a selector are refused (422); unknown fields pruned', async () => {
+    const paOf = (name: string, spec: unknown): Obj => ({ apiVersion: `${SECURITY_GROUP}/v1`, kind: 'PeerAuthentication', metadata: { name, namespace: NS }, spec });
+    const selector = { matchLabels: { app: 'a' } };
+    const bad: [Obj, RegExp | undefined][] = [
+      [paOf('bad-mode', { mtls: { mode: 'MUTUAL' } }), /Unsupported value: \\?"MUTUAL\\?"/],
+      [paOf('bad-port-mode', { selector, portLevelMtls: { '8080': { mode: 'strict' } } }), /Unsupported value: \\?"strict\\?"/],
+      [paOf('port-zero', { selector, portLevelMtls: { '0': { mode: 'STRICT' } } }), /keys must be port numbers from 1 to 65535/],
+      [paOf('port-too-big', { selector, portLevelMtls: { '65536': { mode: 'STRICT' } } }), /keys must be port numbers from 1 to 65535/],
+      [paOf('port-name', { selector, portLevelMtls: { http: { mode: 'STRICT' } } }), /keys must be port numbers from 1 to 65535/],
+      [paOf('ports-no-selector', { mtls: { mode: 'STRICT' }, portLevelMtls: { '8080': { mode: 'DISABLE' } } }), /portLevelMtls needs selector\.matchLabels/],
+      [paOf('ports-empty-selector', { selector: { matchLabels: {} }, portLevelMtls: { '8080': { mode: 'DISABLE' } } }), /portLevelMtls needs selector\.matchLabels/],
+      [paOf('ports-empty', { selector, portLevelMtls: {} }), undefined],
+      [paOf('selector-type', { selector: 'app=a' }), undefined],
+      [paOf('labels-type', { selector: { matchLabels: { app: 1 } } }), undefined],
+    ];
+    for (const [o, message] of bad) {
+      const r = await kube.requestRaw('POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications`, o);
+      assert.equal(r.status, 422, `${meta(o).name}: expected 422, got ${r.status}: ${r.text.slice(0, 300)}`);
+      if (message) assert.match(r.text, message, meta(o).name);
+    }
+    // Every mode, and the edge ports, are accepted (dry run).
+    const ok = [
+      ...['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'].map((mode) => paOf(`mode-${mode.toLowerCase()}`, { mtls: { mode } })),
+      paOf('edge-ports', { selector, portLevelMtls: { '1': { mode: 'STRICT' }, '65535': { mode: 'UNSET' }, '8080': {} } }),
+      paOf('empty', {}),
+    ];
+    for (const o of ok) {
+      const r = await kube.requestRaw('POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications?dryRun=All&fieldValidation=Strict`, o);
+      assert.equal(r.status, 201, `${meta(o).name}: ${r.text.slice(0, 300)}`);
+    }
+    const pruned = await kube.request<Obj>('POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications?fieldValidation=Ignore`, paOf('unknown-field', { bogus: 1, mtls: { mode: 'STRICT', bogus: true } }));
+    assert.deepEqual(pruned.spec, { mtls: { mode: 'STRICT' } });
+  });
+
   it("the seeds apply cleanly: the tutorial's httpbin, Gateway and VirtualService (v1beta1) read back unpruned", async () => {
     for (const file of ['httpbin.yaml', 'httpbin-gateway.yaml']) {
       for (const o of readDocs(join(MANIFESTS, 'samples', file))) {
@@ -831,6 +927,8 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
       `/apis/${ISTIO_GROUP}/v1/destinationrules`,
       `/apis/${ISTIO_GROUP}/v1beta1/virtualservices`,
       `/apis/${ISTIO_GROUP}/v1alpha3/namespaces/${NS}/virtualservices`,
+      `/apis/${SECURITY_GROUP}/v1/peerauthentications`,
+      `/apis/${SECURITY_GROUP}/v1beta1/namespaces/${NS}/peerauthentications`,
       '/api/v1/namespaces/default/services/kubernetes',
     ];
     for (const path of reads) assert.equal(await status(kube.request('GET', path, undefined, meshd)), 200, `GET ${path}`);
@@ -899,6 +997,7 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
       [ISTIO_GROUP, 'gateways'],
       [ISTIO_GROUP, 'virtualservices'],
       [ISTIO_GROUP, 'destinationrules'],
+      [SECURITY_GROUP, 'peerauthentications'],
     ] as const) {
       for (const verb of ['get', 'list', 'watch']) assert.ok(await can(verb, group, resource), `${verb} ${resource}`);
     }
@@ -921,6 +1020,9 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
       ['GET', '/apis/apps/v1/deployments'],
       ['DELETE', `/apis/${ISTIO_GROUP}/v1/namespaces/${NS}/virtualservices/httpbin-vs`],
       ['POST', `/apis/${ISTIO_GROUP}/v1/namespaces/${NS}/virtualservices`, { apiVersion: `${ISTIO_GROUP}/v1`, kind: 'VirtualService', metadata: { name: 'x' }, spec: { hosts: ['x'] } }],
+      ['POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications`, { apiVersion: `${SECURITY_GROUP}/v1`, kind: 'PeerAuthentication', metadata: { name: 'x' }, spec: { mtls: { mode: 'DISABLE' } } }],
+      ['PATCH', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications/full-pa`, { spec: { mtls: { mode: 'DISABLE' } } }],
+      ['PATCH', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications/full-pa/status`, { status: { observedGeneration: 1 } }],
       [
         'POST',
         '/apis/authorization.k8s.io/v1/subjectaccessreviews',

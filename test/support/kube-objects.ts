@@ -30,6 +30,7 @@ const RESOURCES: Record<string, { plural: string; cluster?: boolean }> = {
   Gateway: { plural: 'gateways' },
   VirtualService: { plural: 'virtualservices' },
   DestinationRule: { plural: 'destinationrules' },
+  PeerAuthentication: { plural: 'peerauthentications' },
 };
 
 export function collectionPath(apiVersion: string, kind: string, namespace?: string): string {

@@ -29,10 +29,31 @@ const CORE_KINDS: WatchedKind[] = [
 export const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
 /** Istio's networking versions meshd accepts, in order of preference. */
 export const ISTIO_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'];
-const ISTIO_KINDS = [
-  { kind: 'Gateway', plural: 'gateways' },
-  { kind: 'VirtualService', plural: 'virtualservices' },
-  { kind: 'DestinationRule', plural: 'destinationrules' },
+export const ISTIO_SECURITY_GROUP = 'security.istio.io';
+/** Istio's security versions meshd accepts, in order of preference. */
+export const ISTIO_SECURITY_VERSIONS = ['v1', 'v1beta1'];
+
+/** An Istio API group: its kinds are watched at the version the server prefers, or not at all when its CRDs are missing. */
+interface IstioGroup {
+  group: string;
+  versions: string[];
+  kinds: { kind: string; plural: string }[];
+  /** What is not watched when the group is not served, for the log. */
+  describe: string;
+}
+
+const ISTIO_GROUPS: IstioGroup[] = [
+  {
+    group: ISTIO_NETWORKING_GROUP,
+    versions: ISTIO_VERSIONS,
+    kinds: [
+      { kind: 'Gateway', plural: 'gateways' },
+      { kind: 'VirtualService', plural: 'virtualservices' },
+      { kind: 'DestinationRule', plural: 'destinationrules' },
+    ],
+    describe: 'Gateways, VirtualServices and DestinationRules',
+  },
+  { group: ISTIO_SECURITY_GROUP, versions: ISTIO_SECURITY_VERSIONS, kinds: [{ kind: 'PeerAuthentication', plural: 'peerauthentications' }], describe: 'PeerAuthentications' },
 ];
 
 export interface KubeSourceOptions {
@@ -53,15 +74,18 @@ export class KubeSource {
 
   constructor(private readonly o: KubeSourceOptions) {}
 
-  /** Discovers the Istio API version and starts every informer. */
+  /** Discovers the Istio API versions and starts every informer. */
   async start(): Promise<void> {
-    const istio = await this.istioVersion();
-    this.kinds = [
-      ...CORE_KINDS,
-      ...(istio ? ISTIO_KINDS.map((k) => ({ ...k, group: ISTIO_NETWORKING_GROUP, version: istio, config: true })) : []),
-    ];
-    if (!istio) this.o.log.warn({ group: ISTIO_NETWORKING_GROUP }, 'Istio networking CRDs are not installed; Gateways, VirtualServices and DestinationRules are not watched');
-    else this.o.log.info({ group: ISTIO_NETWORKING_GROUP, version: istio }, 'watching Istio networking config');
+    this.kinds = [...CORE_KINDS];
+    for (const g of ISTIO_GROUPS) {
+      const version = await this.istioVersion(g);
+      if (!version) {
+        this.o.log.warn({ group: g.group }, `the ${g.group} CRDs are not installed; ${g.describe} are not watched`);
+        continue;
+      }
+      this.o.log.info({ group: g.group, version }, `watching ${g.group} config`);
+      this.kinds.push(...g.kinds.map((k) => ({ ...k, group: g.group, version, config: true })));
+    }
     for (const k of this.kinds) {
       const inf = this.informerFor(k);
       this.informers.push(inf);
@@ -69,14 +93,14 @@ export class KubeSource {
     }
   }
 
-  private async istioVersion(): Promise<string | undefined> {
+  private async istioVersion(g: IstioGroup): Promise<string | undefined> {
     // Discovery must succeed before informers start; retry while the API server is not reachable.
     let delay = (this.o.backoff ?? DEFAULT_BACKOFF).initialMs;
     for (;;) {
       try {
-        const preferred = await preferredVersion(this.o.conn, ISTIO_NETWORKING_GROUP);
+        const preferred = await preferredVersion(this.o.conn, g.group);
         if (preferred === undefined) return undefined;
-        return ISTIO_VERSIONS.includes(preferred) ? preferred : ISTIO_VERSIONS[0];
+        return g.versions.includes(preferred) ? preferred : g.versions[0];
       } catch (err) {
         this.o.log.warn({ err: String(err), retryInMs: delay }, 'API discovery failed; retrying');
         await new Promise((r) => setTimeout(r, delay));
