@@ -1,11 +1,11 @@
 // Turns mesh snapshots into per-proxy resource sets, encoded through the shared
 // cache. Proxies of one class (same role, namespace, capture mode and workload ports)
 // share one translation; endpoints are shared by all and rebuilt only where they changed.
-import type { MeshSnapshot, SnapshotDelta } from '../model/mesh.js';
+import { endpointKey, type MeshSnapshot, type SnapshotDelta } from '../model/mesh.js';
 import { resolveIdentity, type IdentityResolution, type Proxy } from '../model/proxy.js';
 import { labelsKey } from '../model/labels.js';
 import { outboundClusters } from '../translate/clusters.js';
-import { serviceLoadAssignments } from '../translate/endpoints.js';
+import { serviceLoadAssignments, subsetsByHost } from '../translate/endpoints.js';
 import { translateContext, proxyContext, type ProxyContext } from '../translate/index.js';
 import { TypeUrl, type EnvoyResource } from '../translate/types.js';
 import { ResourceCache, type CachedResource } from './resource-cache.js';
@@ -27,6 +27,27 @@ export interface PushRequest {
   /** When the triggering change arrived (ms since epoch), for convergence metrics. */
   since: number;
   reason: string;
+}
+
+/**
+ * Whether a service's load assignments are the same in both snapshots without computing
+ * them: the same ports, the same endpoint lists (snapshots reuse unchanged ones) and the
+ * same subsets.
+ */
+function sameLoadAssignmentInputs(prev: MeshSnapshot, next: MeshSnapshot, host: string): boolean {
+  const a = prev.serviceByHost.get(host);
+  const b = next.serviceByHost.get(host);
+  if (!a || !b || a.ports.length !== b.ports.length) return false;
+  for (let i = 0; i < a.ports.length; i++) {
+    const p = a.ports[i]!;
+    const q = b.ports[i]!;
+    if (p.port !== q.port || p.protocol !== q.protocol || p.name !== q.name) return false;
+    if (prev.endpoints.get(endpointKey(host, p.port)) !== next.endpoints.get(endpointKey(host, q.port))) return false;
+  }
+  const s = subsetsByHost(prev).get(host);
+  const t = subsetsByHost(next).get(host);
+  if (s === t) return true;
+  return JSON.stringify(s ? [...s] : []) === JSON.stringify(t ? [...t] : []);
 }
 
 function sameEntries(a: ResourceMap, b: ResourceMap): boolean {
@@ -66,7 +87,10 @@ export class ConfigGenerator {
     // A full update may change subsets (DestinationRules) or pod labels: recompute all
     // load assignments; unchanged ones intern to the same entries and are not pushed.
     const hosts = this.snapshot_ === undefined || delta.full ? [...new Set([...s.services.map((x) => x.hostname), ...delta.changedEndpoints])] : [...delta.changedEndpoints];
+    const prev = this.snapshot_;
     for (const host of hosts) {
+      // A full update (a VirtualService edit...) leaves most services' endpoints as they were.
+      if (prev && !delta.changedEndpoints.has(host) && sameLoadAssignmentInputs(prev, s, host)) continue;
       const svc = s.serviceByHost.get(host);
       const fresh = new Set<string>();
       if (svc) {
