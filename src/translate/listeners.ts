@@ -106,7 +106,9 @@ function inboundChains(p: InboundPort, mode: InboundMtls, trustDomain: string | 
   if (!trustDomain || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false) }];
   const tls: Json = {
     name: `${chainName}_mtls`,
-    filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'tls' },
+    // STRICT: every connection to the port must complete the TLS handshake, so the chain
+    // takes them all (plaintext fails the handshake instead of falling through to passthrough).
+    filter_chain_match: mode === 'STRICT' ? { destination_port: p.targetPort } : { destination_port: p.targetPort, transport_protocol: 'tls' },
     transport_socket: istioMutualServerSocket(trustDomain, isHttpProtocol(p.protocol)),
     filters: inboundFilters(p, chainName, true),
   };

@@ -4,6 +4,7 @@ import { buildSnapshot, updateEndpoints, type MeshSnapshot } from '../model/mesh
 import type { ConfigChange, ConfigStore } from '../model/store.js';
 import { formatObjectError } from '../model/objects.js';
 import { gatewayConflicts } from '../translate/gateways.js';
+import { peerAuthenticationConflicts } from '../translate/peer-authentication.js';
 import type { Logger } from '../util/log.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
@@ -69,6 +70,13 @@ export class PushController {
       if (this.reported.has(line)) continue;
       this.o.log.error({ kind: 'Gateway', object: c.loser, field: 'spec.servers', winner: c.winner, port: c.port }, line);
       this.o.metrics?.configErrors.inc({ kind: 'Gateway' });
+    }
+    // Valid PeerAuthentications that another one overrides, as Istio ignores them: a warning, once.
+    for (const c of peerAuthenticationConflicts(s.config)) {
+      const line = `${formatObjectError(c)}; it is ignored${c.winner ? ` (${c.winner} applies)` : ''}`;
+      now.add(line);
+      if (this.reported.has(line)) continue;
+      this.o.log.warn({ kind: c.kind, object: `${c.namespace}/${c.name}`, field: c.field, ...(c.winner ? { winner: c.winner } : {}) }, line);
     }
     for (const e of s.config.rejected) {
       const line = formatObjectError(e);

@@ -105,6 +105,22 @@ describe('push controller', () => {
     assert.equal(pushes.length, 2);
   });
 
+  it('warns once about a PeerAuthentication that another one overrides', () => {
+    const store = new ConfigStore();
+    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+    const log = { ...silentLogger, warn: (obj: Record<string, unknown>, msg: string) => void warnings.push({ obj, msg }) } as unknown as typeof silentLogger;
+    const generator = new ConfigGenerator();
+    const ctl = new PushController({ store, generator, domain: 'cluster.local', debounceMs: 10, debounceMaxMs: 100, push: () => undefined, log, clock: new FakeClock() });
+    const pa = (name: string, created: string): string =>
+      `apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: ${name}, namespace: shop, creationTimestamp: "${created}"}\nspec: {mtls: {mode: STRICT}}\n---\n`;
+    store.replaceSource('t', parseYamlText(pa('old', '2026-01-01T00:00:00Z') + pa('new', '2026-02-01T00:00:00Z'), 't.yaml').objects);
+    ctl.start();
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.equal(warnings[0]!.obj.object, 'shop/new');
+    assert.equal(warnings[0]!.obj.winner, 'shop/old');
+    assert.match(warnings[0]!.msg, /ignored/);
+  });
+
   it('does not push when a change leaves the endpoints as they were', () => {
     const { clock, pushes, ctl, load } = setup();
     load(svc('10.0.0.1'));
