@@ -18,13 +18,13 @@ import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js
 import { startMeshd, MESHD_CLI, REPO_ROOT, type MeshdProcess } from '../support/meshd.js';
 import { envoyForProxyUid, httpGet, startEnvoy, type EnvoyProcess } from '../support/envoy.js';
 import { createPod, type Pod } from '../support/netns.js';
+import { freePort } from '../support/backends.js';
 import { connectAds, istioNode, TypeUrl } from '../support/ads-client.js';
 
 const NS = 'apps';
 const PROXY_UID = 1337;
 const SERVER_ADMIN = 15000;
 const APP_PORT = 8080;
-const SERVICE_PORT = 8000;
 const TRUST = 'cluster.local';
 /** Short-lived workload certificates, renewed at half their life: rotation happens during the test. */
 const CERT_TTL_SECONDS = 24;
@@ -104,6 +104,8 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
     for (const sa of ['sleep', 'httpbin']) await kube.request('POST', `/api/v1/namespaces/${NS}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } });
 
     pod = await createPod({ name: 'httpbin', proxyUid: PROXY_UID, excludeInboundPorts: [SERVER_ADMIN] });
+    // Without capture the client's outbound listener binds 127.0.0.1:<service port>: a free one.
+    clientPort = await freePort();
     // The workload as Kubernetes knows it: a Pod (labelled for auto mTLS, as injection does), its Service and endpoints.
     await kube.request('POST', `/api/v1/namespaces/${NS}/pods`, {
       apiVersion: 'v1',
@@ -112,7 +114,7 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
       spec: { serviceAccountName: 'httpbin', containers: [{ name: 'app', image: 'httpbin' }] },
     });
     await kube.request('PATCH', `/api/v1/namespaces/${NS}/pods/httpbin-1/status`, { status: { phase: 'Running', podIP: pod.podIp, podIPs: [{ ip: pod.podIp }], conditions: [{ type: 'Ready', status: 'True' }] } });
-    await kube.request('POST', `/api/v1/namespaces/${NS}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'httpbin' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'http', port: SERVICE_PORT, targetPort: APP_PORT }] } });
+    await kube.request('POST', `/api/v1/namespaces/${NS}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'httpbin' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'http', port: clientPort, targetPort: APP_PORT }] } });
     await kube.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
@@ -143,12 +145,17 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
       throw new Error(`${String(err)}\n${serverLog.slice(-4000)}`);
     });
 
-    // The client: Envoy on the host without capture (outbound listeners on 127.0.0.1), with its token.
-    clientPort = SERVICE_PORT;
+    // The client: Envoy on the host without capture (outbound listeners on 127.0.0.1), with its
+    // token, over TLS to meshd's 15012 (meshd's certificate checked against the mesh root).
+    const rootFile = join(dir, 'root-cert.pem');
+    writeFileSync(rootFile, rootPem, { mode: 0o644 });
     client = await startEnvoy({
       name: 'mtls-client',
       bootstrap: parse(
-        bootstrap(['--ip', '127.0.0.1', '--pod', 'sleep-1', '--namespace', NS, '--service-account', 'sleep', '--labels', 'app=sleep', '--interception', 'NONE', '--xds-address', meshd.xdsAddress, '--admin-port', '0', '--readiness-port', '0', '--token-file', await tokenFile('sleep')]),
+        bootstrap([
+          '--ip', '127.0.0.1', '--pod', 'sleep-1', '--namespace', NS, '--service-account', 'sleep', '--labels', 'app=sleep', '--interception', 'NONE',
+          '--xds-address', `127.0.0.1:${meshd.secureGrpcPort}`, '--xds-root-cert', rootFile, '--admin-port', '0', '--readiness-port', '0', '--token-file', await tokenFile('sleep'),
+        ]),
       ) as object,
     });
   });
@@ -169,8 +176,13 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
     const xfcc = headers['x-forwarded-client-cert'] ?? '';
     assert.match(xfcc, new RegExp(`URI=${spiffe('sleep').replace(/[/.]/g, '\\$&')}`), `the server's sidecar verified the client as ${spiffe('sleep')}: ${xfcc}`);
     assert.match(xfcc, new RegExp(`By=${spiffe('httpbin').replace(/[/.]/g, '\\$&')}`), 'and presented its own identity');
-    const stats = await client.admin('/stats?filter=outbound.8000.*ssl.handshake');
+    const stats = await client.admin(`/stats?filter=outbound.${clientPort}.*ssl.handshake`);
     assert.match(stats, /ssl\.handshake: [1-9]/, 'the client sidecar made a TLS handshake upstream');
+  });
+
+  it('the client sidecar gets its config over TLS from meshd\'s port 15012', async () => {
+    const stats = await client.admin('/stats?filter=cluster.xds-grpc.ssl.handshake');
+    assert.match(stats, /cluster\.xds-grpc\.ssl\.handshake: [1-9]/, stats);
   });
 
   it('the certificates chain to meshd\'s root and name each workload by its token, not its metadata', async () => {
@@ -242,7 +254,7 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
       }
       assert.ok(rotated, `the server's certificate was renewed within its ${CERT_TTL_SECONDS} s lifetime`);
       assert.equal(localPorts.size, 1, 'every request went over the same client connection');
-      const counts = await client.admin('/stats?filter=outbound.8000.*upstream_cx_destroy$');
+      const counts = await client.admin(`/stats?filter=outbound.${clientPort}.*upstream_cx_destroy$`);
       console.log(`# rotation after ${requests} requests; ${counts.trim()}`);
     } finally {
       agent.destroy();
