@@ -9,12 +9,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { rawMethod } from '../src/util/raw-grpc.js';
 
 const METHOD = '/meshd.bench.Floor/Stream';
 const passthrough = (b: Buffer): Buffer => b;
-const DEFINITION: grpc.ServiceDefinition = {
-  Stream: { path: METHOD, requestStream: true, responseStream: true, requestSerialize: passthrough, requestDeserialize: passthrough, responseSerialize: passthrough, responseDeserialize: passthrough },
-};
+const DEFINITION: grpc.ServiceDefinition = { Stream: rawMethod(METHOD, { request: true, response: true }) };
 const CLIENTS = 1000;
 const PER_CHANNEL = 50;
 const CONCURRENCY = 20;

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { rawMethod } from '../util/raw-grpc.js';
 
 /** dist/src/ca -> the repository (or image) root, which holds protos/. */
 export const ISTIO_CA_PROTO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'protos', 'istio-ca.proto');
@@ -57,20 +58,10 @@ export function decodeResponse(bytes: Uint8Array): IstioCertificateResponse {
   return t.toObject(t.decode(bytes), { defaults: true }) as IstioCertificateResponse;
 }
 
-const passthrough = (b: Buffer): Buffer => b;
-
 /**
  * The service definition with raw bytes in and out: the handler decodes the request itself,
  * so that a message that is not a valid request is answered INVALID_ARGUMENT.
  */
 export const CA_SERVICE_DEFINITION: grpc.ServiceDefinition = {
-  CreateCertificate: {
-    path: CREATE_CERTIFICATE_PATH,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: passthrough,
-    requestDeserialize: passthrough,
-    responseSerialize: passthrough,
-    responseDeserialize: passthrough,
-  },
+  CreateCertificate: rawMethod(CREATE_CERTIFICATE_PATH, { request: false, response: false }),
 };

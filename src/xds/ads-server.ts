@@ -10,6 +10,7 @@ import type { ConfigGenerator, PushRequest } from './generator.js';
 import { Connection, type ConnectionHooks, type Protocol, type StreamSink } from './connection.js';
 import { PushQueue } from './push-queue.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './wire.js';
+import { rawMethod } from '../util/raw-grpc.js';
 import { AuthenticationError, type Authenticator } from '../ca/authenticate.js';
 import type { WorkloadIdentity } from '../model/proxy.js';
 import type { CachedResource } from './resource-cache.js';
@@ -18,18 +19,8 @@ import { identityKey, type WorkloadSecrets } from './workload-secrets.js';
 const ADS_SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService/';
 const KNOWN_TYPES = new Set<string>(Object.values(TypeUrl));
 
-const passthrough = (b: Buffer): Buffer => b;
-
 function bidi(method: string): grpc.MethodDefinition<Buffer, Buffer> {
-  return {
-    path: ADS_SERVICE + method,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: passthrough,
-    requestDeserialize: passthrough,
-    responseSerialize: passthrough,
-    responseDeserialize: passthrough,
-  };
+  return rawMethod(ADS_SERVICE + method, { request: true, response: true });
 }
 
 export const ADS_SERVICE_DEFINITION: grpc.ServiceDefinition = {

@@ -2,6 +2,7 @@
 // method `/meshd.test.Echo/Say` whose reply is the backend's own name, so a test can
 // tell which backend served a call.
 import * as grpc from '@grpc/grpc-js';
+import { rawMethod } from '../../src/util/raw-grpc.js';
 
 export const ECHO_SAY_PATH = '/meshd.test.Echo/Say';
 
@@ -20,19 +21,9 @@ export interface CallSummary {
   ms: number;
 }
 
-const passthrough = (b: Buffer): Buffer => b;
-
 /** The Echo service: raw bytes in, raw bytes out. */
 export const ECHO_SERVICE: grpc.ServiceDefinition = {
-  Say: {
-    path: ECHO_SAY_PATH,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: passthrough,
-    requestDeserialize: passthrough,
-    responseSerialize: passthrough,
-    responseDeserialize: passthrough,
-  },
+  Say: rawMethod(ECHO_SAY_PATH, { request: false, response: false }),
 };
 
 export interface EchoBackend {

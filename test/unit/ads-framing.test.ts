@@ -4,17 +4,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { grpcFramed, presendFramed } from '../../src/xds/ads-server.js';
+import { rawMethod } from '../../src/util/raw-grpc.js';
 
 const passthrough = (b: Buffer): Buffer => b;
-const METHOD: grpc.MethodDefinition<Buffer, Buffer> = {
-  path: '/meshd.test.Echo/Stream',
-  requestStream: true,
-  responseStream: true,
-  requestSerialize: passthrough,
-  requestDeserialize: passthrough,
-  responseSerialize: passthrough,
-  responseDeserialize: passthrough,
-};
+const METHOD = rawMethod('/meshd.test.Echo/Stream', { request: true, response: true });
 
 describe('pre-framed gRPC responses', () => {
   it('send one framed buffer to several streams, unchanged, and leave other messages to grpc-js', async () => {
