@@ -180,7 +180,15 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const debug = debugHandlers(ads, generator, store);
   if (kube) debug.informerz = () => ({ body: kube.status() });
   // The CA as it stands: root, source, lifetimes; never key material.
-  debug.caz = () => ({ body: { ...ca.describe(), rootCertPem: ca.rootCertPem, servingCertificate: servingCert ? { notAfter: servingCert.notAfter?.toISOString(), chain: servingCert.certChainPem } : null } });
+  debug.caz = () => ({
+    body: {
+      ...ca.describe(),
+      rootCertPem: ca.rootCertPem,
+      servingCertificate: servingCert ? { notAfter: servingCert.notAfter?.toISOString(), chain: servingCert.certChainPem } : null,
+      // SDS certificates of connected identities (renewed as they age); never their keys.
+      workloadCertificates: workloadSecrets.describe(),
+    },
+  });
   const monitoring: HttpServer = createMonitoringServer({ metrics, log, ready: () => generator.snapshot !== undefined && (kube?.ready ?? true), debug });
   const m = splitHostPort(o.monitoringAddr);
   await new Promise<void>((resolve, reject) => {

@@ -31,6 +31,8 @@ export interface WorkloadSecretsOptions {
 interface Issued {
   secret: CachedResource;
   timer: NodeJS.Timeout | undefined;
+  spiffe: string;
+  notAfter: number;
 }
 
 export function identityKey(id: Pick<WorkloadIdentity, 'namespace' | 'serviceAccount'>): string {
@@ -39,6 +41,8 @@ export function identityKey(id: Pick<WorkloadIdentity, 'namespace' | 'serviceAcc
 
 export class WorkloadSecrets {
   private readonly issued = new Map<string, Promise<Issued>>();
+  /** The same, once issued. */
+  private readonly latest = new Map<string, Issued>();
   private readonly rotateAt: number;
   rotations = 0;
   private stopped = false;
@@ -70,6 +74,11 @@ export class WorkloadSecrets {
     return (await this.issued.get(key))?.secret;
   }
 
+  /** The certificates in use, for /debug (no key material). */
+  describe(): { identity: string; notAfter: string; version: string }[] {
+    return [...this.latest.values()].map((i) => ({ identity: i.spiffe, notAfter: new Date(i.notAfter).toISOString(), version: i.secret.version })).sort((a, b) => (a.identity < b.identity ? -1 : 1));
+  }
+
   stop(): void {
     this.stopped = true;
     for (const p of this.issued.values()) void p.then((i) => clearTimeout(i.timer), () => undefined);
@@ -84,7 +93,9 @@ export class WorkloadSecrets {
     const timer = this.stopped ? undefined : setTimeout(() => void this.renew(id), Math.max(1000, (notAfter - Date.now()) * this.rotateAt));
     timer?.unref();
     this.o.log.info({ identity: spiffe, notAfter: new Date(notAfter).toISOString() }, 'issued workload certificate');
-    return { secret, timer };
+    const issued = { secret, timer, spiffe, notAfter };
+    this.latest.set(identityKey(id), issued);
+    return issued;
   }
 
   private async renew(id: WorkloadIdentity): Promise<void> {
@@ -92,6 +103,7 @@ export class WorkloadSecrets {
     if (this.stopped) return;
     if (!this.o.inUse(key)) {
       this.issued.delete(key);
+      this.latest.delete(key);
       return;
     }
     const next = this.issue(id);

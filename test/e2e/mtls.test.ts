@@ -206,6 +206,14 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
     }
   });
 
+  it('/debug/caz lists the workload certificates in use, never their keys', async () => {
+    const body = (await meshd.monitoring('/debug/caz')).body;
+    const caz = JSON.parse(body) as { workloadCertificates: { identity: string; notAfter: string }[] };
+    const ids = caz.workloadCertificates.map((c) => c.identity);
+    assert.ok(ids.includes(spiffe('sleep')) && ids.includes(spiffe('httpbin')), JSON.stringify(ids));
+    assert.ok(!/PRIVATE KEY/.test(body), 'no key material');
+  });
+
   it('a stream without a token never gets a workload certificate', async () => {
     const stream = connectAds(meshd.xdsAddress, { delta: true });
     try {
