@@ -11,6 +11,7 @@ import { Connection, type ConnectionHooks, type Protocol, type StreamSink } from
 import { PushQueue } from './push-queue.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './wire.js';
 import { rawMethod } from '../util/raw-grpc.js';
+import { grpcFramed, presendFramed } from './grpc-frames.js';
 import { AuthenticationError, type Authenticator } from '../ca/authenticate.js';
 import type { WorkloadIdentity } from '../model/proxy.js';
 import type { CachedResource } from './resource-cache.js';
@@ -49,43 +50,6 @@ interface StreamIdentity {
 }
 
 type Call = grpc.ServerDuplexStream<Buffer, Buffer>;
-
-/**
- * gRPC-framed copies of response buffers. grpc-js copies every message it sends into a new
- * buffer behind a 5-byte header; for a response shared by a thousand streams that is a
- * thousand copies of the same bytes. Frames are built once per buffer here and handed
- * through, where grpc-js's call allows it (see `presendFramed`).
- */
-const framedCopies = new WeakMap<Buffer, Buffer>();
-const preframed = new WeakSet<Buffer>();
-
-export function grpcFramed(message: Buffer): Buffer {
-  let framed = framedCopies.get(message);
-  if (!framed) {
-    framed = Buffer.allocUnsafe(message.length + 5);
-    framed.writeUInt8(0, 0);
-    framed.writeUInt32BE(message.length, 1);
-    message.copy(framed, 5);
-    framedCopies.set(message, framed);
-    preframed.add(framed);
-  }
-  return framed;
-}
-
-type Serializer = (value: unknown) => Buffer;
-
-/**
- * Lets this call send buffers that are already gRPC-framed as they are. Relies on grpc-js's
- * server call (1.x) framing messages in `serializeMessage`; returns false, and nothing is
- * changed, when the installed grpc-js is not built that way.
- */
-export function presendFramed(call: unknown): boolean {
-  const inner = (call as { call?: { serializeMessage?: Serializer; sendMessage?: unknown } }).call;
-  if (!inner || typeof inner.serializeMessage !== 'function' || typeof inner.sendMessage !== 'function') return false;
-  const serialize = inner.serializeMessage.bind(inner);
-  inner.serializeMessage = (value: unknown): Buffer => (Buffer.isBuffer(value) && preframed.has(value) ? value : serialize(value));
-  return true;
-}
 
 function sinkFor(call: Call, metrics: Metrics): StreamSink {
   const framedWrites = presendFramed(call);

@@ -1,6 +1,7 @@
 // Encoded discovery responses shared by the proxies that get the same one. In a push,
 // every proxy of a class usually receives identical bytes (same resources, same version):
 // they are encoded once, with one nonce, instead of once per stream.
+import { framedMessage } from './grpc-frames.js';
 
 export interface SharedResponse {
   readonly nonce: string;
@@ -22,7 +23,7 @@ export class SharedResponses {
   builds = 0;
 
   /** @param maxBytes encoded bytes kept; the oldest responses go first. */
-  constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
+  constructor(private readonly maxBytes = 32 * 1024 * 1024) {}
 
   /** The response for `key`, built with a fresh nonce the first time it is asked for. */
   get(key: string, build: (nonce: string) => Buffer): SharedResponse {
@@ -32,7 +33,8 @@ export class SharedResponses {
       return found;
     }
     const nonce = newNonce();
-    const entry: SharedResponse = { nonce, bytes: build(nonce) };
+    // Kept as a view into its gRPC frame: streams send the frame without copying it.
+    const entry: SharedResponse = { nonce, bytes: framedMessage(build(nonce)) };
     this.builds++;
     this.entries.set(key, entry);
     this.bytes += entry.bytes.length;

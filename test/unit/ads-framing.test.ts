@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { grpcFramed, presendFramed } from '../../src/xds/ads-server.js';
+import { framedMessage, grpcFramed, presendFramed } from '../../src/xds/grpc-frames.js';
 import { rawMethod } from '../../src/util/raw-grpc.js';
 
 const passthrough = (b: Buffer): Buffer => b;
@@ -43,6 +43,10 @@ describe('pre-framed gRPC responses', () => {
         assert.ok(got[1]!.equals(own), 'an unframed message is framed by grpc-js as before');
       }
       assert.equal(grpcFramed(shared), grpcFramed(shared), 'one framed copy per buffer');
+      const view = framedMessage(Buffer.alloc(10_000, 1));
+      const frame = grpcFramed(view);
+      assert.ok(frame.buffer === view.buffer && frame.byteOffset + 5 === view.byteOffset, 'a kept message is a view into its own frame, not a second copy');
+      assert.ok(grpcFramed(view).subarray(5).equals(view));
     } finally {
       client.close();
       server.forceShutdown();
