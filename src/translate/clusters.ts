@@ -8,7 +8,7 @@ import type { ProxyContext } from './proxy-context.js';
 import { ADS_CONFIG_SOURCE } from './filters.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
-import { autoMtlsSocketMatches, istioMutualSocket } from './mtls.js';
+import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 
 const CONNECT_TIMEOUT = '10s';
 const MAX = 4294967295;
@@ -50,7 +50,7 @@ function edsCluster(snapshot: MeshSnapshot, name: string, svc: MeshService, port
   applyClusterPolicy(body, policy, http2);
   const mode = policy.tls?.mode;
   if (o.mtls && (mode === undefined || mode === 'ISTIO_MUTUAL')) {
-    const socket = istioMutualSocket({ trustDomain: o.mtls.trustDomain, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), alpn: http2 ? ['h2'] : isHttpProtocol(port.protocol) ? ['http/1.1'] : [] });
+    const socket = istioMutualSocket({ trustDomain: o.mtls.trustDomain, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), alpn: meshAlpn(http2 ? 'http2' : isHttpProtocol(port.protocol) ? 'http' : 'tcp') });
     // ISTIO_MUTUAL from a DestinationRule: always; otherwise (auto mTLS) only to endpoints that take it.
     if (mode === 'ISTIO_MUTUAL') body.transport_socket = socket;
     else body.transport_socket_matches = autoMtlsSocketMatches(socket);

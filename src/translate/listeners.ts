@@ -5,8 +5,8 @@
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
 import { isHttpProtocol } from '../model/protocol.js';
 import type { InboundPort, ProxyContext } from './proxy-context.js';
-import { istioMutualServerSocket, tlsInspector } from './mtls.js';
-import { inboundMtlsMode } from './peer-authentication.js';
+import { MESH_ALPN, istioMutualServerSocket, tlsInspector } from './mtls.js';
+import { effectivePeerAuthentication } from './peer-authentication.js';
 import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy } from './filters.js';
 import { httpPorts, meshVirtualServicesByHost } from './routes.js';
 import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
@@ -98,18 +98,19 @@ function inboundFilters(p: InboundPort, chainName: string, mtls: boolean): Json[
 }
 
 /**
- * Inbound filter chains of one workload port: with mTLS, a TLS chain (the TLS inspector
- * tells TLS from plaintext) and, unless STRICT, a plaintext one.
+ * Inbound filter chains of one workload port: with mTLS, a chain terminating mesh mTLS
+ * (told by the TLS inspector from the ALPN sidecars offer) and, unless STRICT, a
+ * plaintext one. Under PERMISSIVE an app's own TLS matches neither and passes through.
  */
 function inboundChains(p: InboundPort, mode: InboundMtls, trustDomain: string | undefined): Json[] {
   const chainName = listenerName(WILDCARD, p.targetPort);
   if (!trustDomain || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false) }];
   const tls: Json = {
     name: `${chainName}_mtls`,
-    // STRICT: every connection to the port must complete the TLS handshake, so the chain
+    // STRICT: every connection to the port must complete the mTLS handshake, so the chain
     // takes them all (plaintext fails the handshake instead of falling through to passthrough).
-    filter_chain_match: mode === 'STRICT' ? { destination_port: p.targetPort } : { destination_port: p.targetPort, transport_protocol: 'tls' },
-    transport_socket: istioMutualServerSocket(trustDomain, isHttpProtocol(p.protocol)),
+    filter_chain_match: mode === 'STRICT' ? { destination_port: p.targetPort } : { destination_port: p.targetPort, transport_protocol: 'tls', application_protocols: MESH_ALPN },
+    transport_socket: istioMutualServerSocket(trustDomain),
     filters: inboundFilters(p, chainName, true),
   };
   if (mode === 'STRICT') return [tls];
@@ -117,7 +118,17 @@ function inboundChains(p: InboundPort, mode: InboundMtls, trustDomain: string | 
   return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true) }];
 }
 
-function virtualInbound(ctx: ProxyContext, modeFor: (targetPort: number) => InboundMtls): EnvoyResource {
+/** Traffic to the workload's other ports passes through; under a STRICT workload policy only over mesh mTLS, as in Istio. */
+function passthroughChain(workloadMode: InboundMtls, trustDomain: string | undefined): Json {
+  const strict = trustDomain !== undefined && workloadMode === 'STRICT';
+  return {
+    name: 'virtualInbound-catchall-tcp',
+    ...(strict ? { transport_socket: istioMutualServerSocket(trustDomain) } : {}),
+    filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)],
+  };
+}
+
+function virtualInbound(ctx: ProxyContext, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls): EnvoyResource {
   const trustDomain = ctx.mtls?.trustDomain;
   const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), trustDomain));
   const inspect = chains.some((c) => (c.filter_chain_match as Json).transport_protocol !== undefined);
@@ -129,7 +140,7 @@ function virtualInbound(ctx: ProxyContext, modeFor: (targetPort: number) => Inbo
       traffic_direction: 'INBOUND',
       listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }, ...(inspect ? [tlsInspector()] : [])],
       filter_chains: chains,
-      default_filter_chain: { name: 'virtualInbound-catchall-tcp', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] },
+      default_filter_chain: passthroughChain(workloadMode, trustDomain),
     },
   };
 }
@@ -155,7 +166,10 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
       out.push(l);
     }
   }
-  if (ctx.interception === 'REDIRECT') out.push(virtualOutbound(), virtualInbound(ctx, (port) => inboundMtlsMode(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels, port)));
+  if (ctx.interception === 'REDIRECT') {
+    const pa = effectivePeerAuthentication(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels);
+    out.push(virtualOutbound(), virtualInbound(ctx, pa.mode, (port) => pa.ports.get(port) ?? pa.mode));
+  }
   return out.sort(byName);
 }
 

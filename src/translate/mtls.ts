@@ -13,6 +13,17 @@ export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
 export const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
 
 const UPSTREAM_TLS = 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+
+/**
+ * ALPN values a sidecar offers on mesh mTLS, as Istio's do: the server's sidecar tells mesh
+ * mTLS (which it terminates) from an app's own TLS (which it passes through) by them.
+ */
+export const MESH_ALPN = ['istio', 'istio-peer-exchange', 'istio-http/1.0', 'istio-http/1.1', 'istio-h2'];
+
+/** What a client sidecar offers for a port's protocol. */
+export function meshAlpn(protocol: 'http' | 'http2' | 'tcp'): string[] {
+  return protocol === 'http2' ? ['istio-h2', 'istio'] : protocol === 'http' ? ['istio-http/1.1', 'istio'] : ['istio'];
+}
 const DOWNSTREAM_TLS = 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
 
 function sdsSecret(name: string): Json {
@@ -69,11 +80,12 @@ export function endpointTlsMetadata(labels: Labels): Json | undefined {
 }
 
 /** The server side of mesh mTLS: a client certificate from the trust domain is required. */
-export function istioMutualServerSocket(trustDomain: string, http: boolean): Json {
+export function istioMutualServerSocket(trustDomain: string): Json {
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: anyOf(DOWNSTREAM_TLS, {
-      common_tls_context: commonTlsContext([{ san_type: 'URI', matcher: { prefix: `spiffe://${trustDomain}/` } }], http ? ['h2', 'http/1.1'] : []),
+      // The HTTP codec tells HTTP/1.1 from HTTP/2 by the preface; no ALPN is negotiated.
+      common_tls_context: commonTlsContext([{ san_type: 'URI', matcher: { prefix: `spiffe://${trustDomain}/` } }], []),
       require_client_certificate: true,
     }),
   };

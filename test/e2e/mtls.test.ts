@@ -10,6 +10,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -19,12 +20,17 @@ import { startMeshd, MESHD_CLI, REPO_ROOT, type MeshdProcess } from '../support/
 import { envoyForProxyUid, httpGet, startEnvoy, type EnvoyProcess } from '../support/envoy.js';
 import { createPod, type Pod } from '../support/netns.js';
 import { freePort } from '../support/backends.js';
+import { selfSignedCertificate } from '../support/tls.js';
 import { connectAds, istioNode, TypeUrl } from '../support/ads-client.js';
 
 const NS = 'apps';
 const PROXY_UID = 1337;
 const SERVER_ADMIN = 15000;
 const APP_PORT = 8080;
+/** The app also serves its own TLS here: mesh mTLS must not take that over. */
+const APP_TLS_PORT = 8443;
+/** A port no Service names: inbound traffic to it passes through the sidecar. */
+const UNDECLARED_PORT = 9090;
 const TRUST = 'cluster.local';
 /** Short-lived workload certificates, renewed at half their life: rotation happens during the test. */
 const CERT_TTL_SECONDS = 24;
@@ -114,13 +120,13 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
       spec: { serviceAccountName: 'httpbin', containers: [{ name: 'app', image: 'httpbin' }] },
     });
     await kube.request('PATCH', `/api/v1/namespaces/${NS}/pods/httpbin-1/status`, { status: { phase: 'Running', podIP: pod.podIp, podIPs: [{ ip: pod.podIp }], conditions: [{ type: 'Ready', status: 'True' }] } });
-    await kube.request('POST', `/api/v1/namespaces/${NS}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'httpbin' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'http', port: clientPort, targetPort: APP_PORT }] } });
+    await kube.request('POST', `/api/v1/namespaces/${NS}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'httpbin' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'http', port: clientPort, targetPort: APP_PORT }, { name: 'https', port: APP_TLS_PORT, targetPort: APP_TLS_PORT }] } });
     await kube.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
       metadata: { name: 'httpbin-abc', labels: { 'kubernetes.io/service-name': 'httpbin' } },
       addressType: 'IPv4',
-      ports: [{ name: 'http', port: APP_PORT, protocol: 'TCP' }],
+      ports: [{ name: 'http', port: APP_PORT, protocol: 'TCP' }, { name: 'https', port: APP_TLS_PORT, protocol: 'TCP' }],
       endpoints: [{ addresses: [pod.podIp], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'httpbin-1', namespace: NS } }],
     });
 
@@ -141,6 +147,19 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
     const app = pod.spawn([process.execPath, '-e', ECHO_APP]);
     app.stdout!.resume();
     app.stderr!.resume();
+    const appCert = selfSignedCertificate('httpbin.example');
+    writeFileSync(join(dir, 'app.crt'), appCert.certPem, { mode: 0o644 });
+    writeFileSync(join(dir, 'app.key'), appCert.keyPem, { mode: 0o644 });
+    const tlsApp = pod.spawn([
+      process.execPath,
+      '-e',
+      `const fs = require('node:fs'); require('node:https').createServer({ cert: fs.readFileSync(${JSON.stringify(join(dir, 'app.crt'))}), key: fs.readFileSync(${JSON.stringify(join(dir, 'app.key'))}) }, (q, s) => s.end('app-tls')).listen(${APP_TLS_PORT});`,
+    ]);
+    tlsApp.stdout!.resume();
+    tlsApp.stderr!.resume();
+    const other = pod.spawn([process.execPath, '-e', `require('node:http').createServer((q, s) => s.end('other')).listen(${UNDECLARED_PORT});`]);
+    other.stdout!.resume();
+    other.stderr!.resume();
     await until('the server Envoy to be ready', async () => ((await httpGet(`http://${pod.podIp}:${SERVER_ADMIN}/ready`, { timeoutMs: 1000 })).status === 200 ? true : undefined)).catch((err: unknown) => {
       throw new Error(`${String(err)}\n${serverLog.slice(-4000)}`);
     });
@@ -239,6 +258,22 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
     assert.equal(headers['x-forwarded-client-cert'], undefined, 'no client identity over plaintext');
   });
 
+  it("PERMISSIVE: a client's own TLS to the app (no mesh ALPN) passes through to the app untouched", async () => {
+    const body = await until('the app\'s own HTTPS through the sidecar', () =>
+      new Promise<string | undefined>((resolve) => {
+        const req = httpsRequest({ host: pod.podIp, port: APP_TLS_PORT, path: '/', rejectUnauthorized: false, timeout: 3000 }, (res) => {
+          let b = '';
+          res.on('data', (c: Buffer) => (b += c.toString()));
+          res.on('end', () => resolve(res.statusCode === 200 ? b : undefined));
+        });
+        req.on('error', () => resolve(undefined));
+        req.on('timeout', () => req.destroy());
+        req.end();
+      }),
+    );
+    assert.equal(body, 'app-tls', 'the TLS session was with the app, not with its sidecar');
+  });
+
   it('the certificate is rotated before it expires and a long-running connection keeps working', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
@@ -270,6 +305,7 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
   });
 
   it('STRICT refuses plaintext, mTLS still works; PERMISSIVE again takes both', async () => {
+    assert.equal((await get(UNDECLARED_PORT, '/', { address: pod.podIp })).body, 'other', 'PERMISSIVE: plaintext to a port no Service names passes through');
     await peerAuthentication('STRICT');
     await until('plaintext to be refused', async () => ((await plaintextToPod('/headers').then(() => false, () => true)) ? true : undefined)).catch(async (err: unknown) => {
       const configz = (await meshd.monitoring('/debug/configz?kind=PeerAuthentication')).body;
@@ -278,6 +314,7 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
       throw new Error(`${String(err)}\nmeshd has: ${configz.slice(0, 300)}\nserver inbound chains: ${JSON.stringify(inbound?.active_state?.listener.filter_chains.map((c) => c.filter_chain_match))}`);
     });
     assert.equal((await viaClient('/headers')).status, 200, 'mTLS from the client sidecar still works');
+    await assert.rejects(get(UNDECLARED_PORT, '/', { address: pod.podIp, timeoutMs: 3000 }), 'STRICT: plaintext to a port no Service names is refused too');
     await kube.request('DELETE', `/apis/security.istio.io/v1/namespaces/${NS}/peerauthentications/default`);
     await until('plaintext to be accepted again', async () => ((await plaintextToPod('/headers').catch(() => undefined))?.status === 200 ? true : undefined));
   });
