@@ -131,7 +131,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     cache: generator.cache,
     ttlSeconds: ca.defaultTtlSeconds,
     rotateAt: 1 - (o.certGraceRatio ?? 0.5),
-    onRotated: (key) => void ads.onCertificateRotated(key),
+    onRotated: (key) => ads.onCertificateRotated(key),
     inUse: (key) => ads.identityInUse(key),
     log: caLog,
   });

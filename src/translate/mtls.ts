@@ -4,6 +4,7 @@
 import type { Labels } from '../model/labels.js';
 import { ADS_CONFIG_SOURCE } from './filters.js';
 import { anyOf, type EnvoyResource, type Json } from './types.js';
+import { spiffeId } from '../ca/spiffe.js';
 
 export const WORKLOAD_SECRET = 'default';
 export const ROOT_CA_SECRET = 'ROOTCA';
@@ -28,10 +29,6 @@ const DOWNSTREAM_TLS = 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsC
 
 function sdsSecret(name: string): Json {
   return { name, sds_config: ADS_CONFIG_SOURCE };
-}
-
-export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
-  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
 /** The certificate and trust settings both sides share; `peers` are the SPIFFE ids accepted from the other side. */

@@ -140,13 +140,11 @@ export class AdsServer {
   }
 
   /** A renewed certificate for `key` (namespace/serviceAccount): its proxies get it. */
-  async onCertificateRotated(key: string): Promise<void> {
+  onCertificateRotated(key: string): void {
     const secrets = this.opts.workloadSecrets;
-    if (!secrets) return;
-    const fresh = await secrets.current(key);
-    if (!fresh) return;
-    for (const conn of this.connections) {
-      if (!conn.proxy.workloadIdentity || identityKey(conn.proxy.workloadIdentity) !== key) continue;
+    const fresh = secrets?.current(key);
+    if (!secrets || !fresh) return;
+    for (const conn of this.connectionsOf(key)) {
       conn.ownSecrets = [fresh, secrets.rootSecret()];
       conn.scheduleType(TypeUrl.Secret);
       this.queue.enqueue(conn);
@@ -155,8 +153,11 @@ export class AdsServer {
 
   /** Whether a connected proxy has this identity. */
   identityInUse(key: string): boolean {
-    for (const conn of this.connections) if (conn.proxy.workloadIdentity && identityKey(conn.proxy.workloadIdentity) === key) return true;
-    return false;
+    return !this.connectionsOf(key).next().done;
+  }
+
+  private *connectionsOf(identity: string): Generator<Connection> {
+    for (const conn of this.connections) if (conn.proxy.workloadIdentity && identityKey(conn.proxy.workloadIdentity) === identity) yield conn;
   }
 
   /** Checks the stream's token, if it sent one, and gets its certificate ready. */

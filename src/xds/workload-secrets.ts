@@ -3,7 +3,8 @@
 // proxies), encodes them once, and renews them before they expire.
 import { X509Certificate } from 'node:crypto';
 import type { WorkloadIdentity } from '../model/proxy.js';
-import { rootCaSecret, spiffeId, workloadSecret } from '../translate/mtls.js';
+import { rootCaSecret, workloadSecret } from '../translate/mtls.js';
+import { spiffeId } from '../ca/spiffe.js';
 import { TypeUrl } from '../translate/types.js';
 import type { Logger } from '../util/log.js';
 import type { CachedResource, ResourceCache } from './resource-cache.js';
@@ -40,11 +41,11 @@ export function identityKey(id: Pick<WorkloadIdentity, 'namespace' | 'serviceAcc
 }
 
 export class WorkloadSecrets {
+  /** Issued or being issued, by identity key: concurrent first requests share one issue. */
   private readonly issued = new Map<string, Promise<Issued>>();
-  /** The same, once issued. */
+  /** The certificate each identity has now (the newest issued). */
   private readonly latest = new Map<string, Issued>();
   private readonly rotateAt: number;
-  rotations = 0;
   private stopped = false;
 
   constructor(private readonly o: WorkloadSecretsOptions) {
@@ -70,8 +71,8 @@ export class WorkloadSecrets {
   }
 
   /** The current `default` of an identity, if one was issued. */
-  async current(key: string): Promise<CachedResource | undefined> {
-    return (await this.issued.get(key))?.secret;
+  current(key: string): CachedResource | undefined {
+    return this.latest.get(key)?.secret;
   }
 
   /** The certificates in use, for /debug (no key material). */
@@ -115,7 +116,6 @@ export class WorkloadSecrets {
       return;
     }
     this.issued.set(key, next);
-    this.rotations++;
     this.o.onRotated(key);
   }
 }
