@@ -79,14 +79,15 @@ function outboundTcpListener(snapshot: MeshSnapshot, svc: MeshService, port: Mes
 
 type InboundMtls = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
-function inboundFilters(p: InboundPort, chainName: string, mtls: boolean): Json[] {
+/** `clientCert`: the port takes mTLS, so x-forwarded-client-cert is the verified peer's (or dropped, over plaintext). */
+function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean): Json[] {
   const cluster = inboundClusterName(p.targetPort);
   return isHttpProtocol(p.protocol)
       ? [
           httpConnectionManager({
             statPrefix: `inbound_${chainName}`,
             // The app sees who called, as Istio's sidecars tell it (x-forwarded-client-cert).
-            ...(mtls ? { forwardClientCertDetails: 'SANITIZE_SET' } : {}),
+            ...(clientCert ? { forwardClientCertDetails: 'SANITIZE_SET' } : {}),
             routeConfig: {
               name: cluster,
               validate_clusters: false,
