@@ -317,6 +317,9 @@ class MeshdProc {
       // debug: one "pushing" record per push times the server's stage.
       '--log-level',
       'debug',
+      // The bench stops meshd when done: no gradual drain of its clients.
+      '--drain-duration',
+      '0s',
     ];
     this.spawnedAt = wallNow();
     const env: NodeJS.ProcessEnv = { ...process.env, BENCH_LOOP_PROBE_FILE: this.probeFile, BENCH_LOOP_PROBE_MIN_MS: '20' };

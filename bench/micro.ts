@@ -33,7 +33,7 @@ function median(xs: number[]): number {
   return s[Math.floor((s.length - 1) / 2)] ?? NaN;
 }
 
-const hooks: ConnectionHooks = { onSent: () => undefined, onAck: () => undefined, onNack: () => undefined, onStaleNonce: () => undefined };
+const hooks: ConnectionHooks = { onSent: () => undefined, onAck: () => undefined, onNack: () => undefined, onStaleNonce: () => undefined, onSecretRefused: () => undefined };
 
 function nodeId(i: number): string {
   return `sidecar~10.1.${Math.floor(i / 250)}.${(i % 250) + 1}~client-${i}.default~default.svc.cluster.local`;
@@ -205,7 +205,7 @@ export async function runMicro(o: { services: number; endpoints: number; connect
       add(`${protocol}NewServiceFanoutMs`, `${protocol}: new service: full push to ${o.connections} connections (translate once + per-connection diff/frame)`, fanout);
       add(`${protocol}NewServiceEdsMs`, `${protocol}: new service: EDS for the new cluster to ${o.connections} connections`, edsFollow);
       add(`${protocol}NewServiceBytesPerConn`, `${protocol}: bytes per connection for one new service`, bytes / o.connections, 'bytes');
-      for (const c of conns) c.closed = true;
+      for (const c of conns) c.close();
     }
 
     // ---- the cost of reading one SotW EDS ACK --------------------------------------

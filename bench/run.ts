@@ -179,6 +179,9 @@ async function startMeshd(configDir: string, profileDir?: string): Promise<Meshd
     // reload and one per push, which time the server's stages. Info adds one line per proxy connect.
     '--log-level',
     'debug',
+    // The bench stops meshd when done: no gradual drain of its clients.
+    '--drain-duration',
+    '0s',
   ];
   const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_LOOP_PROBE_FILE: probeFile, BENCH_LOOP_PROBE_MIN_MS: '20' } }));
   const warnings: string[] = [];

@@ -64,6 +64,6 @@ export function debugHandlers(ads: AdsServer, generator: ConfigGenerator, store:
     connections: () => ({
       body: [...ads.connections].map((c) => ({ proxy: c.proxy.id, connection: c.id, protocol: c.protocol, class: c.ctx.classKey, type: c.proxy.type, namespace: c.proxy.namespace })),
     }),
-    cachez: () => ({ body: { resources: generator.cache.size, encodes: generator.cache.encodes, hits: generator.cache.hits } }),
+    cachez: () => ({ body: { resources: generator.cache.size, encodes: generator.cache.encodes, hits: generator.cache.hits, held: generator.held() } }),
   };
 }

@@ -33,7 +33,9 @@ export function createMonitoringServer(o: MonitoringServerOptions): Server {
         if (path === '/debug' || path === '/debug/') {
           return send(res, 200, JSON.stringify({ endpoints: Object.keys(o.debug).map((k) => `/debug/${k}`).sort() }, null, 2) + '\n', 'application/json');
         }
-        const handler = path.startsWith('/debug/') ? o.debug[path.slice('/debug/'.length)] : undefined;
+        // Only the handlers' own names: not `constructor`, `__proto__` and the like.
+        const name = path.startsWith('/debug/') ? path.slice('/debug/'.length) : undefined;
+        const handler = name !== undefined && Object.hasOwn(o.debug, name) ? o.debug[name] : undefined;
         if (handler) {
           const r = handler(url.searchParams);
           return send(res, r.status ?? 200, JSON.stringify(r.body, null, 2) + '\n', 'application/json');

@@ -48,6 +48,14 @@ export class Metrics {
   readonly informerSynced = new Gauge({ name: 'meshd_informer_synced', help: 'Whether the informer for a kind has listed (1) or not yet (0).', labelNames: ['kind'], registers: [this.registry] });
   readonly informerRestarts = new Counter({ name: 'meshd_informer_restarts_total', help: 'Informer failures followed by a relist, by kind.', labelNames: ['kind'], registers: [this.registry] });
   readonly configErrors = new Counter({ name: 'meshd_config_errors_total', help: 'Objects rejected by validation, by kind.', labelNames: ['kind'], registers: [this.registry] });
+  // Hardening: what hostile or stuck clients were refused or cut off.
+  readonly secretRefusals = new Counter({ name: 'meshd_sds_refusals_total', help: 'Secrets withheld from a proxy (sent empty) because its stream has no verified identity allowed to read them, by reason.', labelNames: ['reason'], registers: [this.registry] });
+  readonly stalledStreams = new Counter({ name: 'meshd_xds_stalled_streams_total', help: 'xDS streams detached because their writes did not drain within the send timeout.', registers: [this.registry] });
+  readonly stalledStreamsClosed = new Counter({ name: 'meshd_xds_stalled_streams_closed_total', help: 'Stalled xDS streams closed after the grace period.', registers: [this.registry] });
+  readonly streamsRefused = new Counter({ name: 'meshd_xds_streams_refused_total', help: 'xDS streams refused before their first response, by reason.', labelNames: ['reason'], registers: [this.registry] });
+  readonly pushRetries = new Counter({ name: 'meshd_xds_push_retries_total', help: 'Pushes to a proxy that failed and were scheduled again.', registers: [this.registry] });
+  readonly admissionQueue = new Gauge({ name: 'meshd_xds_admission_queue', help: 'New xDS streams waiting to be admitted (rate limit).', registers: [this.registry] });
+  readonly drainedStreams = new Counter({ name: 'meshd_xds_drained_streams_total', help: 'xDS streams closed by meshd so proxies reconnect elsewhere (shutdown drain).', registers: [this.registry] });
   // The CA (Istio's citadel_server_* names).
   readonly caCsrCount = new Counter({ name: 'citadel_server_csr_count', help: 'Certificate signing requests received.', registers: [this.registry] });
   readonly caIssued = new Counter({ name: 'citadel_server_success_cert_issuance_count', help: 'Certificates issued.', registers: [this.registry] });

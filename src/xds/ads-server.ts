@@ -7,11 +7,13 @@ import { SHORT_TYPE, TypeUrl } from '../translate/types.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import { structToJson } from './envoy-json.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
-import { Connection, type ConnectionHooks, type Protocol, type StreamSink } from './connection.js';
+import { Connection, type ConnectionHooks, type Protocol } from './connection.js';
 import { PushQueue } from './push-queue.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './wire.js';
 import { rawMethod } from '../util/raw-grpc.js';
-import { grpcFramed, presendFramed } from './grpc-frames.js';
+import { abortStream, grpcStreamSink, StreamStalledError } from './stream-sink.js';
+import { AdmissionRefused, StreamAdmission } from './admission.js';
+import { clientText } from '../util/client-text.js';
 import { AuthenticationError, type Authenticator } from '../ca/authenticate.js';
 import type { WorkloadIdentity } from '../model/proxy.js';
 import type { CachedResource } from './resource-cache.js';
@@ -41,7 +43,25 @@ export interface AdsServerOptions {
   /** Certificates for proven identities (SDS). Both this and `authenticator` are needed for mTLS. */
   workloadSecrets?: WorkloadSecrets;
   trustDomain?: string;
+  /** Longest a write may wait for a stream to drain before the stream is detached (ms). Default 10 s. */
+  sendTimeoutMs?: number;
+  /** How long a detached (stalled) stream may take to drain before it is closed (ms). Default 30 s. */
+  stallGraceMs?: number;
+  /** Longest one proxy's push holds a push slot (ms); a slower write finishes outside the slots. Default 1 s. */
+  pushSlotTimeoutMs?: number;
+  /** New streams admitted per second (0: no limit), and how many may wait. */
+  admissionRate?: number;
+  admissionQueue?: number;
+  /** Node metadata larger than this (bytes, as JSON) or with more labels is refused. */
+  maxMetadataBytes?: number;
+  maxLabels?: number;
 }
+
+/** Bounds on what a proxy may say about itself. */
+export const DEFAULT_MAX_METADATA_BYTES = 64 * 1024;
+export const DEFAULT_MAX_LABELS = 256;
+const MAX_NODE_ID = 1024;
+const MAX_VERSION_LABELS = 32;
 
 /** What a stream proved about itself before its first request was handled. */
 interface StreamIdentity {
@@ -51,38 +71,42 @@ interface StreamIdentity {
 
 type Call = grpc.ServerDuplexStream<Buffer, Buffer>;
 
-function sinkFor(call: Call, metrics: Metrics): StreamSink {
-  const framedWrites = presendFramed(call);
-  return {
-    // grpc-js counts buffered messages, not bytes, so write()'s return value says little:
-    // wait for the message to be handed to the transport before the next one is built.
-    write(bytes: Buffer): Promise<void> {
-      return new Promise((resolve) => {
-        if (call.destroyed || call.writableEnded) return resolve();
-        const start = performance.now();
-        const done = (): void => {
-          call.off('close', done);
-          metrics.xdsSendTime.observe((performance.now() - start) / 1000);
-          resolve();
-        };
-        call.once('close', done);
-        call.write(framedWrites ? grpcFramed(bytes) : bytes, done);
-      });
-    },
-  };
+/** Why node metadata is refused, or undefined when it is within bounds. */
+function metadataProblem(metadata: Record<string, unknown>, maxBytes: number, maxLabels: number): string | undefined {
+  const size = Buffer.byteLength(JSON.stringify(metadata));
+  if (size > maxBytes) return `node metadata is ${size} bytes; meshd accepts at most ${maxBytes}`;
+  const labels = metadata.LABELS;
+  if (labels && typeof labels === 'object') {
+    const n = Object.keys(labels).length;
+    if (n > maxLabels) return `node metadata LABELS has ${n} labels; meshd accepts at most ${maxLabels}`;
+  }
+  return undefined;
 }
+
+/** Failed pushes are retried after this long, doubling up to the cap. */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
 
 export class AdsServer {
   readonly connections = new Set<Connection>();
   private readonly queue: PushQueue<Connection>;
   private readonly hooks: ConnectionHooks;
   private readonly controlPlaneId: string;
+  private readonly admission: StreamAdmission;
+  /** Streams, by connection, so meshd can end them (drain, stall). */
+  private readonly calls = new Map<Connection, Call>();
+  /** Retry delays of connections whose last push failed. */
+  private readonly retryDelays = new WeakMap<Connection, number>();
+  private draining = false;
 
   constructor(private readonly opts: AdsServerOptions) {
     this.controlPlaneId = opts.controlPlaneId ?? 'meshd';
-    this.queue = new PushQueue<Connection>(opts.pushConcurrency ?? 20, (conn, err) => {
-      opts.log.error({ proxy: conn.proxy.id, err: String(err) }, 'push failed');
+    this.queue = new PushQueue<Connection>({
+      concurrency: opts.pushConcurrency ?? 20,
+      slotTimeoutMs: opts.pushSlotTimeoutMs ?? 1000,
+      onError: (conn, err) => this.onPushError(conn, err),
     });
+    this.admission = new StreamAdmission({ ratePerSecond: opts.admissionRate ?? 0, maxQueue: opts.admissionQueue ?? 10_000 });
     const m = opts.metrics;
     this.hooks = {
       onSent: (_conn, type, bytes) => {
@@ -94,10 +118,55 @@ export class AdsServer {
       },
       onNack: (conn, type, message) => {
         m.xdsRejects.inc({ type: SHORT_TYPE[type] });
-        opts.log.warn({ proxy: conn.proxy.id, type: SHORT_TYPE[type], error: message }, 'proxy rejected config (NACK)');
+        opts.log.warn({ proxy: conn.id, type: SHORT_TYPE[type], error: message }, 'proxy rejected config (NACK)');
       },
       onStaleNonce: (_conn, type) => m.expiredNonce.inc({ type: SHORT_TYPE[type] }),
+      onSecretRefused: (conn, name, reason) => {
+        m.secretRefusals.inc({ reason });
+        const id = conn.proxy.workloadIdentity;
+        opts.log.warn(
+          { proxy: conn.id, secret: clientText(name, 256), reason, ...(id ? { identity: `${id.namespace}/${id.serviceAccount}` } : {}), namespace: clientText(conn.ctx.proxy.namespace, 256) },
+          reason === 'no-verified-identity'
+            ? 'gateway credential withheld (sent empty): the stream proved no identity; connect with a service-account token (audience istio-ca) of the gateway\'s namespace'
+            : "gateway credential withheld (sent empty): the stream's identity is not of the gateway's namespace",
+        );
+      },
     };
+  }
+
+  /** A push failed: stalled streams are detached; anything else is retried with backoff. */
+  private onPushError(conn: Connection, err: unknown): void {
+    if (conn.closed) return;
+    if (err instanceof StreamStalledError) return; // onStalled handled it
+    const delay = this.retryDelays.get(conn) ?? RETRY_FIRST_MS;
+    this.retryDelays.set(conn, Math.min(delay * 2, RETRY_MAX_MS));
+    this.opts.metrics.pushRetries.inc();
+    this.opts.log.error({ proxy: conn.id, err: clientText(String(err), 1024), retryInMs: delay }, 'push failed; retrying');
+    setTimeout(() => {
+      if (!conn.closed) this.queue.enqueue(conn);
+    }, delay).unref();
+  }
+
+  private onStalled(conn: Connection, call: Call): void {
+    if (conn.closed || conn.stalled) return;
+    conn.stalled = true;
+    this.opts.metrics.stalledStreams.inc();
+    const graceMs = this.opts.stallGraceMs ?? 30_000;
+    this.opts.log.warn({ proxy: conn.id, sendTimeoutMs: this.opts.sendTimeoutMs ?? 10_000, graceMs }, 'xDS stream stalled (it takes no data); detached from pushes, closed unless it drains');
+    setTimeout(() => {
+      if (conn.closed || !conn.stalled) return;
+      this.opts.metrics.stalledStreamsClosed.inc();
+      this.opts.log.warn({ proxy: conn.id }, 'closing a stalled xDS stream');
+      this.closeConnection(conn);
+      abortStream(call);
+    }, graceMs).unref();
+  }
+
+  private onDrained(conn: Connection): void {
+    if (conn.closed || !conn.stalled) return;
+    conn.stalled = false;
+    this.opts.log.info({ proxy: conn.id }, 'stalled xDS stream drained; pushes resume');
+    this.queue.enqueue(conn);
   }
 
   /** Registers the ADS service on a gRPC server. */
@@ -108,12 +177,12 @@ export class AdsServer {
     });
   }
 
-  /** Schedules a push to every connected proxy. */
+  /** Schedules a push to every connected proxy (a stalled one gets it when it drains). */
   push(req: PushRequest): void {
     const start = performance.now();
     for (const conn of this.connections) {
       conn.schedule(req);
-      this.queue.enqueue(conn);
+      if (!conn.stalled) this.queue.enqueue(conn);
     }
     void this.queue.idle().then(() => this.opts.metrics.xdsPushTime.observe({ type: req.full ? 'full' : 'eds' }, (performance.now() - start) / 1000));
   }
@@ -129,7 +198,56 @@ export class AdsServer {
 
   /** Ends every stream, e.g. on shutdown. */
   closeAll(): void {
-    for (const c of this.connections) c.closed = true;
+    for (const c of [...this.connections]) {
+      const call = this.calls.get(c);
+      this.closeConnection(c);
+      if (call) abortStream(call);
+    }
+    this.admission.stop();
+  }
+
+  /**
+   * Stops taking new streams and ends the open ones spread evenly over `durationMs`, so
+   * their proxies reconnect to another replica a few at a time rather than all at once.
+   * Each stream ends with UNAVAILABLE, which proxies answer by reconnecting.
+   */
+  async drain(durationMs: number): Promise<void> {
+    this.draining = true;
+    const conns = [...this.connections];
+    const step = conns.length > 0 ? durationMs / conns.length : 0;
+    for (const c of conns) {
+      const call = this.calls.get(c);
+      if (!c.closed && call) {
+        this.opts.metrics.drainedStreams.inc();
+        this.closeConnection(c);
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'meshd is shutting down; reconnect to another replica' });
+        // A stream whose writes are stuck cannot take a status: reset it a little later.
+        setTimeout(() => abortStream(call), 2000).unref();
+      }
+      if (step > 0) await new Promise((r) => setTimeout(r, step));
+    }
+  }
+
+  /**
+   * The `version` label of pilot_xds: what proxies claim, but at most MAX_VERSION_LABELS
+   * distinct values (the rest are "other"), so clients cannot grow the metric without bound.
+   */
+  private versionLabel(version: string): string {
+    if (!version) return 'none';
+    if (this.versionLabels.has(version)) return version;
+    if (this.versionLabels.size >= MAX_VERSION_LABELS || !/^[\w.+-]{1,64}$/.test(version)) return 'other';
+    this.versionLabels.add(version);
+    return version;
+  }
+  private readonly versionLabels = new Set<string>();
+
+  private closeConnection(conn: Connection): void {
+    if (conn.closed) return;
+    conn.close();
+    this.connections.delete(conn);
+    this.calls.delete(conn);
+    this.opts.metrics.xdsClients.dec({ version: this.versionLabel(conn.proxy.istioVersion) });
+    this.opts.log.info({ proxy: conn.id }, 'proxy disconnected');
   }
 
   /** Turns on stream authentication (Bearer tokens) and SDS certificates for proven identities. */
@@ -177,31 +295,59 @@ export class AdsServer {
   private handleStream(call: Call, protocol: Protocol): void {
     let conn: Connection | undefined;
     const log = this.opts.log;
+    let failed = false;
     const fail = (code: grpc.status, details: string): void => {
+      if (failed) return;
+      failed = true;
+      details = clientText(details, 1024);
       log.warn({ peer: call.getPeer(), code: grpc.status[code], details }, 'rejecting xDS stream');
+      this.opts.metrics.streamsRefused.inc({ reason: grpc.status[code] ?? String(code) });
       call.emit('error', { code, details });
     };
-    // Requests wait until the stream's token (if any) is checked.
+    if (this.draining) return fail(grpc.status.UNAVAILABLE, 'meshd is shutting down; connect to another replica');
+    // Requests wait until the stream is admitted (rate limit) and its token (if any) is checked.
     let auth: StreamIdentity | undefined;
     let waiting: Buffer[] | undefined = [];
-    this.authenticateStream(call).then(
-      (a) => {
-        auth = a;
-        const queued = waiting ?? [];
-        waiting = undefined;
-        for (const buf of queued) onData(buf);
-      },
-      (err: unknown) => {
-        waiting = undefined;
-        if (err instanceof AuthenticationError) fail(err.grpcStatus, err.message);
-        else fail(grpc.status.INTERNAL, `cannot prepare the workload certificate: ${String(err)}`);
-      },
-    );
+    let waitingBytes = 0;
+    let withdraw: () => void = () => undefined;
+    const admitted = new Promise<void>((resolve) => {
+      try {
+        withdraw = this.admission.admit(resolve);
+      } catch (err) {
+        if (err instanceof AdmissionRefused) fail(grpc.status.UNAVAILABLE, err.message);
+        else throw err;
+      }
+    });
+    this.opts.metrics.admissionQueue.set(this.admission.waiting);
+    admitted
+      .then(() => {
+        this.opts.metrics.admissionQueue.set(this.admission.waiting);
+        return call.destroyed || failed ? undefined : this.authenticateStream(call);
+      })
+      .then(
+        (a) => {
+          auth = a;
+          const queued = waiting ?? [];
+          waiting = undefined;
+          for (const buf of queued) onData(buf);
+        },
+        (err: unknown) => {
+          waiting = undefined;
+          if (err instanceof AuthenticationError) fail(err.grpcStatus, err.message);
+          else fail(grpc.status.INTERNAL, `cannot prepare the workload certificate: ${String(err)}`);
+        },
+      );
     call.on('data', (buf: Buffer) => {
-      if (waiting) waiting.push(buf);
-      else if (!call.destroyed) onData(buf);
+      if (failed) return;
+      if (waiting) {
+        // A stream may send ahead while it waits, but not without bound.
+        waitingBytes += buf.length;
+        if (waiting.length >= 16 || waitingBytes > 4 * 1024 * 1024) return fail(grpc.status.RESOURCE_EXHAUSTED, 'too many requests before the stream was admitted');
+        waiting.push(buf);
+      } else if (!call.destroyed) onData(buf);
     });
     const onData = (buf: Buffer): void => {
+      if (failed) return;
       try {
         if (protocol === 'sotw') {
           const req = decodeDiscoveryRequest(buf);
@@ -209,7 +355,7 @@ export class AdsServer {
           if (!conn) return;
           const type = req.type_url ?? '';
           if (!KNOWN_TYPES.has(type)) return fail(grpc.status.INVALID_ARGUMENT, `unknown type_url "${type}"; meshd serves ${[...KNOWN_TYPES].join(', ')}`);
-          if (conn.onSotwRequest(type as TypeUrl, req.resource_names ?? [], req.response_nonce ?? '', req.version_info ?? '', req.error_detail)) this.queue.enqueue(conn);
+          if (conn.onSotwRequest(type as TypeUrl, req.resource_names ?? [], req.response_nonce ?? '', req.version_info ?? '', req.error_detail) && !conn.stalled) this.queue.enqueue(conn);
         } else {
           const req = decodeDeltaDiscoveryRequest(buf);
           conn ??= this.open(call, protocol, req.node, fail, auth);
@@ -224,18 +370,16 @@ export class AdsServer {
             req.response_nonce ?? '',
             req.error_detail,
           );
-          if (owed) this.queue.enqueue(conn);
+          if (owed && !conn.stalled) this.queue.enqueue(conn);
         }
       } catch (err) {
         fail(grpc.status.INVALID_ARGUMENT, `cannot decode ${protocol === 'sotw' ? 'DiscoveryRequest' : 'DeltaDiscoveryRequest'}: ${String(err)}`);
       }
     };
     const close = (): void => {
-      if (!conn || conn.closed) return;
-      conn.closed = true;
-      this.connections.delete(conn);
-      this.opts.metrics.xdsClients.dec({ version: conn.proxy.istioVersion || 'none' });
-      log.info({ proxy: conn.proxy.id, connection: conn.id }, 'proxy disconnected');
+      withdraw();
+      waiting = undefined;
+      if (conn) this.closeConnection(conn);
     };
     call.on('end', () => {
       close();
@@ -252,7 +396,12 @@ export class AdsServer {
     }
     let proxy: Proxy;
     try {
-      proxy = parseProxy(node?.id ?? '', structToJson(node?.metadata));
+      const id = node?.id ?? '';
+      if (id.length > MAX_NODE_ID) throw new NodeIdError(`node id is ${id.length} characters; meshd accepts at most ${MAX_NODE_ID}`);
+      const metadata = structToJson(node?.metadata);
+      const problem = metadataProblem(metadata, this.opts.maxMetadataBytes ?? DEFAULT_MAX_METADATA_BYTES, this.opts.maxLabels ?? DEFAULT_MAX_LABELS);
+      if (problem) throw new NodeIdError(problem);
+      proxy = parseProxy(id, metadata);
       if (auth) proxy.workloadIdentity = auth.identity;
     } catch (err) {
       fail(grpc.status.INVALID_ARGUMENT, err instanceof NodeIdError ? err.message : String(err));
@@ -262,11 +411,21 @@ export class AdsServer {
     if (identity.disagreements.length > 0) {
       this.opts.log.warn({ proxy: proxy.id, disagreements: identity.disagreements }, 'proxy metadata disagrees with its Pod; using the Pod');
     }
-    const conn = new Connection(proxy, protocol, this.opts.generator, sinkFor(call, this.opts.metrics), this.hooks, this.controlPlaneId);
+    const m = this.opts.metrics;
+    // eslint-disable-next-line prefer-const
+    let conn: Connection;
+    const sink = grpcStreamSink(call, {
+      sendTimeoutMs: this.opts.sendTimeoutMs ?? 10_000,
+      onStalled: () => this.onStalled(conn, call),
+      onDrained: () => this.onDrained(conn),
+      observeSendTime: (s) => m.xdsSendTime.observe(s),
+    });
+    conn = new Connection(proxy, protocol, this.opts.generator, sink, this.hooks, this.controlPlaneId);
     if (auth) conn.ownSecrets = auth.secrets;
     this.connections.add(conn);
-    this.opts.metrics.xdsClients.inc({ version: proxy.istioVersion || 'none' });
-    this.opts.log.info({ proxy: proxy.id, connection: conn.id, protocol, class: conn.ctx.classKey }, 'proxy connected');
+    this.calls.set(conn, call);
+    m.xdsClients.inc({ version: this.versionLabel(proxy.istioVersion) });
+    this.opts.log.info({ proxy: conn.id, protocol, class: clientText(conn.ctx.classKey, 512) }, 'proxy connected');
     return conn;
   }
 }

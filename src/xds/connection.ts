@@ -9,23 +9,31 @@ import type { ConfigGenerator, PushRequest, ResourceMap } from './generator.js';
 import { SetFingerprint, TypeWatch } from './watch.js';
 import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse, type DecodedStatus } from './wire.js';
 import { newNonce } from './shared-responses.js';
+import type { StreamSink } from './stream-sink.js';
+import { clientText } from '../util/client-text.js';
 
 export type Protocol = 'sotw' | 'delta';
 
 /** Types where an empty subscription means "everything" (wildcard). */
 const WILDCARD_TYPES = new Set<string>([TypeUrl.Listener, TypeUrl.Cluster]);
 
-export interface StreamSink {
-  /** Writes one encoded response; resolves when the stream can take more. */
-  write(bytes: Buffer): Promise<void>;
-}
+export type { StreamSink };
 
 export interface ConnectionHooks {
   onSent(conn: Connection, type: TypeUrl, bytes: number, resources: number): void;
   onAck(conn: Connection, type: TypeUrl, convergenceMs: number | undefined): void;
+  /** Called once per rejected nonce; `message` is already bounded. */
   onNack(conn: Connection, type: TypeUrl, message: string): void;
   onStaleNonce(conn: Connection, type: TypeUrl): void;
+  /** A credential the proxy asked for was withheld (sent empty): once per connection and name. */
+  onSecretRefused(conn: Connection, name: string, reason: SecretRefusal): void;
 }
+
+/** Why a gateway credential was sent empty. */
+export type SecretRefusal = 'no-verified-identity' | 'identity-of-other-namespace';
+
+/** Longest NACK message meshd keeps (and logs) of what a proxy sent. */
+export const MAX_NACK_MESSAGE = 1024;
 
 interface PendingPush {
   full: boolean;
@@ -38,6 +46,11 @@ let connectionCounter = 0;
 
 /** How many own differences a proxy's state collects before it tries to share its class's set again. */
 const REBASE_AFTER = 32;
+
+function mergePending(a: PendingPush, b: PendingPush | undefined): PendingPush {
+  if (!b) return a;
+  return { full: a.full || b.full, types: new Set([...a.types, ...b.types]), edsNames: new Set([...a.edsNames, ...b.edsNames]), since: Math.min(a.since, b.since) };
+}
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
@@ -110,6 +123,10 @@ export class Connection {
   /** This proxy's own secrets (SDS `default` and `ROOTCA`), when its stream proved an identity. */
   ownSecrets: readonly CachedResource[] = [];
   closed = false;
+  /** Its writes stopped draining: no pushes until they do (or it is closed). */
+  stalled = false;
+  /** Gateway credentials already reported as withheld. */
+  private readonly refusedSecrets = new Set<string>();
 
   constructor(
     readonly proxy: Proxy,
@@ -119,8 +136,33 @@ export class Connection {
     private readonly hooks: ConnectionHooks,
     private readonly controlPlaneId: string,
   ) {
-    this.id = `${proxy.id}-${++connectionCounter}`;
-    this.ctx = generator.context(proxy);
+    this.id = `${clientText(proxy.id, 256)}-${++connectionCounter}`;
+    this.ctx = generator.attach(proxy);
+  }
+
+  /** Closed or stalled: the push queue skips it. */
+  get detached(): boolean {
+    return this.closed || this.stalled;
+  }
+
+  /** The stream ended: what this proxy held in the generator is released. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = undefined;
+    this.generator.detach(this.ctx);
+  }
+
+  /**
+   * Whether this proxy may read its gateway's credentials (`credentialName` Secrets): only
+   * with an identity its stream proved (a service-account token), of the namespace whose
+   * Secrets those are (the gateway proxy's own).
+   */
+  private credentialAccess(): SecretRefusal | undefined {
+    const id = this.proxy.workloadIdentity;
+    if (!id) return 'no-verified-identity';
+    if (id.namespace !== this.ctx.proxy.namespace) return 'identity-of-other-namespace';
+    return undefined;
   }
 
   private watch(type: TypeUrl): TypeWatch {
@@ -209,9 +251,9 @@ export class Connection {
     const first = !w.requested;
     w.requested = true;
     if (nonce && !first) {
-      if (error && (error.message || error.code)) this.recordNack(w, type, nonce, error);
-      else if (nonce === w.lastNonce) this.recordAck(w, type, nonce, w.lastVersion);
-      else this.hooks.onStaleNonce(this, type);
+      if (nonce !== w.lastNonce) this.hooks.onStaleNonce(this, type);
+      else if (error && (error.message || error.code)) this.recordNack(w, type, nonce, error);
+      else this.recordAck(w, type, nonce, w.lastVersion);
     }
     let owed = first;
     if (first) {
@@ -245,7 +287,9 @@ export class Connection {
   }
 
   private recordNack(w: TypeWatch, type: TypeUrl, nonce: string, error: DecodedStatus): void {
-    w.nack = { nonce, version: w.lastVersion, message: error.message || `code ${error.code}`, at: Date.now() };
+    // A proxy repeating a NACK of one response is recorded, logged and counted once.
+    if (w.nack?.nonce === nonce) return;
+    w.nack = { nonce, version: w.lastVersion, message: clientText(error.message || `code ${error.code}`, MAX_NACK_MESSAGE), at: Date.now() };
     w.pendingSince = 0;
     this.hooks.onNack(this, type, w.nack.message);
   }
@@ -254,30 +298,57 @@ export class Connection {
 
   /** Sends everything pending, in make-before-break order. */
   async flush(): Promise<void> {
-    while (this.pending && !this.closed) {
+    while (this.pending && !this.detached) {
       const p = this.pending;
       this.pending = undefined;
-      if (p.full) this.ctx = this.generator.context(this.proxy);
-      const view = this.generator.resourcesFor(this.ctx);
-      const resources = this.ownSecrets.length ? { ...view, byType: { ...view.byType, [TypeUrl.Secret]: this.generator.secretsFor(view.byType[TypeUrl.Secret], this.ownSecrets) } } : view;
-      let deferredClusterRemoval = false;
-      // A cluster that changed is warmed again by Envoy and waits for its endpoints: resend them.
-      let updatedClusters: Set<string> | undefined;
-      for (const type of PUSH_ORDER) {
-        const w = this.watches.get(type);
-        if (!w || !w.requested || !(p.types.has(type) || (type === TypeUrl.ClusterLoadAssignment && updatedClusters?.size))) continue;
-        const edsOnly = type === TypeUrl.ClusterLoadAssignment && !w.force ? p.edsNames : undefined;
-        const forced = type === TypeUrl.ClusterLoadAssignment ? updatedClusters : undefined;
-        const r = await this.pushType(w, resources.byType[type], p.since, edsOnly, type === TypeUrl.Cluster, forced);
-        if (type === TypeUrl.Cluster) {
-          deferredClusterRemoval = r.held;
-          updatedClusters = r.updated;
-        }
+      try {
+        await this.flushOne(p);
+      } catch (err) {
+        // Nothing of a failed push is lost: it is pending again, merged with what came since.
+        if (!this.closed) this.pending = mergePending(p, this.pending);
+        throw err;
       }
-      if (deferredClusterRemoval && !this.closed) {
-        // Break after make: clusters go away only after the listeners and routes that used them.
-        await this.pushType(this.watch(TypeUrl.Cluster), resources.byType[TypeUrl.Cluster], p.since, undefined, false);
+    }
+  }
+
+  private async flushOne(p: PendingPush): Promise<void> {
+    if (p.full) {
+      const next = this.generator.attach(this.proxy);
+      this.generator.detach(this.ctx);
+      this.ctx = next;
+    }
+    const view = this.generator.resourcesFor(this.ctx);
+    const refusal = this.credentialAccess();
+    const secrets = this.generator.secretsFor(view.byType[TypeUrl.Secret], this.ownSecrets, refusal === undefined);
+    if (refusal) this.reportWithheld(view.byType[TypeUrl.Secret], refusal);
+    const resources = secrets === view.byType[TypeUrl.Secret] ? view : { ...view, byType: { ...view.byType, [TypeUrl.Secret]: secrets } };
+    let deferredClusterRemoval = false;
+    // A cluster that changed is warmed again by Envoy and waits for its endpoints: resend them.
+    let updatedClusters: Set<string> | undefined;
+    for (const type of PUSH_ORDER) {
+      const w = this.watches.get(type);
+      if (!w || !w.requested || !(p.types.has(type) || (type === TypeUrl.ClusterLoadAssignment && updatedClusters?.size))) continue;
+      const edsOnly = type === TypeUrl.ClusterLoadAssignment && !w.force ? p.edsNames : undefined;
+      const forced = type === TypeUrl.ClusterLoadAssignment ? updatedClusters : undefined;
+      const r = await this.pushType(w, resources.byType[type], p.since, edsOnly, type === TypeUrl.Cluster, forced);
+      if (type === TypeUrl.Cluster) {
+        deferredClusterRemoval = r.held;
+        updatedClusters = r.updated;
       }
+    }
+    if (deferredClusterRemoval && !this.closed) {
+      // Break after make: clusters go away only after the listeners and routes that used them.
+      await this.pushType(this.watch(TypeUrl.Cluster), resources.byType[TypeUrl.Cluster], p.since, undefined, false);
+    }
+  }
+
+  private reportWithheld(classSecrets: ResourceMap, reason: SecretRefusal): void {
+    const w = this.watches.get(TypeUrl.Secret);
+    if (!w || classSecrets.size === 0) return;
+    for (const name of classSecrets.keys()) {
+      if (!w.subscribed(name) || this.refusedSecrets.has(name)) continue;
+      this.refusedSecrets.add(name);
+      this.hooks.onSecretRefused(this, name, reason);
     }
   }
 

@@ -72,8 +72,15 @@ export class ConfigGenerator {
   private readonly secretSets = new WeakMap<ResourceMap, Map<string, ResourceMap>>();
   /** The views of the previous config version: a new view reuses their sets where nothing changed. */
   private previousViews = new Map<string, ProxyResources>();
-  /** Proxy contexts by everything they depend on, until the next full update. */
+  /** Proxy contexts by everything they depend on, until the next full update or until no proxy uses them. */
   private readonly contexts = new Map<string, ProxyContext>();
+  /** The context key of each context handed out by attach(). */
+  private readonly contextKeys = new WeakMap<ProxyContext, string>();
+  /** How many connected proxies use each context key and each class: what no proxy uses is released. */
+  private readonly contextUsers = new Map<string, number>();
+  private readonly classUsers = new Map<string, number>();
+  /** Empty stand-ins for a class's gateway credentials, for proxies that may not read them. */
+  private readonly withheldSets = new WeakMap<ResourceMap, ResourceMap>();
 
   get snapshot(): MeshSnapshot | undefined {
     return this.snapshot_;
@@ -143,7 +150,47 @@ export class ConfigGenerator {
       ctx = proxyContext(this.snapshot_, p);
       this.contexts.set(key, ctx);
     }
-    return ctx.proxy === p ? ctx : { ...ctx, proxy: p };
+    const out = ctx.proxy === p ? ctx : { ...ctx, proxy: p };
+    this.contextKeys.set(out, key);
+    return out;
+  }
+
+  /** The context of a proxy that connects (or is pushed a full update): counted until detach(). */
+  attach(proxy: Proxy): ProxyContext {
+    const ctx = this.context(proxy);
+    const key = this.contextKeys.get(ctx)!;
+    this.contextUsers.set(key, (this.contextUsers.get(key) ?? 0) + 1);
+    this.classUsers.set(ctx.classKey, (this.classUsers.get(ctx.classKey) ?? 0) + 1);
+    return ctx;
+  }
+
+  /**
+   * A proxy stopped using `ctx` (its stream ended, or it moved to a new context): when no
+   * other proxy uses that context or class, their translation and metadata are dropped now,
+   * not at the next full update.
+   */
+  detach(ctx: ProxyContext): void {
+    const key = this.contextKeys.get(ctx);
+    if (key === undefined) return;
+    this.contextKeys.delete(ctx);
+    const users = (this.contextUsers.get(key) ?? 1) - 1;
+    if (users > 0) this.contextUsers.set(key, users);
+    else {
+      this.contextUsers.delete(key);
+      this.contexts.delete(key);
+    }
+    const classUsers = (this.classUsers.get(ctx.classKey) ?? 1) - 1;
+    if (classUsers > 0) this.classUsers.set(ctx.classKey, classUsers);
+    else {
+      this.classUsers.delete(ctx.classKey);
+      this.views.delete(ctx.classKey);
+      this.previousViews.delete(ctx.classKey);
+    }
+  }
+
+  /** Contexts and classes held for connected proxies (for tests and /debug). */
+  held(): { contexts: number; classes: number; views: number } {
+    return { contexts: this.contexts.size, classes: this.classUsers.size, views: this.views.size + this.previousViews.size };
   }
 
   /** The resources for a proxy of this context's class, translated once per class and config version. */
@@ -183,9 +230,11 @@ export class ConfigGenerator {
 
   /**
    * A class's secrets plus a workload's own (`default`, `ROOTCA`), as one set shared by the
-   * proxies of that identity until either side changes.
+   * proxies of that identity until either side changes. Without `credentialsAllowed`, the
+   * class's secrets (a gateway's `credentialName` keys) are replaced by empty ones.
    */
-  secretsFor(classSecrets: ResourceMap, own: readonly CachedResource[]): ResourceMap {
+  secretsFor(classSecrets: ResourceMap, own: readonly CachedResource[], credentialsAllowed: boolean): ResourceMap {
+    if (!credentialsAllowed && classSecrets.size > 0) classSecrets = this.withheld(classSecrets);
     if (own.length === 0) return classSecrets;
     let byOwn = this.secretSets.get(classSecrets);
     if (!byOwn) this.secretSets.set(classSecrets, (byOwn = new Map()));
@@ -195,6 +244,15 @@ export class ConfigGenerator {
       const merged = new Map(classSecrets);
       for (const e of own) merged.set(e.name, e);
       byOwn.set(key, (set = merged));
+    }
+    return set;
+  }
+
+  private withheld(classSecrets: ResourceMap): ResourceMap {
+    let set = this.withheldSets.get(classSecrets);
+    if (!set) {
+      set = new Map([...classSecrets.keys()].map((name) => [name, this.cache.intern(TypeUrl.Secret, { name, body: { name } })]));
+      this.withheldSets.set(classSecrets, set);
     }
     return set;
   }

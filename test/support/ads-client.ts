@@ -199,7 +199,7 @@ export function decodeDeltaResponse(buf: Uint8Array): DecodedResponse {
   };
 }
 
-function encodeRequest(typeName: string, obj: object): Buffer {
+export function encodeRequest(typeName: string, obj: object): Buffer {
   const t = messageType(typeName);
   // fromObject drops unknown keys silently; a misspelt field in a test must not.
   for (const key of Object.keys(obj)) if (!t.fields[key]) throw new Error(`${typeName} has no field "${key}"`);

@@ -75,6 +75,9 @@ export async function startMeshd(o: StartMeshdOptions = {}): Promise<MeshdProces
     '20ms',
     '--debounce-max',
     '200ms',
+    // Tests stop meshd with SIGTERM many times: no gradual drain unless a test asks for one.
+    '--drain-duration',
+    '0s',
     ...(o.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(o.env ?? {}) } });

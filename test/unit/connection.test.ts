@@ -19,7 +19,7 @@ interface Sent {
   version: string;
 }
 
-const hooks: ConnectionHooks = { onSent: () => undefined, onAck: () => undefined, onNack: () => undefined, onStaleNonce: () => undefined };
+const hooks: ConnectionHooks = { onSent: () => undefined, onAck: () => undefined, onNack: () => undefined, onStaleNonce: () => undefined, onSecretRefused: () => undefined };
 
 function harness(protocol: 'sotw' | 'delta', yaml: string) {
   const store = new ConfigStore();
