@@ -12,6 +12,11 @@ import { startMeshd, serviceYaml, MESHD_CLI, REPO_ROOT, type MeshdProcess } from
 import { startEnvoy, httpGet, type EnvoyProcess } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
 import { selfSignedCertificate } from '../support/tls.js';
+import { startKube, type KubeCluster } from '../support/kube.js';
+import { applyAll, readManifests } from '../support/kube-objects.js';
+import { connectAds, istioNode, TypeUrl } from '../support/ads-client.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 describe("the seeds' httpbin Gateway and VirtualService through a real gateway Envoy", () => {
   let meshd: MeshdProcess;
@@ -100,6 +105,9 @@ spec:
 });
 
 describe('HTTPS on the gateway with a certificate from a Secret (credentialName, over SDS)', () => {
+  // The gateway proves it runs as a service account of istio-system (a TokenRequest token,
+  // reviewed by a real kube-apiserver); only then does meshd send it the Secret's key.
+  let kube: KubeCluster;
   let meshd: MeshdProcess;
   let gateway: EnvoyProcess;
   let backend: Backend;
@@ -115,7 +123,21 @@ describe('HTTPS on the gateway with a certificate from a Secret (credentialName,
     httpPort = await freePort();
     backend = await startHttpBackend('httpbin');
     const b64 = (s: string): string => Buffer.from(s).toString('base64');
+    kube = await startKube();
+    await applyAll(kube, readManifests(join(REPO_ROOT, 'manifests', 'base', 'namespace.yaml'), join(REPO_ROOT, 'manifests', 'base', 'rbac.yaml')));
+    await kube.createNamespace('apps');
+    for (const [ns, sa] of [['istio-system', 'istio-ingressgateway'], ['apps', 'sleep']] as const) {
+      await kube.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } });
+    }
+    const token = async (ns: string, sa: string): Promise<string> =>
+      (await kube.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['istio-ca'], expirationSeconds: 3600 } })).status.token;
+    gatewayToken = await token('istio-system', 'istio-ingressgateway');
+    otherToken = await token('apps', 'sleep');
+    const tokenFile = join(mkdtempSync(join(tmpdir(), 'meshd-gw-token-')), 'istio-token');
+    writeFileSync(tokenFile, gatewayToken);
     meshd = await startMeshd({
+      // Config from the files; tokens reviewed by the apiserver.
+      env: { KUBECONFIG: kube.kubeconfig(kube.meshdToken) },
       files: {
         'httpbin.yaml': serviceYaml({ name: 'httpbin', ports: [{ name: 'http', port: 80, targetPort: backend.port }], endpoints: [{ ip: '127.0.0.1' }] }),
         'secret.yaml': `apiVersion: v1
@@ -152,6 +174,7 @@ spec:
     const bootstrap = execFileSync(process.execPath, [
       MESHD_CLI, 'bootstrap', '--type', 'router', '--pod', 'istio-ingressgateway-2', '--namespace', 'istio-system',
       '--labels', 'istio=ingressgateway', '--xds-address', meshd.xdsAddress, '--admin-port', '0', '--readiness-port', '0',
+      '--service-account', 'istio-ingressgateway', '--token-file', tokenFile,
     ], { encoding: 'utf8' });
     gateway = await startEnvoy({ bootstrap: parse(bootstrap) as object, name: 'gateway-tls' });
     await gateway.waitFor(() => gateway.hasActiveListener(`0.0.0.0_${httpsPort}`), { what: 'the HTTPS listener', timeoutMs: 10_000 });
@@ -161,6 +184,27 @@ spec:
     await gateway?.stop();
     await meshd?.stop();
     await backend?.close();
+    await kube?.stop();
+  });
+
+  let gatewayToken: string;
+  let otherToken: string;
+  const credential = async (token: string | undefined, pod: string): Promise<Record<string, unknown>> => {
+    const s = connectAds(meshd.xdsAddress, { delta: true, ...(token ? { metadata: { authorization: `Bearer ${token}` } } : {}) });
+    try {
+      s.send({ node: istioNode({ type: 'router', pod, namespace: 'istio-system', ip: '10.9.0.2', labels: { istio: 'ingressgateway' } }), type_url: TypeUrl.Secret, resource_names_subscribe: ['kubernetes://httpbin-credential'] });
+      const r = await s.next(5000);
+      return r.resources[0]!.body;
+    } finally {
+      await s.close();
+    }
+  };
+
+  it("sends the key only to a stream whose token is of the gateway's namespace", async () => {
+    assert.ok((await credential(gatewayToken, 'gw-probe-1')).tls_certificate, 'istio-system/istio-ingressgateway gets the certificate and key');
+    assert.equal((await credential(otherToken, 'gw-probe-2')).tls_certificate, undefined, 'apps/sleep claiming to be the gateway gets an empty secret');
+    assert.equal((await credential(undefined, 'gw-probe-3')).tls_certificate, undefined, 'no token: an empty secret');
+    assert.ok(meshd.records().some((r) => r.reason === 'identity-of-other-namespace' && r.identity === 'apps/sleep'));
   });
 
   it('terminates TLS with the Secret\'s certificate and routes to httpbin', async () => {
