@@ -10,53 +10,15 @@ import { parse } from 'yaml';
 import { startKube, type KubeCluster } from '../support/kube.js';
 import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js';
 import { startMeshd, MESHD_CLI, REPO_ROOT, type MeshdProcess } from '../support/meshd.js';
-import { startEnvoy, httpGet, type EnvoyProcess } from '../support/envoy.js';
+import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
 import { connectAds, istioNode, TypeUrl } from '../support/ads-client.js';
 import { testAddresses } from '../support/addresses.js';
+import { spread, trafficLoop } from '../support/traffic.js';
 
 /** Bound for a change made through the API to reach Envoy's traffic. */
 const CONVERGENCE_BOUND_MS = 5000;
 const NS = 'default';
-
-interface Loop {
-  stop(): Promise<{ ok: number; failed: number; errors: string[]; byBackend: Map<string, number> }>;
-}
-
-/** Sends requests back to back until stopped, counting failures. */
-function trafficLoop(port: number, host: string): Loop {
-  let running = true;
-  const byBackend = new Map<string, number>();
-  const errors: string[] = [];
-  let ok = 0;
-  let failed = 0;
-  const done = (async () => {
-    while (running) {
-      try {
-        const r = await httpGet(`http://127.0.0.1:${port}/loop`, { headers: { host }, timeoutMs: 5000 });
-        if (r.status === 200) {
-          ok++;
-          const b = r.headers['x-backend'] ?? '?';
-          byBackend.set(b, (byBackend.get(b) ?? 0) + 1);
-        } else {
-          failed++;
-          errors.push(`HTTP ${r.status}`);
-        }
-      } catch (err) {
-        failed++;
-        errors.push(String(err));
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await done;
-      return { ok, failed, errors: errors.slice(0, 10), byBackend };
-    },
-  };
-}
 
 function serviceObject(name: string, port: number, targetPort: number): Record<string, unknown> {
   return {
@@ -76,16 +38,6 @@ function sliceObject(service: string, port: number, ips: string[]): Record<strin
     ports: [{ name: 'http', port, protocol: 'TCP' }],
     endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
   };
-}
-
-async function spread(port: number, host: string, n: number): Promise<Map<string, number>> {
-  const seen = new Map<string, number>();
-  for (let i = 0; i < n; i++) {
-    const r = await httpGet(`http://127.0.0.1:${port}/`, { headers: { host }, timeoutMs: 5000 }).catch(() => undefined);
-    const who = r?.status === 200 ? (r.headers['x-backend'] ?? '?') : `fail-${r?.status ?? 'error'}`;
-    seen.set(who, (seen.get(who) ?? 0) + 1);
-  }
-  return seen;
 }
 
 describe('meshd with a real kube-apiserver', () => {
