@@ -54,3 +54,29 @@ describe('SIGTERM drains xDS streams gradually', () => {
     for (const s of streams) await s.close();
   });
 });
+
+describe('connections have a maximum age', () => {
+  it('closes a stream after --max-connection-age (plus its grace), and the proxy can reconnect', async () => {
+    const meshd = await startMeshd({
+      files: { 'a.yaml': serviceYaml({ name: 'a', ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.1.0.1' }] }) },
+      extraArgs: ['--max-connection-age', '1s'],
+    });
+    try {
+      const s = connectAds(meshd.xdsAddress, { delta: true });
+      const start = Date.now();
+      s.send({ node: istioNode({ pod: 'aged', ip: '10.2.0.1' }), type_url: TypeUrl.Cluster });
+      await s.next(5000);
+      const st = await s.ended(10_000);
+      const age = Date.now() - start;
+      console.log(`# stream ended after ${age} ms: ${grpc.status[st.code]} ${st.details}`);
+      assert.ok(age >= 900 && age < 6000, `ended after ${age} ms`);
+      await s.close();
+      const again = connectAds(meshd.xdsAddress, { delta: true });
+      again.send({ node: istioNode({ pod: 'aged', ip: '10.2.0.1' }), type_url: TypeUrl.Cluster });
+      assert.ok((await again.next(5000)).resources.length > 0, 'a new stream is served');
+      await again.close();
+    } finally {
+      await meshd.stop();
+    }
+  });
+});
