@@ -22,6 +22,7 @@ import { CaService } from './ca/ca-service.js';
 import { WorkloadSecrets } from './xds/workload-secrets.js';
 import { ServingCertificate, servingDnsNames } from './ca/serving-cert.js';
 import type { RootPublisher } from './ca/root-publisher.js';
+import type { LeaderElector } from './sources/kube/leader-election.js';
 
 export type ConfigSourceOption = { type: 'file'; dir: string } | { type: 'kube'; kubeconfig: string | 'in-cluster' };
 
@@ -48,8 +49,31 @@ export interface ControlPlaneOptions {
    * Without one, the CA API refuses every caller (UNAUTHENTICATED).
    */
   authKubeconfig?: string;
+  /** Stream limits and rebalancing (defaults in brackets): see XdsStreamOptions. */
+  xds?: XdsStreamOptions;
   /** Workload certificates are renewed when this fraction of their lifetime remains (Istio's SECRET_GRACE_PERIOD_RATIO); default 0.5. */
   certGraceRatio?: number;
+  /** With a kube source: the Lease under which one replica does the single-writer work (the root ConfigMaps). */
+  leaderElection?: { leaseDurationMs?: number; name?: string };
+}
+
+/** How ADS streams are bounded, admitted, rebalanced and drained. */
+export interface XdsStreamOptions {
+  /** A write that does not drain in this long detaches its stream [10 s]. */
+  sendTimeoutMs?: number;
+  /** A detached stream that still does not drain is closed after this [30 s]. */
+  stallGraceMs?: number;
+  /** Longest one proxy's push holds a push slot [1 s]. */
+  pushSlotTimeoutMs?: number;
+  /** New streams admitted per second, 0 for no limit [500], and how many may wait [10000]. */
+  admissionRate?: number;
+  admissionQueue?: number;
+  /** Connections are closed gracefully after this long, so proxies spread over replicas [30 min]. */
+  maxConnectionAgeMs?: number;
+  /** On SIGTERM, open streams are closed spread over this long [10 s]. */
+  drainMs?: number;
+  /** Largest node metadata accepted, as JSON bytes [64 KiB]. */
+  maxMetadataBytes?: number;
 }
 
 export interface ControlPlane {
@@ -67,6 +91,8 @@ export interface ControlPlane {
   authenticator: Authenticator;
   /** Resolves once the source has synced and the first snapshot is served. */
   ready: Promise<void>;
+  /** Stops taking streams and closes the open ones over the drain period (SIGTERM), then stops. */
+  drainAndStop(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -82,7 +108,18 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const metrics = new Metrics();
   const store = new ConfigStore();
   const generator = new ConfigGenerator();
-  const ads = new AdsServer({ generator, metrics, log: log.child({ component: 'ads' }), pushConcurrency: o.pushConcurrency ?? 20 });
+  const ads = new AdsServer({
+    generator,
+    metrics,
+    log: log.child({ component: 'ads' }),
+    pushConcurrency: o.pushConcurrency ?? 20,
+    sendTimeoutMs: o.xds?.sendTimeoutMs,
+    stallGraceMs: o.xds?.stallGraceMs,
+    pushSlotTimeoutMs: o.xds?.pushSlotTimeoutMs,
+    admissionRate: o.xds?.admissionRate ?? 500,
+    admissionQueue: o.xds?.admissionQueue,
+    maxMetadataBytes: o.xds?.maxMetadataBytes,
+  });
   const pushes = new PushController({
     store,
     generator,
@@ -145,6 +182,11 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    // Connections are closed (GOAWAY, then after the grace) at this age, so proxies spread
+    // over replicas after a scale-up or a restart; grpc-js adds jitter. istiod's default: 30 min.
+    'grpc.max_connection_age_ms': o.xds?.maxConnectionAgeMs ?? 30 * 60_000,
+    // Then streams get this long to end by themselves before the connection is closed (istiod: 10 s).
+    'grpc.max_connection_age_grace_ms': Math.min(10_000, Math.max(1000, (o.xds?.maxConnectionAgeMs ?? 30 * 60_000) / 10)),
   };
   const bind = (server: grpc.Server, addr: string, creds: grpc.ServerCredentials): Promise<number> => {
     const a = splitHostPort(addr);
@@ -189,7 +231,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       workloadCertificates: workloadSecrets.describe(),
     },
   });
-  const monitoring: HttpServer = createMonitoringServer({ metrics, log, ready: () => generator.snapshot !== undefined && (kube?.ready ?? true), debug });
+  let draining = false;
+  const monitoring: HttpServer = createMonitoringServer({ metrics, log, ready: () => !draining && generator.snapshot !== undefined && (kube?.ready ?? true), debug });
   const m = splitHostPort(o.monitoringAddr);
   await new Promise<void>((resolve, reject) => {
     monitoring.once('error', reject);
@@ -201,6 +244,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
 
   // Proxies are served only from a consistent view: after the source has fully synced.
   let publisher: RootPublisher | undefined;
+  // Work with one writer (the root ConfigMaps) runs only on the replica holding the Lease.
+  let elector: LeaderElector | undefined;
+  debug.leaderz = () => ({ body: elector?.status() ?? { state: kube ? 'not started' : 'no leader election without a cluster' } });
   let stopped = false;
   const ready = (async (): Promise<void> => {
     if (files) {
@@ -212,11 +258,27 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       envoyRoot();
       await kube.synced();
       log.info({ objects: store.size }, 'all informers synced');
-      // The root certificate, as ConfigMap istio-ca-root-cert in every namespace.
+      // The root certificate, as ConfigMap istio-ca-root-cert in every namespace, by the leader.
       if (conn && !stopped) {
-        const { RootPublisher } = await import('./ca/root-publisher.js');
-        publisher = new RootPublisher({ conn, store, rootCertPem: ca.rootCertPem, log: caLog });
-        publisher.start();
+        const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }] = await Promise.all([import('./ca/root-publisher.js'), import('./sources/kube/leader-election.js')]);
+        const c = conn;
+        elector = new LeaderElector({
+          leases: kubeLeaseApi(c),
+          namespace: caOptions.namespace,
+          ...o.leaderElection,
+          log: log.child({ component: 'leader-election' }),
+          registry: metrics.registry,
+          onStartedLeading: () => {
+            publisher = new RootPublisher({ conn: c, store, rootCertPem: ca.rootCertPem, log: caLog });
+            publisher.start();
+          },
+          onStoppedLeading: async () => {
+            const p = publisher;
+            publisher = undefined;
+            await p?.stop();
+          },
+        });
+        elector.start();
       }
     }
     const snapshot = pushes.start();
@@ -224,7 +286,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   })();
   ready.catch((err: unknown) => log.error({ err: String(err) }, 'starting the config source failed'));
 
-  return {
+  const cp: ControlPlane = {
     grpcPort,
     monitoringPort,
     store,
@@ -236,8 +298,21 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     ca,
     authenticator,
     ready,
+    async drainAndStop(): Promise<void> {
+      // Not ready first, so the Service stops sending new connections here; then no new
+      // streams; then the open ones close a few at a time and their proxies reconnect elsewhere.
+      draining = true;
+      // The leader work moves to another replica at once, not after the drain.
+      await elector?.stop();
+      const drainMs = o.xds?.drainMs ?? 10_000;
+      log.info({ streams: ads.connections.size, drainMs }, 'draining xDS streams');
+      await ads.drain(drainMs);
+      await cp.stop();
+    },
     async stop(): Promise<void> {
       stopped = true;
+      // First: the leader work stops and the Lease is released, so another replica takes over at once.
+      await elector?.stop();
       files?.stop();
       await kube?.stop();
       await publisher?.stop();
@@ -252,4 +327,5 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       monitoring.closeAllConnections();
     },
   };
+  return cp;
 }
