@@ -9,6 +9,8 @@ echo "test: lint"
 npx eslint .
 echo "test: import cycles"
 npx madge --circular --extensions ts --ts-config tsconfig.json src
+echo "test: layering (imports point down the pipeline)"
+node scripts/check-layers.mjs
 echo "test: unit and golden"
 node scripts/run-tests.mjs unit golden
 echo "test: end to end"

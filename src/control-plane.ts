@@ -10,19 +10,19 @@ import { envoyRoot } from './xds/protos.js';
 import { ConfigGenerator } from './xds/generator.js';
 import { AdsServer } from './xds/ads-server.js';
 import { PushController } from './xds/push-controller.js';
-import { Metrics } from './monitoring/metrics.js';
+import { Metrics } from './util/metrics.js';
 import { createMonitoringServer } from './monitoring/http-server.js';
 import { debugHandlers } from './monitoring/debug.js';
 import type { Logger } from './util/log.js';
-import type { KubeConnection } from './sources/kube/client.js';
+import type { KubeConnection } from './kube/client.js';
 import type { CertificateAuthority } from './ca/ca.js';
 import { createCertificateAuthority, type CaOptions } from './ca/setup.js';
 import { NoTokenReviewAuthenticator, type Authenticator } from './ca/authenticate.js';
 import { CaService } from './ca/ca-service.js';
 import { WorkloadSecrets } from './xds/workload-secrets.js';
 import { ServingCertificate, servingDnsNames } from './ca/serving-cert.js';
-import type { RootPublisher } from './ca/root-publisher.js';
-import type { LeaderElector } from './sources/kube/leader-election.js';
+import type { RootPublisher } from './controllers/root-publisher.js';
+import type { LeaderElector } from './kube/leader-election.js';
 
 export type ConfigSourceOption = { type: 'file'; dir: string } | { type: 'kube'; kubeconfig: string | 'in-cluster' };
 
@@ -143,7 +143,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     });
   } else {
     // The Kubernetes client takes half a second to load: only when it is used.
-    const [{ KubeSource }, { loadKubeConfig }] = await Promise.all([import('./sources/kube/kube-source.js'), import('./sources/kube/client.js')]);
+    const [{ KubeSource }, { loadKubeConfig }] = await Promise.all([import('./sources/kube/kube-source.js'), import('./kube/client.js')]);
     conn = loadKubeConfig(o.source.kubeconfig);
     kube = new KubeSource({ conn, store, log: log.child({ component: 'kube-source' }), metrics });
   }
@@ -153,7 +153,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const caOptions: CaOptions = { trustDomain: o.domain, keyType: 'ec-p256', namespace: 'istio-system', ...o.ca };
   const ca = await createCertificateAuthority({ ...caOptions, kube: conn, log: caLog });
   let authenticator: Authenticator;
-  const reviewConn = conn ?? (o.authKubeconfig ? (await import('./sources/kube/client.js')).loadKubeConfig(o.authKubeconfig) : undefined);
+  const reviewConn = conn ?? (o.authKubeconfig ? (await import('./kube/client.js')).loadKubeConfig(o.authKubeconfig) : undefined);
   if (reviewConn) {
     const { TokenReviewAuthenticator } = await import('./ca/token-review.js');
     authenticator = new TokenReviewAuthenticator({ conn: reviewConn, audience: o.tokenAudience, log: caLog });
@@ -260,7 +260,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       log.info({ objects: store.size }, 'all informers synced');
       // The root certificate, as ConfigMap istio-ca-root-cert in every namespace, by the leader.
       if (conn && !stopped) {
-        const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }] = await Promise.all([import('./ca/root-publisher.js'), import('./sources/kube/leader-election.js')]);
+        const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }] = await Promise.all([import('./controllers/root-publisher.js'), import('./kube/leader-election.js')]);
         const c = conn;
         elector = new LeaderElector({
           leases: kubeLeaseApi(c),

@@ -2,7 +2,7 @@
 // the caller's bearer token, sign its CSR for its own SPIFFE identity, answer the chain
 // (leaf, intermediates, root). Refusals carry the gRPC status Istio's agents expect.
 import * as grpc from '@grpc/grpc-js';
-import type { Metrics } from '../monitoring/metrics.js';
+import type { Metrics } from '../util/metrics.js';
 import type { Logger } from '../util/log.js';
 import { AuthenticationError, type Authenticator } from './authenticate.js';
 import type { CertificateAuthority } from './ca.js';

@@ -6,7 +6,7 @@ import { CaError, PermissionDeniedError } from './errors.js';
 import { fromDer, type Asn1 } from './forge.js';
 import { parseCsr, verifyCsrSignature } from './csr.js';
 import { describeKey, generateKey, signatureAlgorithmFor } from './keys.js';
-import { parseSpiffeId, spiffeId } from './spiffe.js';
+import { parseSpiffeId, spiffeId } from '../model/spiffe.js';
 import type { RootOfTrust } from './root-of-trust.js';
 import {
   OID_EKU,

@@ -2,7 +2,7 @@
 // Secret when there is one in meshd's namespace, else the self-signed root in Secret
 // `istio-ca-secret`, created by the first replica to start (the others, and later
 // restarts, read it back). Transient API failures are retried with backoff.
-import { KubeApiError, kubeRequest, type KubeConnection } from '../sources/kube/client.js';
+import { KubeApiError, kubeRequest, type KubeConnection } from '../kube/client.js';
 import type { Logger } from '../util/log.js';
 import { CA_CERT_FILE, CA_KEY_FILE, CERT_CHAIN_FILE, ROOT_CERT_FILE } from './ca-files.js';
 import { RootOfTrustError } from './errors.js';

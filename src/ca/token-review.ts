@@ -3,7 +3,7 @@
 // service account. Successful reviews are cached briefly, by a hash of the token.
 import { createHash } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { kubeRequest, type KubeConnection } from '../sources/kube/client.js';
+import { kubeRequest, type KubeConnection } from '../kube/client.js';
 import type { Logger } from '../util/log.js';
 import { AuthenticationError, bearerToken, serviceAccountOf, unauthenticated, type Authenticator, type CallerIdentity } from './authenticate.js';
 

@@ -1,6 +1,6 @@
 // The monitoring port: /metrics, /ready and the /debug endpoints.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../util/metrics.js';
 import type { Logger } from '../util/log.js';
 
 export type DebugHandler = (query: URLSearchParams) => { status?: number; body: unknown };

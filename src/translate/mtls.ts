@@ -4,7 +4,7 @@
 import type { Labels } from '../model/labels.js';
 import { ADS_CONFIG_SOURCE } from './filters.js';
 import { anyOf, type EnvoyResource, type Json } from './types.js';
-import { spiffeId } from '../ca/spiffe.js';
+import { spiffeId } from '../model/spiffe.js';
 
 export const WORKLOAD_SECRET = 'default';
 export const ROOT_CA_SECRET = 'ROOTCA';

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../util/log.js';
 import { parseProxy, NodeIdError, type Proxy } from '../model/proxy.js';
 import { SHORT_TYPE, TypeUrl } from '../translate/types.js';
-import type { Metrics } from '../monitoring/metrics.js';
+import type { Metrics } from '../util/metrics.js';
 import { structToJson } from './envoy-json.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
 import { Connection, type ConnectionHooks, type Protocol } from './connection.js';

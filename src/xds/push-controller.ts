@@ -6,7 +6,7 @@ import { formatObjectError } from '../model/objects.js';
 import { gatewayConflicts } from '../translate/gateways.js';
 import { peerAuthenticationConflicts } from '../translate/peer-authentication.js';
 import type { Logger } from '../util/log.js';
-import type { Metrics } from '../monitoring/metrics.js';
+import type { Metrics } from '../util/metrics.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
 
 export interface Clock {

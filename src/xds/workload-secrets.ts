@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { WorkloadIdentity } from '../model/proxy.js';
 import { rootCaSecret, workloadSecret } from '../translate/mtls.js';
-import { spiffeId } from '../ca/spiffe.js';
+import { spiffeId } from '../model/spiffe.js';
 import { TypeUrl } from '../translate/types.js';
 import type { Logger } from '../util/log.js';
 import type { CachedResource, ResourceCache } from './resource-cache.js';

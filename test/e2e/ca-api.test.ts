@@ -15,7 +15,7 @@ import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js
 import { startMeshd, REPO_ROOT, type MeshdProcess } from '../support/meshd.js';
 import { opensslCsr, opensslIntermediateCa, opensslVerify } from '../support/openssl.js';
 import { connectAds, istioNode, TypeUrl } from '../support/ads-client.js';
-import { loadKubeConfig } from '../../src/sources/kube/client.js';
+import { loadKubeConfig } from '../../src/kube/client.js';
 import { loadKubeRoot } from '../../src/ca/kube-ca-store.js';
 import { TokenReviewAuthenticator } from '../../src/ca/token-review.js';
 import { AuthenticationError } from '../../src/ca/authenticate.js';

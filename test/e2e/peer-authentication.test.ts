@@ -9,7 +9,7 @@ import { startKube, type KubeCluster } from '../support/kube.js';
 import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js';
 import { REPO_ROOT } from '../support/meshd.js';
 import { KubeSource } from '../../src/sources/kube/kube-source.js';
-import { loadKubeConfig } from '../../src/sources/kube/client.js';
+import { loadKubeConfig } from '../../src/kube/client.js';
 import { ConfigStore, type ConfigChange } from '../../src/model/store.js';
 import { istioConfig } from '../../src/model/mesh.js';
 import { createLogger } from '../../src/util/log.js';

@@ -3,8 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { LeaderElector, microTime, type Clock, type Lease, type LeaseApi } from '../../src/sources/kube/leader-election.js';
-import { KubeApiError } from '../../src/sources/kube/client.js';
+import { LeaderElector, microTime, type Clock, type Lease, type LeaseApi } from '../../src/kube/leader-election.js';
+import { KubeApiError } from '../../src/kube/client.js';
 import { silentLogger } from '../../src/util/log.js';
 
 const flush = async (): Promise<void> => {

@@ -5,9 +5,9 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { formatObjectError, parseMeshObject, type MeshKind, type MeshObject } from '../../model/objects.js';
 import type { ConfigStore } from '../../model/store.js';
 import type { Logger } from '../../util/log.js';
-import type { Metrics } from '../../monitoring/metrics.js';
-import { preferredVersion, type KubeConnection } from './client.js';
-import { ResilientInformer, DEFAULT_BACKOFF, type BackoffPolicy } from './resilient-informer.js';
+import type { Metrics } from '../../util/metrics.js';
+import { preferredVersion, type KubeConnection } from '../../kube/client.js';
+import { ResilientInformer, DEFAULT_BACKOFF, type BackoffPolicy } from '../../kube/resilient-informer.js';
 
 interface WatchedKind {
   kind: string;

@@ -5,7 +5,7 @@
 import { ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { KubeConnection } from './client.js';
 import { kubeRequest } from './client.js';
-import type { Logger } from '../../util/log.js';
+import type { Logger } from '../util/log.js';
 
 export interface InformerHandlers<T> {
   /** One object added or changed. */

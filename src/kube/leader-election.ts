@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import { KubeApiError, kubeRequest, type KubeConnection } from './client.js';
-import type { Logger } from '../../util/log.js';
+import type { Logger } from '../util/log.js';
 
 export const DEFAULT_LEASE_NAME = 'meshd-leader';
 export const DEFAULT_LEASE_DURATION_MS = 15_000;

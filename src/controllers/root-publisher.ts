@@ -5,8 +5,8 @@
 // edited by hand is put back.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ConfigStore } from '../model/store.js';
-import { KubeApiError, kubeRequest, type KubeConnection } from '../sources/kube/client.js';
-import { ResilientInformer, DEFAULT_BACKOFF, type BackoffPolicy } from '../sources/kube/resilient-informer.js';
+import { KubeApiError, kubeRequest, type KubeConnection } from '../kube/client.js';
+import { ResilientInformer, DEFAULT_BACKOFF, type BackoffPolicy } from '../kube/resilient-informer.js';
 import type { Logger } from '../util/log.js';
 
 export const ROOT_CERT_CONFIGMAP = 'istio-ca-root-cert';
