@@ -41,9 +41,9 @@ export function debugHandlers(ads: AdsServer, generator: ConfigGenerator, store:
       const view = generator.resourcesFor(conn.ctx);
       const configs: Record<string, unknown> = {};
       for (const type of PUSH_ORDER) {
-        const w = conn.watches.get(type);
-        const sent = w ? [...w.sent.keys()].sort() : [];
-        const entries = w?.wildcard ? [...view.byType[type].values()] : sent.map((n) => view.byType[type].get(n)).filter((e) => e !== undefined);
+        const sub = conn.watches.get(type)?.subscription;
+        const sent = sub ? [...sub.heldNames()].sort() : [];
+        const entries = sub?.wildcard ? [...view.byType[type].values()] : sent.map((n) => view.byType[type].get(n)).filter((e) => e !== undefined);
         configs[SHORT_TYPE[type]] = entries.map((e) => ({ name: e.name, version: e.version, resource: { '@type': type, ...redactKeys(e.body) } }));
       }
       return { body: { proxy: conn.proxy.id, class: conn.ctx.classKey, configs } };

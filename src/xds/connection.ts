@@ -1,23 +1,23 @@
 // One ADS stream from one proxy: handles its requests (ACK, NACK, subscriptions) and
-// sends it what changed, in make-before-break order, in either protocol variant.
+// sends it what changed, in make-before-break order, in either protocol variant. What the
+// proxy subscribed to and holds is its Subscription's; what was sent and acknowledged, its
+// Delivery's; this class decides what a push sends.
 import type { Proxy } from '../model/proxy.js';
 import type { ProxyContext } from '../translate/proxy-context.js';
 import { PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../translate/types.js';
-import { emptyLoadAssignment } from '../translate/endpoints.js';
 import type { CachedResource } from './resource-cache.js';
-import type { ConfigGenerator, PushRequest, ResourceMap } from './generator.js';
-import { SetFingerprint, TypeWatch } from './watch.js';
+import type { PushRequest, ProxyResources, ResourceMap } from './generator.js';
+import { SetFingerprint } from './sent-state.js';
+import { Subscription, sotwSendsWholeSet } from './subscription.js';
+import { Delivery, type Nack } from './delivery.js';
 import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse, type DecodedStatus } from './wire.js';
-import { newNonce } from './shared-responses.js';
+import { newNonce, type SharedResponse } from './shared-responses.js';
 import type { StreamSink } from './stream-sink.js';
 import { clientText } from '../util/client-text.js';
 
 export type Protocol = 'sotw' | 'delta';
-
-/** Types where an empty subscription means "everything" (wildcard). */
-const WILDCARD_TYPES = new Set<string>([TypeUrl.Listener, TypeUrl.Cluster]);
-
 export type { StreamSink };
+export { MAX_NACK_MESSAGE } from './delivery.js';
 
 export interface ConnectionHooks {
   onSent(conn: Connection, type: TypeUrl, bytes: number, resources: number): void;
@@ -32,14 +32,67 @@ export interface ConnectionHooks {
 /** Why a gateway credential was sent empty. */
 export type SecretRefusal = 'no-verified-identity' | 'identity-of-other-namespace';
 
-/** Longest NACK message meshd keeps (and logs) of what a proxy sent. */
-export const MAX_NACK_MESSAGE = 1024;
+/** What a connection needs of the config generator. */
+export interface ProxyConfigSource {
+  /** The proxy's context (class), counted until detach(). */
+  attach(proxy: Proxy): ProxyContext;
+  detach(ctx: ProxyContext): void;
+  /** The resources for the proxy's class, by type. */
+  resourcesFor(ctx: ProxyContext): ProxyResources;
+  /** The class's secrets plus the proxy's own; gateway credentials emptied unless allowed. */
+  secretsFor(classSecrets: ResourceMap, own: readonly CachedResource[], credentialsAllowed: boolean): ResourceMap;
+  /** An empty resource for a name the proxy asked for that does not exist (RDS, EDS), or undefined. */
+  placeholder(type: TypeUrl, name: string): CachedResource | undefined;
+  /** An encoded response shared by every stream that sends the same one. */
+  sharedResponse(key: string, encode: (nonce: string) => Buffer): SharedResponse;
+}
+
+/** One type on one stream: the proxy's subscription and meshd's deliveries. */
+export class TypeWatch {
+  readonly subscription: Subscription;
+  readonly delivery = new Delivery();
+
+  constructor(readonly typeUrl: TypeUrl) {
+    this.subscription = new Subscription(typeUrl);
+  }
+
+  get nack(): Nack | undefined {
+    return this.delivery.nack;
+  }
+
+  get lastNonce(): string {
+    return this.delivery.lastNonce;
+  }
+
+  status(): 'SYNCED' | 'STALE' | 'NOT SENT' {
+    return this.delivery.status();
+  }
+}
 
 interface PendingPush {
   full: boolean;
   types: Set<TypeUrl>;
   edsNames: Set<string>;
   since: number;
+}
+
+/** How one type is pushed. */
+interface PushOptions {
+  /** When the change arrived (ms since epoch), for convergence. */
+  since: number;
+  /** Only these names may have changed (an endpoints-only push); otherwise all are compared. */
+  only?: ReadonlySet<string>;
+  /** Removals wait (clusters: until listeners and routes no longer use them). */
+  deferRemovals?: boolean;
+  /** Names sent again even if the proxy has this version (endpoints of a cluster that changed). */
+  resend?: ReadonlySet<string>;
+}
+
+interface PushOutcome {
+  /** Removals were held back. */
+  held: boolean;
+  /** Names the proxy held that were sent again with new content. */
+  updated: Set<string>;
 }
 
 let connectionCounter = 0;
@@ -50,12 +103,6 @@ const REBASE_AFTER = 32;
 function mergePending(a: PendingPush, b: PendingPush | undefined): PendingPush {
   if (!b) return a;
   return { full: a.full || b.full, types: new Set([...a.types, ...b.types]), edsNames: new Set([...a.edsNames, ...b.edsNames]), since: Math.min(a.since, b.since) };
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function byResourceName(a: CachedResource, b: CachedResource): number {
@@ -131,13 +178,13 @@ export class Connection {
   constructor(
     readonly proxy: Proxy,
     readonly protocol: Protocol,
-    private readonly generator: ConfigGenerator,
+    private readonly config: ProxyConfigSource,
     private readonly sink: StreamSink,
     private readonly hooks: ConnectionHooks,
     private readonly controlPlaneId: string,
   ) {
     this.id = `${clientText(proxy.id, 256)}-${++connectionCounter}`;
-    this.ctx = generator.attach(proxy);
+    this.ctx = config.attach(proxy);
   }
 
   /** Closed or stalled: the push queue skips it. */
@@ -150,7 +197,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.pending = undefined;
-    this.generator.detach(this.ctx);
+    this.config.detach(this.ctx);
   }
 
   /**
@@ -176,9 +223,13 @@ export class Connection {
     return this.pending !== undefined;
   }
 
+  private pendingPush(since: number): PendingPush {
+    return (this.pending ??= { full: false, types: new Set(), edsNames: new Set(), since });
+  }
+
   /** Marks what a push must bring to this proxy; the push queue calls flush(). */
   schedule(req: PushRequest): void {
-    const p = (this.pending ??= { full: false, types: new Set(), edsNames: new Set(), since: req.since });
+    const p = this.pendingPush(req.since);
     p.since = Math.min(p.since, req.since);
     if (req.full) {
       p.full = true;
@@ -193,49 +244,32 @@ export class Connection {
 
   /** Marks one type for a push (e.g. a renewed certificate), without forcing a response when nothing changed. */
   scheduleType(type: TypeUrl): void {
-    const p = (this.pending ??= { full: false, types: new Set(), edsNames: new Set(), since: Date.now() });
-    p.types.add(type);
-  }
-
-  private requestType(type: TypeUrl): void {
-    const p = (this.pending ??= { full: false, types: new Set(), edsNames: new Set(), since: Date.now() });
-    p.types.add(type);
-    this.watch(type).force = true;
+    this.pendingPush(Date.now()).types.add(type);
   }
 
   // ---- requests -------------------------------------------------------------
+
+  /**
+   * What a request's nonce says about the last response of its type: counted and reported
+   * here. Returns false for a stale nonce or a NACK (nothing more to do with the request).
+   */
+  private reply(w: TypeWatch, nonce: string, version: string, error: DecodedStatus | undefined): boolean {
+    const r = w.delivery.reply(nonce, version, error);
+    if (r.kind === 'stale') this.hooks.onStaleNonce(this, w.typeUrl);
+    else if (r.kind === 'nack') this.hooks.onNack(this, w.typeUrl, r.nack.message);
+    else if (r.kind === 'ack') this.hooks.onAck(this, w.typeUrl, r.convergenceMs);
+    return r.kind === 'ack';
+  }
 
   /** A state-of-the-world DiscoveryRequest. Returns true when a response is owed. */
   onSotwRequest(type: TypeUrl, names: string[], nonce: string, versionInfo: string, error: DecodedStatus | undefined): boolean {
     const w = this.watch(type);
     // The first request of a type on a stream is answered whatever nonce it carries: a
     // proxy that reconnects (to this meshd or another) still holds its last nonce.
-    if (w.requested) {
-      if (nonce && nonce !== w.lastNonce) {
-        this.hooks.onStaleNonce(this, type);
-        return false;
-      }
-      if (nonce && error && (error.message || error.code)) {
-        this.recordNack(w, type, nonce, error);
-        return false;
-      }
-      if (nonce) this.recordAck(w, type, nonce, versionInfo);
-    }
-    // Most requests are ACKs repeating the last list of names: compare without allocating.
-    if (w.requested && sameList(names, w.lastNames)) return false;
-    const wildcard = WILDCARD_TYPES.has(type) && (names.length === 0 || names.includes('*'));
-    const next = new Set(names.filter((n) => n !== '*'));
-    const changed = !w.requested || wildcard !== w.wildcard || next.size !== w.names.size || [...next].some((n) => !w.names.has(n));
-    w.requested = true;
-    w.lastNames = names;
-    if (!changed) return false;
-    w.wildcard = wildcard;
-    w.names.clear();
-    for (const n of next) w.names.add(n);
-    // Forget what was sent for names no longer watched, so a re-subscription gets them again.
-    for (const name of [...w.sent.keys()]) if (!w.subscribed(name)) w.recordSent(name, undefined);
-    this.requestType(type);
-    return true;
+    if (w.subscription.requested && nonce && !this.reply(w, nonce, versionInfo, error)) return false;
+    const owed = w.subscription.applySotw(names);
+    if (owed) this.pendingPush(Date.now()).types.add(type);
+    return owed;
   }
 
   /** A DeltaDiscoveryRequest. Returns true when a response is owed. */
@@ -248,50 +282,10 @@ export class Connection {
     error: DecodedStatus | undefined,
   ): boolean {
     const w = this.watch(type);
-    const first = !w.requested;
-    w.requested = true;
-    if (nonce && !first) {
-      if (nonce !== w.lastNonce) this.hooks.onStaleNonce(this, type);
-      else if (error && (error.message || error.code)) this.recordNack(w, type, nonce, error);
-      else this.recordAck(w, type, nonce, w.lastVersion);
-    }
-    let owed = first;
-    if (first) {
-      w.wildcard = WILDCARD_TYPES.has(type) && (subscribe.length === 0 || subscribe.includes('*'));
-      for (const [name, version] of Object.entries(initialVersions)) w.sent.set(name, version);
-    } else if (subscribe.includes('*') && !w.wildcard) {
-      w.wildcard = true;
-      owed = true;
-    }
-    for (const n of subscribe) {
-      if (n === '*' || w.names.has(n)) continue;
-      w.names.add(n);
-      owed = true;
-    }
-    for (const n of unsubscribe) {
-      if (n === '*') w.wildcard = false;
-      w.names.delete(n);
-      w.recordSent(n, undefined);
-    }
-    if (owed) this.requestType(type);
+    if (w.subscription.requested && nonce) this.reply(w, nonce, w.delivery.lastVersion, error);
+    const owed = w.subscription.applyDelta({ subscribe, unsubscribe, initialVersions });
+    if (owed) this.pendingPush(Date.now()).types.add(type);
     return owed;
-  }
-
-  private recordAck(w: TypeWatch, type: TypeUrl, nonce: string, versionInfo: string): void {
-    w.ackedNonce = nonce;
-    w.ackedVersion = versionInfo;
-    w.ackedAt = Date.now();
-    const convergence = w.pendingSince ? w.ackedAt - w.pendingSince : undefined;
-    w.pendingSince = 0;
-    this.hooks.onAck(this, type, convergence);
-  }
-
-  private recordNack(w: TypeWatch, type: TypeUrl, nonce: string, error: DecodedStatus): void {
-    // A proxy repeating a NACK of one response is recorded, logged and counted once.
-    if (w.nack?.nonce === nonce) return;
-    w.nack = { nonce, version: w.lastVersion, message: clientText(error.message || `code ${error.code}`, MAX_NACK_MESSAGE), at: Date.now() };
-    w.pendingSince = 0;
-    this.hooks.onNack(this, type, w.nack.message);
   }
 
   // ---- pushes ---------------------------------------------------------------
@@ -313,24 +307,28 @@ export class Connection {
 
   private async flushOne(p: PendingPush): Promise<void> {
     if (p.full) {
-      const next = this.generator.attach(this.proxy);
-      this.generator.detach(this.ctx);
+      const next = this.config.attach(this.proxy);
+      this.config.detach(this.ctx);
       this.ctx = next;
     }
-    const view = this.generator.resourcesFor(this.ctx);
+    const view = this.config.resourcesFor(this.ctx);
     const refusal = this.credentialAccess();
-    const secrets = this.generator.secretsFor(view.byType[TypeUrl.Secret], this.ownSecrets, refusal === undefined);
+    const secrets = this.config.secretsFor(view.byType[TypeUrl.Secret], this.ownSecrets, refusal === undefined);
     if (refusal) this.reportWithheld(view.byType[TypeUrl.Secret], refusal);
-    const resources = secrets === view.byType[TypeUrl.Secret] ? view : { ...view, byType: { ...view.byType, [TypeUrl.Secret]: secrets } };
+    const resources = secrets === view.byType[TypeUrl.Secret] ? view.byType : { ...view.byType, [TypeUrl.Secret]: secrets };
     let deferredClusterRemoval = false;
     // A cluster that changed is warmed again by Envoy and waits for its endpoints: resend them.
     let updatedClusters: Set<string> | undefined;
     for (const type of PUSH_ORDER) {
       const w = this.watches.get(type);
-      if (!w || !w.requested || !(p.types.has(type) || (type === TypeUrl.ClusterLoadAssignment && updatedClusters?.size))) continue;
-      const edsOnly = type === TypeUrl.ClusterLoadAssignment && !w.force ? p.edsNames : undefined;
-      const forced = type === TypeUrl.ClusterLoadAssignment ? updatedClusters : undefined;
-      const r = await this.pushType(w, resources.byType[type], p.since, edsOnly, type === TypeUrl.Cluster, forced);
+      const eds = type === TypeUrl.ClusterLoadAssignment;
+      if (!w || !w.subscription.requested || !(p.types.has(type) || (eds && updatedClusters?.size))) continue;
+      const r = await this.pushType(w, resources[type], {
+        since: p.since,
+        only: eds && !w.subscription.isOwed ? p.edsNames : undefined,
+        deferRemovals: type === TypeUrl.Cluster,
+        resend: eds ? updatedClusters : undefined,
+      });
       if (type === TypeUrl.Cluster) {
         deferredClusterRemoval = r.held;
         updatedClusters = r.updated;
@@ -338,7 +336,7 @@ export class Connection {
     }
     if (deferredClusterRemoval && !this.closed) {
       // Break after make: clusters go away only after the listeners and routes that used them.
-      await this.pushType(this.watch(TypeUrl.Cluster), resources.byType[TypeUrl.Cluster], p.since, undefined, false);
+      await this.pushType(this.watch(TypeUrl.Cluster), resources[TypeUrl.Cluster], { since: p.since });
     }
   }
 
@@ -346,108 +344,90 @@ export class Connection {
     const w = this.watches.get(TypeUrl.Secret);
     if (!w || classSecrets.size === 0) return;
     for (const name of classSecrets.keys()) {
-      if (!w.subscribed(name) || this.refusedSecrets.has(name)) continue;
+      if (!w.subscription.subscribed(name) || this.refusedSecrets.has(name)) continue;
       this.refusedSecrets.add(name);
       this.hooks.onSecretRefused(this, name, reason);
     }
   }
 
-  private placeholder(type: TypeUrl, name: string): CachedResource | undefined {
-    // An unknown route or endpoint name gets an empty resource, not silence.
-    if (type === TypeUrl.RouteConfiguration) return this.generator.cache.intern(type, { name, body: { name } });
-    if (type === TypeUrl.ClusterLoadAssignment) return this.generator.cache.intern(type, emptyLoadAssignment(name));
-    return undefined;
+  /** What the proxy should hold as `name`: the resource, an empty one for an unknown name it asked for, or nothing. */
+  private desired(sub: Subscription, all: ResourceMap, name: string): CachedResource | undefined {
+    if (!sub.subscribed(name)) return undefined;
+    return all.get(name) ?? (sub.named(name) ? this.config.placeholder(sub.typeUrl, name) : undefined);
   }
 
-  private desired(w: TypeWatch, all: ResourceMap, name: string): CachedResource | undefined {
-    if (!w.subscribed(name)) return undefined;
-    return all.get(name) ?? (w.names.has(name) ? this.placeholder(w.typeUrl, name) : undefined);
-  }
-
-  /**
-   * Pushes one type. Returns whether removals were held back, and which names that
-   * the proxy already had were sent again with new content.
-   */
-  private async pushType(
-    w: TypeWatch,
-    all: ResourceMap,
-    since: number,
-    onlyNames: ReadonlySet<string> | undefined,
-    deferRemovals: boolean,
-    forceNames?: ReadonlySet<string>,
-  ): Promise<{ held: boolean; updated: Set<string> }> {
-    const force = w.force;
-    w.force = false;
+  /** Pushes one type: what differs between what the proxy holds and `all`. */
+  private async pushType(w: TypeWatch, all: ResourceMap, o: PushOptions): Promise<PushOutcome> {
+    const sub = w.subscription;
+    const owed = sub.takeOwed();
     const updated = new Set<string>();
-    if (!force && !onlyNames && !forceNames?.size) {
+    if (!owed && !o.only && !o.resend?.size) {
       // Already holding exactly this set (shared with its class): nothing to compare.
-      if (w.sent.isExactly(all)) return { held: false, updated };
+      if (sub.holdsExactly(all)) return { held: false, updated };
       // Holding exactly the class's previous set: the class's diff, computed once, applies.
-      const base = w.wildcard ? w.sent.exactBase() : undefined;
-      if (base) return this.pushSetDiff(w, all, setDiff(base, all), since, deferRemovals);
+      const base = sub.wildcard ? sub.heldSet() : undefined;
+      if (base) return this.pushSetDiff(w, all, setDiff(base, all), o);
     }
     // Which names to look at: the changed ones, or everything we know or were asked about.
-    const candidates = new Set<string>(onlyNames ?? []);
-    for (const n of forceNames ?? []) candidates.add(n);
-    if (!onlyNames) {
-      if (w.wildcard) for (const n of all.keys()) candidates.add(n);
-      for (const n of w.names) candidates.add(n);
-      for (const n of w.sent.keys()) candidates.add(n);
-    }
+    const candidates = o.only ? new Set(o.only) : sub.candidates(all);
+    for (const n of o.resend ?? []) candidates.add(n);
     const upserts: CachedResource[] = [];
     const removals: string[] = [];
     for (const name of candidates) {
-      const want = this.desired(w, all, name);
-      const have = w.sentVersion(name);
+      const want = this.desired(sub, all, name);
+      const have = sub.heldVersion(name);
       if (want) {
-        if (want.version !== have || forceNames?.has(name)) {
+        if (want.version !== have || o.resend?.has(name)) {
           upserts.push(want);
           if (have !== undefined) updated.add(name);
         }
       } else if (have !== undefined) removals.push(name);
     }
-    const held = deferRemovals && removals.length > 0;
-    if (upserts.length === 0 && removals.length === 0 && !force) return { held: false, updated };
-    if (upserts.length === 0 && held && !force) return { held: true, updated };
+    const held = o.deferRemovals === true && removals.length > 0;
+    if (upserts.length === 0 && removals.length === 0 && !owed) return { held: false, updated };
+    if (upserts.length === 0 && held && !owed) return { held: true, updated };
     upserts.sort(byResourceName);
-    if (this.protocol === 'delta') await this.sendDelta(w, upserts, held ? [] : removals, since);
-    else await this.sendSotw(w, all, upserts, held ? [] : removals, since);
+    await this.send(w, all, upserts, held ? [] : removals, o.since);
     // Share the class's set as this proxy's state when it holds exactly that set.
-    if (w.sent.ownSize >= REBASE_AFTER || (!onlyNames && w.sent.ownSize > 0)) w.sent.rebase(all);
+    sub.share(all, !o.only, REBASE_AFTER);
     return { held, updated };
   }
 
-  private async pushSetDiff(w: TypeWatch, all: ResourceMap, d: SetDiff, since: number, deferRemovals: boolean): Promise<{ held: boolean; updated: Set<string> }> {
-    const held = deferRemovals && d.removals.length > 0;
+  private async pushSetDiff(w: TypeWatch, all: ResourceMap, d: SetDiff, o: PushOptions): Promise<PushOutcome> {
+    const held = o.deferRemovals === true && d.removals.length > 0;
     if (d.upserts.length === 0 && (held || d.removals.length === 0)) {
-      if (d.removals.length === 0) w.sent.resetTo(all);
+      if (d.removals.length === 0) w.subscription.holdNow(all);
       return { held, updated: new Set() };
     }
-    if (this.protocol === 'delta') await this.sendDelta(w, d.upserts, held ? [] : d.removals, since);
-    else await this.sendSotw(w, all, d.upserts, held ? [] : d.removals, since);
-    if (!held) w.sent.resetTo(all);
+    await this.send(w, all, d.upserts, held ? [] : d.removals, o.since);
+    if (!held) w.subscription.holdNow(all);
     return { held, updated: d.updated };
   }
 
-  private async sendSotw(w: TypeWatch, all: ResourceMap, upserts: CachedResource[], removals: string[], since: number): Promise<void> {
-    for (const e of upserts) w.recordSent(e.name, e);
-    for (const n of removals) w.recordSent(n, undefined);
-    const version = w.fingerprint.toString();
-    if (w.nack && w.nack.version === version && upserts.length > 0) return; // the proxy rejected exactly this; do not loop
+  private send(w: TypeWatch, all: ResourceMap, upserts: CachedResource[], removals: string[], since: number): Promise<void> {
+    for (const e of upserts) w.subscription.record(e.name, e);
+    for (const n of removals) w.subscription.record(n, undefined);
+    return this.protocol === 'delta' ? this.sendDelta(w, upserts, removals, since) : this.sendSotw(w, all, upserts, since);
+  }
+
+  private async sendSotw(w: TypeWatch, all: ResourceMap, upserts: CachedResource[], since: number): Promise<void> {
+    const sub = w.subscription;
+    const version = sub.version;
+    if (w.delivery.rejected(version) && upserts.length > 0) return; // the proxy rejected exactly this; do not loop
     let framed: Buffer[];
     let count: number;
     let key: string | undefined;
-    if (WILDCARD_TYPES.has(w.typeUrl)) {
+    if (sotwSendsWholeSet(w.typeUrl)) {
       // Listeners and clusters: every response carries the whole set. Proxies of one
       // class usually hold exactly their class's set, whose bytes are built once.
       const shared = wildcardBlock(all);
-      if (w.sent.size === all.size && shared.version === version) {
+      if (sub.heldCount === all.size && shared.version === version) {
         framed = [shared.block];
         count = all.size;
         key = `sotw\n${w.typeUrl}\n${version}\n*`;
       } else {
         const body: CachedResource[] = [];
-        for (const [name, entry] of w.sent) {
+        for (const [name, entry] of sub.heldEntries()) {
           const e = typeof entry !== 'string' ? entry : all.get(name);
           if (e) body.push(e);
         }
@@ -461,16 +441,12 @@ export class Connection {
       key = responseKey('sotw', w.typeUrl, version, upserts, []);
     }
     const encode = (nonce: string): Buffer => encodeDiscoveryResponse({ versionInfo: version, typeUrl: w.typeUrl, nonce, framedResources: framed, controlPlane: this.controlPlaneId });
-    const { nonce, bytes } = key === undefined ? this.unshared(encode) : this.generator.responses.get(key, encode);
-    this.noteSent(w, nonce, version, since);
-    this.hooks.onSent(this, w.typeUrl, bytes.length, count);
-    await this.sink.write(bytes);
+    const { nonce, bytes } = key === undefined ? unshared(encode) : this.config.sharedResponse(key, encode);
+    await this.write(w, nonce, version, since, bytes, count);
   }
 
   private async sendDelta(w: TypeWatch, upserts: CachedResource[], removals: string[], since: number): Promise<void> {
-    for (const e of upserts) w.recordSent(e.name, e);
-    for (const n of removals) w.recordSent(n, undefined);
-    const version = w.fingerprint.toString();
+    const version = w.subscription.version;
     const encode = (nonce: string): Buffer =>
       encodeDeltaDiscoveryResponse({
         systemVersionInfo: version,
@@ -480,23 +456,14 @@ export class Connection {
         removed: removals,
         controlPlane: this.controlPlaneId,
       });
-    const { nonce, bytes } = this.generator.responses.get(responseKey('delta', w.typeUrl, version, upserts, removals), encode);
-    this.noteSent(w, nonce, version, since);
-    this.hooks.onSent(this, w.typeUrl, bytes.length, upserts.length);
+    const { nonce, bytes } = this.config.sharedResponse(responseKey('delta', w.typeUrl, version, upserts, removals), encode);
+    await this.write(w, nonce, version, since, bytes, upserts.length);
+  }
+
+  private async write(w: TypeWatch, nonce: string, version: string, since: number, bytes: Buffer, count: number): Promise<void> {
+    w.delivery.sent(nonce, version, since);
+    this.hooks.onSent(this, w.typeUrl, bytes.length, count);
     await this.sink.write(bytes);
-  }
-
-  private unshared(encode: (nonce: string) => Buffer): { nonce: string; bytes: Buffer } {
-    const nonce = newNonce();
-    return { nonce, bytes: encode(nonce) };
-  }
-
-  private noteSent(w: TypeWatch, nonce: string, version: string, since: number): void {
-    w.lastNonce = nonce;
-    w.lastVersion = version;
-    w.lastSentAt = Date.now();
-    w.sentResponses++;
-    if (!w.pendingSince) w.pendingSince = since;
   }
 
   /** For debug output: per type, what was sent and acknowledged. */
@@ -505,17 +472,23 @@ export class Connection {
     for (const type of PUSH_ORDER) {
       const w = this.watches.get(type);
       if (!w) continue;
+      const d = w.delivery;
       out[SHORT_TYPE[type]] = {
-        status: w.status(),
-        sent: w.lastVersion || undefined,
-        sentNonce: w.lastNonce || undefined,
-        acked: w.ackedVersion || undefined,
-        ackedNonce: w.ackedNonce || undefined,
-        resources: w.sent.size,
-        wildcard: w.wildcard,
-        ...(w.nack ? { lastNack: { error: w.nack.message, version: w.nack.version, nonce: w.nack.nonce, at: new Date(w.nack.at).toISOString() } } : {}),
+        status: d.status(),
+        sent: d.lastVersion || undefined,
+        sentNonce: d.lastNonce || undefined,
+        acked: d.ackedVersion || undefined,
+        ackedNonce: d.ackedNonce || undefined,
+        resources: w.subscription.heldCount,
+        wildcard: w.subscription.wildcard,
+        ...(d.nack ? { lastNack: { error: d.nack.message, version: d.nack.version, nonce: d.nack.nonce, at: new Date(d.nack.at).toISOString() } } : {}),
       };
     }
     return out;
   }
+}
+
+function unshared(encode: (nonce: string) => Buffer): { nonce: string; bytes: Buffer } {
+  const nonce = newNonce();
+  return { nonce, bytes: encode(nonce) };
 }

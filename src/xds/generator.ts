@@ -5,11 +5,11 @@ import { endpointKey, type MeshSnapshot, type SnapshotDelta } from '../model/mes
 import { resolveIdentity, type IdentityResolution, type Proxy } from '../model/proxy.js';
 import { labelsKey } from '../model/labels.js';
 import { outboundClusters } from '../translate/clusters.js';
-import { serviceLoadAssignments, subsetsByHost } from '../translate/endpoints.js';
+import { emptyLoadAssignment, serviceLoadAssignments, subsetsByHost } from '../translate/endpoints.js';
 import { translateContext, proxyContext, type ProxyContext } from '../translate/index.js';
 import { TypeUrl, type EnvoyResource } from '../translate/types.js';
 import { ResourceCache, type CachedResource } from './resource-cache.js';
-import { SharedResponses } from './shared-responses.js';
+import { SharedResponses, type SharedResponse } from './shared-responses.js';
 
 export type ResourceMap = ReadonlyMap<string, CachedResource>;
 
@@ -246,6 +246,18 @@ export class ConfigGenerator {
       byOwn.set(key, (set = merged));
     }
     return set;
+  }
+
+  /** An empty resource for a route or endpoint name a proxy asked for that does not exist (an answer, not silence). */
+  placeholder(type: TypeUrl, name: string): CachedResource | undefined {
+    if (type === TypeUrl.RouteConfiguration) return this.cache.intern(type, { name, body: { name } });
+    if (type === TypeUrl.ClusterLoadAssignment) return this.cache.intern(type, emptyLoadAssignment(name));
+    return undefined;
+  }
+
+  /** An encoded response shared by every stream that sends the same one. */
+  sharedResponse(key: string, encode: (nonce: string) => Buffer): SharedResponse {
+    return this.responses.get(key, encode);
   }
 
   private withheld(classSecrets: ResourceMap): ResourceMap {

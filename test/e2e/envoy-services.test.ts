@@ -109,7 +109,8 @@ for (const mode of ['sotw', 'delta'] as const) {
     });
 
     it('removing the service removes its listener and cluster', async () => {
-      meshd.writeConfig('web.yaml', '# nothing\n');
+      // Deleting the file removes its objects (a file emptied in place keeps its last good content).
+      meshd.removeConfig('web.yaml');
       await envoy.waitFor(async () => !(await envoy.clusterNames()).includes(`outbound|${servicePort}||${HOST}`), { what: 'cluster removal', timeoutMs: CONVERGENCE_BOUND_MS });
       await envoy.waitFor(async () => !(await envoy.hasActiveListener(`127.0.0.1_${servicePort}`)), { what: 'listener removal', timeoutMs: CONVERGENCE_BOUND_MS });
       meshd.writeConfig('web.yaml', config(['127.0.0.2']));

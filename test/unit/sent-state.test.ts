@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SentState } from '../../src/xds/watch.js';
+import { SentState } from '../../src/xds/sent-state.js';
 import { ResourceCache } from '../../src/xds/resource-cache.js';
 import { TypeUrl } from '../../src/translate/types.js';
 
