@@ -21,7 +21,8 @@ const ALLOWED = {
   controllers: ['util', 'model', 'kube', 'ca'],
   inject: ['util', 'model', 'translate'],
   monitoring: ['util', 'model', 'translate', 'xds'],
-  cli: ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', '.'],
+  'control-plane': ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring'],
+  cli: ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'control-plane'],
 };
 
 function files(dir) {

@@ -53,11 +53,6 @@ export function encodeResponse(res: IstioCertificateResponse): Buffer {
   return Buffer.from(t.encode(t.fromObject(res)).finish());
 }
 
-export function decodeResponse(bytes: Uint8Array): IstioCertificateResponse {
-  const t = responseType();
-  return t.toObject(t.decode(bytes), { defaults: true }) as IstioCertificateResponse;
-}
-
 /**
  * The service definition with raw bytes in and out: the handler decodes the request itself,
  * so that a message that is not a valid request is answered INVALID_ARGUMENT.

@@ -98,8 +98,3 @@ export async function generateKey(type: CaKeyType): Promise<KeyPair> {
   return p.kind === 'ec' ? generateKeyPairAsync('ec', { namedCurve: p.namedCurve }) : generateKeyPairAsync('rsa', { modulusLength: p.modulusLength });
 }
 
-export function parseCaKeyType(text: string): CaKeyType {
-  const t = text.trim().toLowerCase();
-  if ((CA_KEY_TYPES as readonly string[]).includes(t)) return t as CaKeyType;
-  throw new Error(`unknown CA key type "${text}": expected one of ${CA_KEY_TYPES.join(', ')}`);
-}

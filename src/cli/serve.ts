@@ -1,7 +1,7 @@
 // `meshd serve`: runs the control plane until SIGTERM or SIGINT.
 import { Command, Option } from 'commander';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { startControlPlane, type ConfigSourceOption } from '../control-plane.js';
+import { startControlPlane, type ConfigSourceOption } from '../control-plane/index.js';
 import { createLogger } from '../util/log.js';
 import { parseDurationMs } from '../util/duration.js';
 import { CA_KEY_TYPES, type CaKeyType } from '../ca/keys.js';

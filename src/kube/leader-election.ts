@@ -19,6 +19,8 @@ import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import { KubeApiError, kubeRequest, type KubeConnection } from './client.js';
 import type { Logger } from '../util/log.js';
+import { systemClock, type Clock } from '../util/clock.js';
+
 
 export const DEFAULT_LEASE_NAME = 'meshd-leader';
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
@@ -61,19 +63,6 @@ export function kubeLeaseApi(conn: KubeConnection): LeaseApi {
     replace: (ns, lease, timeoutMs) => kubeRequest<Lease>(conn, 'PUT', `${base(ns)}/${encodeURIComponent(lease.metadata.name)}`, lease, 'application/json', timeoutMs),
   };
 }
-
-/** Time, injectable for tests. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 export type LeaderState = 'starting' | 'following' | 'leading' | 'stopped';
 

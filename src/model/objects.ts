@@ -441,7 +441,12 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
 }
 
 export function objectKey(o: { kind: string; metadata: { namespace: string; name: string } }): string {
-  return `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
+  return keyOf(o.kind, o.metadata.namespace, o.metadata.name);
+}
+
+/** `kind/namespace/name`: how the store and sources name an object. */
+export function keyOf(kind: string, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`;
 }
 
 export function formatObjectError(e: ObjectError): string {

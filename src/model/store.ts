@@ -1,7 +1,7 @@
 // The config store: validated objects by kind/namespace/name, with change events.
 // Sources write into it; the push controller listens and builds snapshots.
 import { isDeepStrictEqual } from 'node:util';
-import { objectKey, type MeshKind, type MeshObject } from './objects.js';
+import { keyOf, objectKey, type MeshKind, type MeshObject } from './objects.js';
 
 export interface ConfigChange {
   kind: MeshKind;
@@ -39,7 +39,7 @@ export class ConfigStore {
   }
 
   get<K extends MeshKind>(kind: K, namespace: string, name: string): Extract<MeshObject, { kind: K }> | undefined {
-    return this.objects.get(`${kind}/${namespace}/${name}`) as Extract<MeshObject, { kind: K }> | undefined;
+    return this.objects.get(keyOf(kind, namespace, name)) as Extract<MeshObject, { kind: K }> | undefined;
   }
 
   list<K extends MeshKind>(kind: K): Extract<MeshObject, { kind: K }>[] {
@@ -59,7 +59,7 @@ export class ConfigStore {
   }
 
   delete(source: string, kind: MeshKind, namespace: string, name: string): void {
-    const key = `${kind}/${namespace}/${name}`;
+    const key = keyOf(kind, namespace, name);
     const old = this.objects.get(key);
     if (!old) return;
     this.objects.delete(key);

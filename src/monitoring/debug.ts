@@ -5,6 +5,7 @@ import { PUSH_ORDER, SHORT_TYPE } from '../translate/types.js';
 import type { DebugHandler } from './http-server.js';
 import type { ConfigStore } from '../model/store.js';
 import type { MeshKind } from '../model/objects.js';
+import { endpointKey } from '../model/mesh.js';
 
 const CONFIG_KINDS: MeshKind[] = ['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret'];
 
@@ -57,7 +58,7 @@ export function debugHandlers(ads: AdsServer, generator: ConfigGenerator, store:
           name: svc.name,
           clusterIP: svc.clusterIP ?? null,
           ports: svc.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort, protocol: p.protocol })),
-          endpoints: Object.fromEntries(svc.ports.map((p) => [String(p.port), (s?.endpoints.get(`${svc.hostname}|${p.port}`) ?? []).map((e) => `${e.address}:${e.port}`)])),
+          endpoints: Object.fromEntries(svc.ports.map((p) => [String(p.port), (s?.endpoints.get(endpointKey(svc.hostname, p.port)) ?? []).map((e) => `${e.address}:${e.port}`)])),
         })),
       };
     },

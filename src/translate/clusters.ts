@@ -7,15 +7,14 @@ import { isHttp2Protocol, isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { ADS_CONFIG_SOURCE } from './filters.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.js';
-import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
+import { anyOf, byName, UINT32_MAX, type EnvoyResource, type Json } from './types.js';
 import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 
 const CONNECT_TIMEOUT = '10s';
-const MAX = 4294967295;
 
 /** Istio's default circuit-breaker thresholds: effectively unlimited. */
 const DEFAULT_CIRCUIT_BREAKERS: Json = {
-  thresholds: [{ max_connections: MAX, max_pending_requests: MAX, max_requests: MAX, max_retries: MAX, track_remaining: true }],
+  thresholds: [{ max_connections: UINT32_MAX, max_pending_requests: UINT32_MAX, max_requests: UINT32_MAX, max_retries: UINT32_MAX, track_remaining: true }],
 };
 
 function http2Options(): Json {

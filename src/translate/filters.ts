@@ -59,3 +59,8 @@ export function tcpProxy(statPrefix: string, cluster: string): Json {
 export function socketAddress(address: string, port: number): Json {
   return { socket_address: { address, port_value: port } };
 }
+
+/** The TLS inspector listener filter: reads SNI and ALPN so filter chains can match on them. */
+export function tlsInspector(): Json {
+  return { name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', {}) };
+}

@@ -6,10 +6,10 @@ import type { GatewayObject, VirtualServiceObject } from '../model/objects.js';
 import type { GatewaySpec } from '../model/istio.js';
 import { selectorMatches } from '../model/labels.js';
 import type { ProxyContext } from './proxy-context.js';
-import { httpConnectionManager, routeConfigurableFilters, socketAddress } from './filters.js';
+import { httpConnectionManager, routeConfigurableFilters, socketAddress, tlsInspector } from './filters.js';
 import { hostMatches, resolveHost, virtualServicesFor } from './istio-config.js';
-import { defaultRetryPolicy, virtualServiceRoutes, type RouteContext } from './http-routes.js';
-import { firstTcpRoute, l4MatchApplies, tcpProxyFor } from './tcp-routes.js';
+import { defaultRetryPolicy, matchApplies, virtualServiceRoutes, type RouteContext } from './http-routes.js';
+import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
 import { listenerName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 
@@ -149,18 +149,17 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
     }
     if (protocol === 'TCP' || (protocol === 'TLS' && servers[0]!.server.tls?.mode === 'PASSTHROUGH')) {
       const chains = l4Chains(snapshot, ctx, port, servers, protocol === 'TLS', statPrefix);
-      if (chains.length) out.push(gatewayListener(port, chains, protocol === 'TLS' ? [TLS_INSPECTOR] : undefined));
+      if (chains.length) out.push(gatewayListener(port, chains, protocol === 'TLS' ? [tlsInspector()] : undefined));
       continue;
     }
     // TLS terminated with a credential from meshd (SDS); a server whose Secret is missing is left out.
     const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(port, s, statPrefix));
     if (chains.length === 0) continue;
-    out.push(gatewayListener(port, chains, [TLS_INSPECTOR]));
+    out.push(gatewayListener(port, chains, [tlsInspector()]));
   }
   return out.sort(byName);
 }
 
-const TLS_INSPECTOR: Json = { name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', {}) };
 
 /**
  * TCP servers: the first applicable `tcp` route of the VirtualServices bound to the
@@ -180,7 +179,7 @@ function l4Chains(snapshot: MeshSnapshot, ctx: ProxyContext, port: number, serve
         continue;
       }
       for (const route of vs.spec.tls ?? []) {
-        const snis = [...new Set(route.match.filter((m) => l4MatchApplies(m, rc, vs.metadata.namespace)).flatMap((m) => m.sniHosts))]
+        const snis = [...new Set(route.match.filter((m) => matchApplies(m, rc, vs.metadata.namespace)).flatMap((m) => m.sniHosts))]
           .filter((n) => !sniTaken.has(n) && s.server.hosts.some((p) => hostAllows(p, vs, n)))
           .sort();
         if (snis.length === 0) continue;

@@ -5,7 +5,7 @@ import type { MeshSnapshot } from '../model/mesh.js';
 import type { HttpRoute, StringMatch } from '../model/istio.js';
 import type { VirtualServiceObject } from '../model/objects.js';
 import { selectorMatches, type Labels } from '../model/labels.js';
-import { msToProtoDuration, parseDurationMs } from '../util/duration.js';
+import { parseDurationMs, protoDurationOf } from '../util/duration.js';
 import { destinationRuleFor, resolveGateway, resolveHost } from './istio-config.js';
 import { outboundClusterName } from './names.js';
 import { effectivePolicy, hashPolicy } from './traffic-policy.js';
@@ -34,11 +34,6 @@ export function defaultRetryPolicy(): Json {
   };
 }
 
-function dur(text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  const ms = parseDurationMs(text);
-  return ms === undefined ? undefined : msToProtoDuration(ms);
-}
 
 function stringMatcher(m: StringMatch, ignoreCase = false): Json {
   const base = m.exact !== undefined ? { exact: m.exact } : m.prefix !== undefined ? { prefix: m.prefix } : { safe_regex: { regex: m.regex ?? '' } };
@@ -80,8 +75,16 @@ function envoyMatch(m: HttpMatch | undefined): Json {
   return match;
 }
 
+/** The conditions HTTP, TCP and TLS matches share: listener port, gateway and client. */
+export interface PlacementMatch {
+  port?: number | undefined;
+  gateways?: readonly string[] | undefined;
+  sourceLabels?: Readonly<Record<string, string>> | undefined;
+  sourceNamespace?: string | undefined;
+}
+
 /** Whether a match condition applies to this listener, gateway and client. */
-function matchApplies(m: HttpMatch, rc: RouteContext, vsNamespace: string): boolean {
+export function matchApplies(m: PlacementMatch, rc: RouteContext, vsNamespace: string): boolean {
   if (m.port !== undefined && m.port !== rc.port) return false;
   if (m.gateways?.length && !m.gateways.some((g) => resolveGateway(g, vsNamespace) === rc.gateway)) return false;
   if (m.sourceLabels && rc.gateway === 'mesh' && !selectorMatches(m.sourceLabels, rc.clientLabels)) return false;
@@ -135,7 +138,7 @@ function fraction(percent: number | undefined): Json {
 function faultConfig(f: NonNullable<HttpRoute['fault']>): Json | undefined {
   const fault: Json = {};
   if (f.delay) {
-    const fixed = dur(f.delay.fixedDelay);
+    const fixed = protoDurationOf(f.delay.fixedDelay);
     if (fixed) fault.delay = { fixed_delay: fixed, percentage: fraction(f.delay.percentage?.value ?? f.delay.percent) };
   }
   if (f.abort) {
@@ -170,7 +173,7 @@ function routeAction(r: HttpRoute, rc: RouteContext, vs: VirtualServiceObject, f
       clusters: resolved.map(({ d, cluster }) => ({ name: cluster, weight: d.weight ?? Math.floor(100 / resolved.length), ...headerOperations(d.headers) })),
     };
   }
-  action.timeout = dur(r.timeout) ?? '0s';
+  action.timeout = protoDurationOf(r.timeout) ?? '0s';
   // Without `retries` the route keeps its virtual host's policy (Istio's default, see
   // defaultRetryPolicy); a route's own policy replaces that one entirely.
   if (r.retries) {
@@ -179,7 +182,7 @@ function routeAction(r: HttpRoute, rc: RouteContext, vs: VirtualServiceObject, f
         ...defaultRetryPolicy(),
         num_retries: r.retries.attempts,
         ...(r.retries.retryOn ? { retry_on: r.retries.retryOn } : {}),
-        ...(dur(r.retries.perTryTimeout) ? { per_try_timeout: dur(r.retries.perTryTimeout) } : {}),
+        ...(protoDurationOf(r.retries.perTryTimeout) ? { per_try_timeout: protoDurationOf(r.retries.perTryTimeout) } : {}),
       };
     } else action.retry_policy = { num_retries: 0 };
   }

@@ -5,9 +5,9 @@
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
 import { isHttpProtocol } from '../model/protocol.js';
 import type { InboundPort, ProxyContext } from './proxy-context.js';
-import { MESH_ALPN, istioMutualServerSocket, tlsInspector } from './mtls.js';
+import { MESH_ALPN, istioMutualServerSocket } from './mtls.js';
 import { effectivePeerAuthentication } from './peer-authentication.js';
-import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy } from './filters.js';
+import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy, tlsInspector } from './filters.js';
 import { httpPorts, meshVirtualServicesByHost } from './routes.js';
 import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
 import { MESH_GATEWAY } from './istio-config.js';

@@ -88,9 +88,6 @@ export function istioMutualServerSocket(trustDomain: string): Json {
   };
 }
 
-export function tlsInspector(): Json {
-  return { name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', {}) };
-}
 
 /** SDS `default`: the workload's certificate chain (leaf first) and private key. */
 export function workloadSecret(certChainPem: readonly string[], privateKeyPem: string): EnvoyResource {

@@ -16,16 +16,6 @@ export function inboundClusterName(port: number): string {
   return `inbound|${port}||`;
 }
 
-export function parseClusterName(name: string): { direction: 'outbound' | 'inbound'; port: number; subset: string; hostname: string } | undefined {
-  const parts = name.split('|');
-  if (parts.length !== 4) return undefined;
-  const [direction, port, subset, hostname] = parts as [string, string, string, string];
-  if (direction !== 'outbound' && direction !== 'inbound') return undefined;
-  const n = Number(port);
-  if (!Number.isInteger(n)) return undefined;
-  return { direction, port: n, subset, hostname };
-}
-
 export function listenerName(bind: string, port: number): string {
   return `${bind}_${port}`;
 }

@@ -1,6 +1,6 @@
 // What translation needs to know about one proxy, and the key under which proxies
 // that would get identical config share one translation.
-import type { MeshSnapshot } from '../model/mesh.js';
+import { endpointKey, type MeshSnapshot } from '../model/mesh.js';
 import type { Proxy } from '../model/proxy.js';
 import { labelsKey, selectorMatches } from '../model/labels.js';
 import type { Protocol } from '../model/protocol.js';
@@ -51,7 +51,7 @@ function inboundPortsOf(snapshot: MeshSnapshot, proxy: Proxy): InboundPort[] {
       // A named targetPort is resolved from the endpoints of this proxy's IP.
       let target = typeof p.targetPort === 'number' ? p.targetPort : undefined;
       if (target === undefined) {
-        const eps = snapshot.endpoints.get(`${svc.hostname}|${p.port}`) ?? [];
+        const eps = snapshot.endpoints.get(endpointKey(svc.hostname, p.port)) ?? [];
         target = eps.find((e) => proxy.instanceIps.includes(e.address))?.port;
       }
       if (target === undefined || byPort.has(target)) continue;

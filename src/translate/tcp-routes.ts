@@ -1,22 +1,12 @@
 // VirtualService `tcp` and `tls` routes: where a TCP connection goes, by port, source
 // and (for TLS) SNI, as a TCP proxy to one cluster or weighted clusters.
 import type { VirtualServiceObject } from '../model/objects.js';
-import { selectorMatches } from '../model/labels.js';
-import { destinationCluster, type RouteContext } from './http-routes.js';
-import { resolveGateway } from './istio-config.js';
+import { destinationCluster, matchApplies, type RouteContext } from './http-routes.js';
 import { stdoutAccessLog } from './filters.js';
 import { anyOf, type Json } from './types.js';
 
 type L4Route = NonNullable<VirtualServiceObject['spec']['tcp']>[number];
-type L4Match = NonNullable<L4Route['match']>[number];
 
-export function l4MatchApplies(m: L4Match, rc: RouteContext, vsNamespace: string): boolean {
-  if (m.port !== undefined && m.port !== rc.port) return false;
-  if (m.gateways?.length && !m.gateways.some((g) => resolveGateway(g, vsNamespace) === rc.gateway)) return false;
-  if (m.sourceLabels && rc.gateway === 'mesh' && !selectorMatches(m.sourceLabels, rc.clientLabels)) return false;
-  if (m.sourceNamespace && m.sourceNamespace !== rc.clientNamespace) return false;
-  return true;
-}
 
 /** A TCP proxy filter for a route's destinations (weighted when there are several). */
 export function tcpProxyFor(route: L4Route, rc: RouteContext, vs: VirtualServiceObject, statPrefix: string): Json {
@@ -33,5 +23,5 @@ export function tcpProxyFor(route: L4Route, rc: RouteContext, vs: VirtualService
 
 /** The first `tcp` route of `vs` that applies here (Istio takes the first match). */
 export function firstTcpRoute(vs: VirtualServiceObject, rc: RouteContext): L4Route | undefined {
-  return (vs.spec.tcp ?? []).find((r) => !r.match?.length || r.match.some((m) => l4MatchApplies(m, rc, vs.metadata.namespace)));
+  return (vs.spec.tcp ?? []).find((r) => !r.match?.length || r.match.some((m) => matchApplies(m, rc, vs.metadata.namespace)));
 }

@@ -1,8 +1,8 @@
 // DestinationRule traffic policies as Envoy cluster settings: load balancing,
 // connection pools (circuit breakers), outlier detection and client TLS.
 import type { DestinationRuleSpec, TrafficPolicy } from '../model/istio.js';
-import { msToProtoDuration, parseDurationMs } from '../util/duration.js';
-import { anyOf, type Json } from './types.js';
+import { parseDurationMs, protoDurationOf } from '../util/duration.js';
+import { anyOf, UINT32_MAX, type Json } from './types.js';
 
 type PortPolicy = NonNullable<TrafficPolicy['portLevelSettings']>[number];
 export type EffectivePolicy = Omit<TrafficPolicy, 'portLevelSettings'>;
@@ -34,13 +34,7 @@ export function effectivePolicy(spec: DestinationRuleSpec | undefined, port: num
   return p;
 }
 
-function dur(text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  const ms = parseDurationMs(text);
-  return ms === undefined ? undefined : msToProtoDuration(ms);
-}
 
-const MAX = 4294967295;
 
 /** Applies a policy to a cluster (Envoy JSON), in place. */
 export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2: boolean): void {
@@ -59,13 +53,13 @@ export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2
   else if (lb?.simple === 'ROUND_ROBIN') cluster.lb_policy = 'ROUND_ROBIN';
 
   const pool = policy.connectionPool;
-  const thresholds: Json = { max_connections: MAX, max_pending_requests: MAX, max_requests: MAX, max_retries: MAX, track_remaining: true };
+  const thresholds: Json = { max_connections: UINT32_MAX, max_pending_requests: UINT32_MAX, max_requests: UINT32_MAX, max_retries: UINT32_MAX, track_remaining: true };
   if (pool?.tcp?.maxConnections) thresholds.max_connections = pool.tcp.maxConnections;
   if (pool?.http?.http1MaxPendingRequests) thresholds.max_pending_requests = pool.http.http1MaxPendingRequests;
   if (pool?.http?.http2MaxRequests) thresholds.max_requests = pool.http.http2MaxRequests;
   if (pool?.http?.maxRetries) thresholds.max_retries = pool.http.maxRetries;
   cluster.circuit_breakers = { thresholds: [thresholds] };
-  const connectTimeout = dur(pool?.tcp?.connectTimeout);
+  const connectTimeout = protoDurationOf(pool?.tcp?.connectTimeout);
   if (connectTimeout) cluster.connect_timeout = connectTimeout;
   const ka = pool?.tcp?.tcpKeepalive;
   if (ka) {
@@ -79,7 +73,7 @@ export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2
   }
   const common: Json = {};
   if (pool?.http?.maxRequestsPerConnection) common.max_requests_per_connection = pool.http.maxRequestsPerConnection;
-  const idle = dur(pool?.http?.idleTimeout);
+  const idle = protoDurationOf(pool?.http?.idleTimeout);
   if (idle) common.idle_timeout = idle;
   const useHttp2 = http2 || pool?.http?.h2UpgradePolicy === 'UPGRADE';
   if (Object.keys(common).length > 0 || useHttp2) {
@@ -107,8 +101,8 @@ export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2
       detection.split_external_local_origin_errors = true;
       if (od.consecutiveLocalOriginFailures) detection.consecutive_local_origin_failure = od.consecutiveLocalOriginFailures;
     }
-    detection.interval = dur(od.interval) ?? '10s';
-    detection.base_ejection_time = dur(od.baseEjectionTime) ?? '30s';
+    detection.interval = protoDurationOf(od.interval) ?? '10s';
+    detection.base_ejection_time = protoDurationOf(od.baseEjectionTime) ?? '30s';
     detection.max_ejection_percent = od.maxEjectionPercent ?? 10;
     detection.enforcing_success_rate = 0;
     cluster.outlier_detection = detection;
@@ -138,7 +132,7 @@ export function hashPolicy(policy: EffectivePolicy): Json[] | undefined {
   const ch = policy.loadBalancer?.consistentHash;
   if (!ch) return undefined;
   if (ch.httpHeaderName) return [{ header: { header_name: ch.httpHeaderName } }];
-  if (ch.httpCookie) return [{ cookie: { name: ch.httpCookie.name, ...(ch.httpCookie.path ? { path: ch.httpCookie.path } : {}), ...(dur(ch.httpCookie.ttl) ? { ttl: dur(ch.httpCookie.ttl) } : {}) } }];
+  if (ch.httpCookie) return [{ cookie: { name: ch.httpCookie.name, ...(ch.httpCookie.path ? { path: ch.httpCookie.path } : {}), ...(protoDurationOf(ch.httpCookie.ttl) ? { ttl: protoDurationOf(ch.httpCookie.ttl) } : {}) } }];
   if (ch.useSourceIp) return [{ connection_properties: { source_ip: true } }];
   if (ch.httpQueryParameterName) return [{ query_parameter: { name: ch.httpQueryParameterName } }];
   return undefined;

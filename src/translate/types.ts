@@ -29,7 +29,11 @@ export interface EnvoyResource {
   body: Json;
 }
 
-export function byName(a: EnvoyResource, b: EnvoyResource): number {
+/** The largest value of Envoy's uint32 fields: "no limit" for circuit-breaker thresholds. */
+export const UINT32_MAX = 4294967295;
+
+/** Orders anything named (resources, cached entries) by name. */
+export function byName(a: { readonly name: string }, b: { readonly name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 

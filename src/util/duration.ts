@@ -26,3 +26,10 @@ export function msToProtoDuration(ms: number): string {
   const seconds = ms / 1000;
   return `${Number(seconds.toFixed(9))}s`;
 }
+
+/** A duration as Envoy's JSON writes it ("1.5s"), from Go-style text; undefined when absent or not a duration. */
+export function protoDurationOf(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDurationMs(text);
+  return ms === undefined ? undefined : msToProtoDuration(ms);
+}

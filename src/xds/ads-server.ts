@@ -287,7 +287,9 @@ export class AdsServer {
       throw new AuthenticationError(grpc.status.UNAUTHENTICATED, 'this meshd cannot check tokens (no Kubernetes API): connect without an authorization header');
     }
     const caller = await authenticator.authenticate(String(header));
-    const identity: WorkloadIdentity = { namespace: caller.namespace, serviceAccount: caller.serviceAccount, trustDomain: this.opts.trustDomain ?? 'cluster.local' };
+    const trustDomain = this.opts.trustDomain;
+    if (!trustDomain) throw new AuthenticationError(grpc.status.INTERNAL, 'meshd has no trust domain for workload identities');
+    const identity: WorkloadIdentity = { namespace: caller.namespace, serviceAccount: caller.serviceAccount, trustDomain };
     const secrets = [await workloadSecrets.workloadSecret(identity), workloadSecrets.rootSecret()];
     return { identity, secrets };
   }

@@ -4,7 +4,7 @@
 // Delivery's; this class decides what a push sends.
 import type { Proxy } from '../model/proxy.js';
 import type { ProxyContext } from '../translate/proxy-context.js';
-import { PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../translate/types.js';
+import { byName, PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../translate/types.js';
 import type { CachedResource } from './resource-cache.js';
 import type { PushRequest, ProxyResources, ResourceMap } from './generator.js';
 import { SetFingerprint } from './sent-state.js';
@@ -105,17 +105,13 @@ function mergePending(a: PendingPush, b: PendingPush | undefined): PendingPush {
   return { full: a.full || b.full, types: new Set([...a.types, ...b.types]), edsNames: new Set([...a.edsNames, ...b.edsNames]), since: Math.min(a.since, b.since) };
 }
 
-function byResourceName(a: CachedResource, b: CachedResource): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
 /** The framed bytes of a whole (immutable) resource set and its fingerprint, built once per set. */
 const wildcardBlocks = new WeakMap<ResourceMap, { version: string; block: Buffer }>();
 function wildcardBlock(all: ResourceMap): { version: string; block: Buffer } {
   let b = wildcardBlocks.get(all);
   if (!b) {
     const fp = new SetFingerprint();
-    const sorted = [...all.values()].sort(byResourceName);
+    const sorted = [...all.values()].sort(byName);
     for (const e of sorted) fp.toggle(e);
     b = { version: fp.toString(), block: Buffer.concat(sorted.map((e) => e.sotwFramed())) };
     wildcardBlocks.set(all, b);
@@ -146,7 +142,7 @@ function setDiff(from: ResourceMap, to: ResourceMap): SetDiff {
       if (old) d.updated.add(name);
     }
     for (const name of from.keys()) if (!to.has(name)) d.removals.push(name);
-    d.upserts.sort(byResourceName);
+    d.upserts.sort(byName);
     byTarget.set(to, d);
   }
   return d;
@@ -386,7 +382,7 @@ export class Connection {
     const held = o.deferRemovals === true && removals.length > 0;
     if (upserts.length === 0 && removals.length === 0 && !owed) return { held: false, updated };
     if (upserts.length === 0 && held && !owed) return { held: true, updated };
-    upserts.sort(byResourceName);
+    upserts.sort(byName);
     await this.send(w, all, upserts, held ? [] : removals, o.since);
     // Share the class's set as this proxy's state when it holds exactly that set.
     sub.share(all, !o.only, REBASE_AFTER);
@@ -431,7 +427,7 @@ export class Connection {
           const e = typeof entry !== 'string' ? entry : all.get(name);
           if (e) body.push(e);
         }
-        body.sort(byResourceName);
+        body.sort(byName);
         framed = body.map((e) => e.sotwFramed());
         count = body.length;
       }

@@ -38,6 +38,8 @@ export function framedMessage(message: Buffer): Buffer {
 
 type Serializer = (value: unknown) => Buffer;
 
+// This reaches into grpc-js (1.x) internals; test/unit/ads-framing.test.ts fails loudly
+// when an installed grpc-js no longer works this way.
 /**
  * Lets this call send buffers that are already gRPC-framed as they are. Relies on grpc-js's
  * server call (1.x) framing messages in `serializeMessage`; returns false, and nothing is

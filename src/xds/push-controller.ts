@@ -8,18 +8,8 @@ import { peerAuthenticationConflicts } from '../translate/peer-authentication.js
 import type { Logger } from '../util/log.js';
 import type { Metrics } from '../util/metrics.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 export interface PushControllerOptions {
   store: ConfigStore;

@@ -72,6 +72,8 @@ export function grpcStreamSink(call: Call, o: StreamSinkOptions): StreamSink {
   };
 }
 
+// This reaches into grpc-js (1.x) internals (the call's HTTP/2 stream);
+// test/unit/ads-framing.test.ts fails loudly when an installed grpc-js no longer has it.
 /**
  * Ends a stream at once, even with writes queued behind a closed flow-control window
  * (a status would wait behind them): the HTTP/2 stream is reset with CANCEL.

@@ -53,3 +53,40 @@ describe('pre-framed gRPC responses', () => {
     }
   });
 });
+
+describe('resetting a stuck stream', () => {
+  it('abortStream ends a stream whose writes wait behind a closed flow-control window (reaches the HTTP/2 stream inside grpc-js)', async () => {
+    const http2 = await import('node:http2');
+    const { abortStream } = await import('../../src/xds/stream-sink.js');
+    let serverCall: grpc.ServerDuplexStream<Buffer, Buffer> | undefined;
+    let wrote: () => void = () => undefined;
+    const written = new Promise<void>((resolve) => (wrote = resolve));
+    const server = new grpc.Server();
+    server.addService({ Stream: METHOD }, {
+      Stream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+        serverCall = call;
+        call.write(Buffer.alloc(1000, 7));
+        wrote();
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    // A client that never opens its window: the server's write cannot drain.
+    const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
+    session.on('error', () => undefined);
+    const stream = session.request({ ':method': 'POST', ':path': METHOD.path, 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => undefined);
+    const closed = new Promise<number>((resolve) => stream.once('close', () => resolve(stream.rstCode ?? -1)));
+    stream.write(Buffer.from([0, 0, 0, 0, 0]));
+    try {
+      await written;
+      const inner = (serverCall as unknown as { call?: { stream?: unknown } }).call?.stream;
+      assert.ok(inner, 'grpc-js keeps the HTTP/2 stream at call.call.stream (src/xds/stream-sink.ts relies on it)');
+      abortStream(serverCall!);
+      const code = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-2), 3000))]);
+      assert.equal(code, http2.constants.NGHTTP2_CANCEL, 'the client sees the stream reset with CANCEL');
+    } finally {
+      session.destroy();
+      server.forceShutdown();
+    }
+  });
+});

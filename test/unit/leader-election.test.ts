@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { LeaderElector, microTime, type Clock, type Lease, type LeaseApi } from '../../src/kube/leader-election.js';
+import { LeaderElector, microTime, type Lease, type LeaseApi } from '../../src/kube/leader-election.js';
+import type { Clock } from '../../src/util/clock.js';
 import { KubeApiError } from '../../src/kube/client.js';
 import { silentLogger } from '../../src/util/log.js';
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { ConfigStore } from '../../src/model/store.js';
 import { parseYamlText } from '../../src/sources/file/file-source.js';
 import { ConfigGenerator, type PushRequest } from '../../src/xds/generator.js';
-import { PushController, type Clock } from '../../src/xds/push-controller.js';
+import { PushController } from '../../src/xds/push-controller.js';
+import type { Clock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
 import { serviceYaml } from '../support/meshd.js';
 

@@ -9,7 +9,7 @@
 import { closeSync, openSync, readdirSync, readSync, realpathSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { formatObjectError, objectKey, parseMeshObject, type MeshObject, type ObjectError } from '../../model/objects.js';
+import { formatObjectError, keyOf, objectKey, parseMeshObject, type MeshObject, type ObjectError } from '../../model/objects.js';
 import type { ConfigStore } from '../../model/store.js';
 import type { Logger } from '../../util/log.js';
 
@@ -193,7 +193,7 @@ export function parseYamlText(text: string, file: string): FileLoad {
       } else {
         for (const e of r.errors) problems.push({ file, document: index, message: formatObjectError(e), object: e });
         const e = r.errors[0];
-        if (e && e.name !== '<unnamed>') invalidKeys.push(`${e.kind}/${e.namespace}/${e.name}`);
+        if (e && e.name !== '<unnamed>') invalidKeys.push(keyOf(e.kind, e.namespace, e.name));
       }
     }
   });
