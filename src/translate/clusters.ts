@@ -2,20 +2,16 @@
 // workload ports, and the passthrough and blackhole clusters.
 import { serviceAccountsOf, type MeshService, type MeshServicePort, type MeshSnapshot } from '../model/mesh.js';
 import { destinationRuleFor } from './istio-config.js';
-import { applyClusterPolicy, effectivePolicy, type EffectivePolicy } from './traffic-policy.js';
+import { applyClusterPolicy, effectivePolicy, unlimitedThresholds, type EffectivePolicy } from './traffic-policy.js';
 import { isHttp2Protocol, isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { ADS_CONFIG_SOURCE } from './filters.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.js';
-import { anyOf, byName, UINT32_MAX, type EnvoyResource, type Json } from './types.js';
+import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 
 const CONNECT_TIMEOUT = '10s';
 
-/** Istio's default circuit-breaker thresholds: effectively unlimited. */
-const DEFAULT_CIRCUIT_BREAKERS: Json = {
-  thresholds: [{ max_connections: UINT32_MAX, max_pending_requests: UINT32_MAX, max_requests: UINT32_MAX, max_retries: UINT32_MAX, track_remaining: true }],
-};
 
 function http2Options(): Json {
   return {
@@ -30,16 +26,26 @@ export interface ClusterOptions {
   mtls?: { trustDomain: string };
 }
 
-function edsCluster(snapshot: MeshSnapshot, name: string, svc: MeshService, port: MeshServicePort, http2: boolean, policy: EffectivePolicy, o: ClusterOptions, subset?: string): EnvoyResource {
+/** One outbound EDS cluster: a service port, or one subset of it. */
+interface EdsClusterSpec {
+  name: string;
+  svc: MeshService;
+  port: MeshServicePort;
+  http2: boolean;
+  policy: EffectivePolicy;
+  subset?: string;
+}
+
+function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions): EnvoyResource {
+  const { name, svc, port, http2, policy, subset } = c;
+  // Circuit breakers and HTTP protocol options come from applyClusterPolicy (Istio's defaults without a policy).
   const body: Json = {
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: name },
     connect_timeout: CONNECT_TIMEOUT,
     lb_policy: 'ROUND_ROBIN',
-    circuit_breakers: DEFAULT_CIRCUIT_BREAKERS,
     common_lb_config: {},
-    ...(http2 ? { typed_extension_protocol_options: http2Options() } : {}),
     metadata: {
       filter_metadata: {
         istio: { services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }], ...(subset ? { subset } : {}) },
@@ -68,9 +74,10 @@ export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o
     for (const port of svc.ports) {
       if (port.protocol === 'UDP') continue;
       const http2 = isHttp2Protocol(port.protocol);
-      out.push(edsCluster(snapshot, outboundClusterName(port.port, svc.hostname), svc, port, http2, effectivePolicy(dr?.spec, port.port), o));
+      out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname), svc, port, http2, policy: effectivePolicy(dr?.spec, port.port) }, o));
       for (const subset of dr?.spec.subsets ?? []) {
-        out.push(edsCluster(snapshot, outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, effectivePolicy(dr?.spec, port.port, subset.name), o, subset.name));
+        const policy = effectivePolicy(dr?.spec, port.port, subset.name);
+        out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, policy, subset: subset.name }, o));
       }
     }
   }
@@ -80,7 +87,7 @@ export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o
 function originalDstCluster(name: string): EnvoyResource {
   return {
     name,
-    body: { name, type: 'ORIGINAL_DST', connect_timeout: CONNECT_TIMEOUT, lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: DEFAULT_CIRCUIT_BREAKERS },
+    body: { name, type: 'ORIGINAL_DST', connect_timeout: CONNECT_TIMEOUT, lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: { thresholds: [unlimitedThresholds()] } },
   };
 }
 

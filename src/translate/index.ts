@@ -1,6 +1,5 @@
 // The translator's entry point: a pure function of (snapshot, proxy) to Envoy resources.
 import type { MeshSnapshot } from '../model/mesh.js';
-import type { Proxy } from '../model/proxy.js';
 import { clustersFor, outboundClusters } from './clusters.js';
 import { loadAssignments } from './endpoints.js';
 import { listenersFor } from './listeners.js';
@@ -11,12 +10,11 @@ import { TypeUrl, type EnvoyResource } from './types.js';
 
 export type ResourcesByType = Record<TypeUrl, EnvoyResource[]>;
 
-/** Everything one proxy gets, per type, each list sorted by name. */
-export function translateProxy(snapshot: MeshSnapshot, proxy: Proxy): ResourcesByType {
-  const ctx = proxyContext(snapshot, proxy);
-  return translateContext(snapshot, ctx);
-}
-
+/**
+ * Everything one proxy of this context's class gets, per type, each list sorted by name.
+ * meshd serves through xds/generator.ts, which passes the clusters it shares between classes
+ * and keeps endpoints (the same for every proxy) apart; called alone, this translates all.
+ */
 export function translateContext(snapshot: MeshSnapshot, ctx: ProxyContext, shared?: { clusters?: EnvoyResource[]; endpoints?: EnvoyResource[] }): ResourcesByType {
   return {
     [TypeUrl.Cluster]: clustersFor(snapshot, ctx, shared?.clusters ?? outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls })),

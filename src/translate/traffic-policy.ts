@@ -36,6 +36,11 @@ export function effectivePolicy(spec: DestinationRuleSpec | undefined, port: num
 
 
 
+/** Istio's default circuit-breaker thresholds: effectively unlimited. */
+export function unlimitedThresholds(): Json {
+  return { max_connections: UINT32_MAX, max_pending_requests: UINT32_MAX, max_requests: UINT32_MAX, max_retries: UINT32_MAX, track_remaining: true };
+}
+
 /** Applies a policy to a cluster (Envoy JSON), in place. */
 export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2: boolean): void {
   const lb = policy.loadBalancer;
@@ -53,7 +58,7 @@ export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2
   else if (lb?.simple === 'ROUND_ROBIN') cluster.lb_policy = 'ROUND_ROBIN';
 
   const pool = policy.connectionPool;
-  const thresholds: Json = { max_connections: UINT32_MAX, max_pending_requests: UINT32_MAX, max_requests: UINT32_MAX, max_retries: UINT32_MAX, track_remaining: true };
+  const thresholds = unlimitedThresholds();
   if (pool?.tcp?.maxConnections) thresholds.max_connections = pool.tcp.maxConnections;
   if (pool?.http?.http1MaxPendingRequests) thresholds.max_pending_requests = pool.http.http1MaxPendingRequests;
   if (pool?.http?.http2MaxRequests) thresholds.max_requests = pool.http.http2MaxRequests;

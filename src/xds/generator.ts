@@ -7,7 +7,7 @@ import { labelsKey } from '../model/labels.js';
 import { outboundClusters } from '../translate/clusters.js';
 import { emptyLoadAssignment, serviceLoadAssignments, subsetsByHost } from '../translate/endpoints.js';
 import { translateContext, proxyContext, type ProxyContext } from '../translate/index.js';
-import { TypeUrl, type EnvoyResource } from '../translate/types.js';
+import { byName, PUSH_ORDER, TypeUrl, type EnvoyResource } from '../translate/types.js';
 import { ResourceCache, type CachedResource } from './resource-cache.js';
 import { SharedResponses, type SharedResponse } from './shared-responses.js';
 
@@ -246,6 +246,17 @@ export class ConfigGenerator {
       byOwn.set(key, (set = merged));
     }
     return set;
+  }
+
+  /**
+   * Everything a proxy is sent (its own SDS certificates aside), by type, sorted by name:
+   * the production path, as golden tests and the property test check it.
+   */
+  resourcesForProxy(proxy: Proxy): Record<TypeUrl, CachedResource[]> {
+    const view = this.resourcesFor(this.context(proxy));
+    const out = {} as Record<TypeUrl, CachedResource[]>;
+    for (const t of PUSH_ORDER) out[t] = [...view.byType[t].values()].sort(byName);
+    return out;
   }
 
   /** An empty resource for a route or endpoint name a proxy asked for that does not exist (an answer, not silence). */

@@ -16,7 +16,8 @@ import { parseMeshObject, type MeshObject, type ObjectError } from '../../src/mo
 import { ConfigStore } from '../../src/model/store.js';
 import { buildSnapshot } from '../../src/model/mesh.js';
 import { parseProxy } from '../../src/model/proxy.js';
-import { translateProxy, TypeUrl, type ResourcesByType } from '../../src/translate/index.js';
+import { TypeUrl, type ResourcesByType } from '../../src/translate/index.js';
+import { ConfigGenerator } from '../../src/xds/generator.js';
 import { staticBootstrap } from '../support/static-bootstrap.js';
 import { validateEnvoyConfig } from '../support/envoy.js';
 import { generateCase } from '../support/istio-generators.js';
@@ -135,10 +136,14 @@ async function runCase(seed: number, counts: Counts, failures: Failure[]): Promi
   try {
     const store = new ConfigStore();
     store.replaceSource('property', accepted);
-    const { snapshot } = buildSnapshot(store, 'cluster.local');
+    const delta = buildSnapshot(store, 'cluster.local');
+    const { snapshot } = delta;
     counts.rejectedInSnapshot += snapshot.config.rejected.length;
     for (const e of snapshot.config.rejected) if (!e.field || !e.message) failures.push({ seed, problem: `snapshot rejection without a field or message: ${JSON.stringify(e)}` });
-    translated = PROXIES.map((p) => ({ proxy: p.name, res: translateProxy(snapshot, proxyOf(p)) }));
+    // Through the generator meshd serves from: the path production takes.
+    const generator = new ConfigGenerator();
+    generator.update(delta);
+    translated = PROXIES.map((p) => ({ proxy: p.name, res: generator.resourcesForProxy(proxyOf(p)) }));
   } catch (err) {
     failures.push({ seed, problem: `snapshot or translation threw: ${(err as Error).stack ?? String(err)}` });
     return;
