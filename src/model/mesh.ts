@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { DestinationRuleObject, EndpointSliceObject, GatewayObject, ObjectError, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import { formatFieldPath, type DestinationRuleObject, type EndpointSliceObject, type GatewayObject, type ObjectError, type PeerAuthenticationObject, type PodObject, type SecretObject, type ServiceObject, type VirtualServiceObject } from './objects.js';
 import { resolveHost, undefinedSubsets } from './istio.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol, type Protocol } from './protocol.js';
@@ -99,7 +99,7 @@ export function istioConfig(store: ConfigStore, domain: string): IstioConfig {
           kind: 'VirtualService',
           namespace: vs.metadata.namespace,
           name: vs.metadata.name,
-          field: ['spec', ...i.path].map((p, n) => (typeof p === 'number' ? `[${p}]` : n === 0 ? p : `.${p}`)).join(''),
+          field: formatFieldPath(['spec', ...i.path]),
           message: i.message,
         });
       }

@@ -261,7 +261,7 @@ function zodErrors(kind: string, raw: unknown, err: z.ZodError, pathPrefix: stri
     kind,
     name: typeof meta.name === 'string' ? meta.name : '<unnamed>',
     namespace: typeof meta.namespace === 'string' ? meta.namespace : 'default',
-    field: [...pathPrefix, ...issue.path].map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join(''),
+    field: formatFieldPath([...pathPrefix, ...issue.path]),
     message: issue.message,
   }));
 }
@@ -399,7 +399,7 @@ function parseIstio<K extends IstioObject['kind'], S>(kind: K, schema: z.ZodType
         kind,
         name: metadata.name,
         namespace: metadata.namespace,
-        field: ['spec', ...f.path].map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join(''),
+        field: formatFieldPath(['spec', ...f.path]),
         message: f.message,
       })),
     };
@@ -438,6 +438,11 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
     case 'PeerAuthentication':
       return parseIstio('PeerAuthentication', peerAuthenticationSpecSchema, peerAuthenticationIssues, raw, defaultNamespace);
   }
+}
+
+/** A field path as errors name it: `spec.http[0].route[1].weight`. */
+export function formatFieldPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
 }
 
 export function objectKey(o: { kind: string; metadata: { namespace: string; name: string } }): string {
