@@ -24,6 +24,7 @@ import {
   inboundClusterName,
   listenerName,
   outboundClusterName,
+  proxylessTargets,
 } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 
@@ -177,17 +178,13 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
 /** Proxyless gRPC: an API listener per service port, named `<host>:<port>`. */
 export function grpcListeners(snapshot: MeshSnapshot): EnvoyResource[] {
   const out: EnvoyResource[] = [];
-  for (const svc of snapshot.services) {
-    for (const port of svc.ports) {
-      if (port.protocol === 'UDP') continue;
-      const name = `${svc.hostname}:${port.port}`;
-      const hcm = anyOf('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
-        stat_prefix: name,
-        rds: { config_source: ADS_CONFIG_SOURCE, route_config_name: name },
-        http_filters: [routerFilter()],
-      });
-      out.push({ name, body: { name, api_listener: { api_listener: hcm } } });
-    }
+  for (const { name } of proxylessTargets(snapshot)) {
+    const hcm = anyOf('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+      stat_prefix: name,
+      rds: { config_source: ADS_CONFIG_SOURCE, route_config_name: name },
+      http_filters: [routerFilter()],
+    });
+    out.push({ name, body: { name, api_listener: { api_listener: hcm } } });
   }
   return out.sort(byName);
 }

@@ -1,4 +1,5 @@
 // Resource names as Istio writes them.
+import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
 
 export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
 export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
@@ -18,4 +19,11 @@ export function inboundClusterName(port: number): string {
 
 export function listenerName(bind: string, port: number): string {
   return `${bind}_${port}`;
+}
+
+/** What proxyless gRPC clients dial: `<host>:<port>` for each (non-UDP) service port. */
+export function* proxylessTargets(snapshot: MeshSnapshot): Generator<{ svc: MeshService; port: MeshServicePort; name: string }> {
+  for (const svc of snapshot.services) {
+    for (const port of svc.ports) if (port.protocol !== 'UDP') yield { svc, port, name: `${svc.hostname}:${port.port}` };
+  }
 }

@@ -3,7 +3,7 @@
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
 import { isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
-import { PASSTHROUGH_CLUSTER, outboundClusterName } from './names.js';
+import { PASSTHROUGH_CLUSTER, outboundClusterName, proxylessTargets } from './names.js';
 import { byName, type EnvoyResource, type Json } from './types.js';
 import { defaultRetryPolicy, virtualServiceRoutes, type RouteContext } from './http-routes.js';
 import { MESH_GATEWAY, resolveHost, virtualServicesFor } from './istio-config.js';
@@ -98,24 +98,9 @@ export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyR
 /** Proxyless gRPC: a route configuration named `<host>:<port>` for each service port. */
 export function grpcRoutes(snapshot: MeshSnapshot): EnvoyResource[] {
   const out: EnvoyResource[] = [];
-  for (const svc of snapshot.services) {
-    for (const port of svc.ports) {
-      if (port.protocol === 'UDP') continue;
-      const name = `${svc.hostname}:${port.port}`;
-      out.push({
-        name,
-        body: {
-          name,
-          virtual_hosts: [
-            {
-              name,
-              domains: [svc.hostname, name],
-              routes: [{ name: 'default', match: { prefix: '' }, route: { cluster: outboundClusterName(port.port, svc.hostname) } }],
-            },
-          ],
-        },
-      });
-    }
+  for (const { svc, port, name } of proxylessTargets(snapshot)) {
+    const route = { name: 'default', match: { prefix: '' }, route: { cluster: outboundClusterName(port.port, svc.hostname) } };
+    out.push({ name, body: { name, virtual_hosts: [{ name, domains: [svc.hostname, name], routes: [route] }] } });
   }
   return out.sort(byName);
 }
