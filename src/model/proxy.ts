@@ -20,8 +20,24 @@ export interface Proxy {
   /** `grpc` for proxyless gRPC clients (Istio's GENERATOR metadata). */
   generator: string;
   metadata: Record<string, unknown>;
-  /** Set when the stream proved a workload identity (a service account token): the proxy gets mTLS. */
+  /** Set when the stream proved a workload identity (a service account token). */
   workloadIdentity?: WorkloadIdentity;
+  /**
+   * Istio's agent (pilot-agent) runs beside this Envoy: it sends PROXY_CONFIG in its node
+   * metadata, makes the workload key in the pod and serves it on its own SDS (`sds-grpc`).
+   */
+  agent: boolean;
+  /** Where the proxy's workload certificate comes from, when it has one: it then gets mTLS. */
+  certificates?: WorkloadCertificates;
+}
+
+/**
+ * `meshd`: meshd makes the key and sends it over SDS on the ADS stream (a stream that proved
+ * its identity). `agent`: Istio's agent makes it in the pod and serves it on `sds-grpc`.
+ */
+export interface WorkloadCertificates {
+  source: 'meshd' | 'agent';
+  trustDomain: string;
 }
 
 export interface WorkloadIdentity {
@@ -74,6 +90,7 @@ export function parseProxy(nodeId: string, metadata: Record<string, unknown> = {
     clusterId: typeof metadata.CLUSTER_ID === 'string' ? metadata.CLUSTER_ID : 'Kubernetes',
     istioVersion: typeof metadata.ISTIO_VERSION === 'string' ? metadata.ISTIO_VERSION : '',
     generator: typeof metadata.GENERATOR === 'string' ? metadata.GENERATOR : '',
+    agent: metadata.PROXY_CONFIG !== null && typeof metadata.PROXY_CONFIG === 'object',
     metadata,
   };
 }

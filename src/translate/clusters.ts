@@ -1,6 +1,7 @@
 // CDS: outbound clusters per service port, inbound clusters for the proxy's own
 // workload ports, and the passthrough and blackhole clusters.
 import { serviceAccountsOf, type MeshService, type MeshServicePort, type MeshSnapshot } from '../model/mesh.js';
+import type { WorkloadCertificates } from '../model/proxy.js';
 import { destinationRuleFor } from './istio-config.js';
 import { applyClusterPolicy, effectivePolicy, unlimitedThresholds, type EffectivePolicy } from './traffic-policy.js';
 import { isHttp2Protocol, isHttpProtocol } from '../model/protocol.js';
@@ -23,7 +24,7 @@ function http2Options(): Json {
 
 export interface ClusterOptions {
   /** The client has a workload certificate: mesh endpoints get mTLS. */
-  mtls?: { trustDomain: string };
+  mtls?: WorkloadCertificates | undefined;
 }
 
 /** One outbound EDS cluster: a service port, or one subset of it. */
@@ -55,7 +56,7 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
   applyClusterPolicy(body, policy, http2);
   const mode = policy.tls?.mode;
   if (o.mtls && (mode === undefined || mode === 'ISTIO_MUTUAL')) {
-    const socket = istioMutualSocket({ trustDomain: o.mtls.trustDomain, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), alpn: meshAlpn(http2 ? 'http2' : isHttpProtocol(port.protocol) ? 'http' : 'tcp') });
+    const socket = istioMutualSocket({ certificates: o.mtls, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), alpn: meshAlpn(http2 ? 'http2' : isHttpProtocol(port.protocol) ? 'http' : 'tcp') });
     // ISTIO_MUTUAL from a DestinationRule: always; otherwise (auto mTLS) only to endpoints that take it.
     if (mode === 'ISTIO_MUTUAL') body.transport_socket = socket;
     else body.transport_socket_matches = autoMtlsSocketMatches(socket);

@@ -1,7 +1,8 @@
 // EDS: one ClusterLoadAssignment per outbound cluster, from the ready endpoints.
 import { endpointKey, type MeshEndpoint, type MeshService, type MeshSnapshot } from '../model/mesh.js';
 import type { Labels } from '../model/labels.js';
-import { resolveHost } from './istio-config.js';
+import type { DestinationRuleObject } from '../model/objects.js';
+import { destinationRuleFor, resolveHost } from './istio-config.js';
 import { outboundClusterName } from './names.js';
 import { socketAddress } from './filters.js';
 import type { EnvoyResource, Json } from './types.js';
@@ -23,21 +24,76 @@ function localityEndpoints(eps: readonly MeshEndpoint[]): Json[] {
   });
 }
 
-const subsetIndex = new WeakMap<MeshSnapshot['config'], Map<string, Map<string, Labels>>>();
+/** A subset as some client namespaces see it: its labels, and the rule that defines it. */
+export interface SubsetSelection {
+  subset: string;
+  labels: Labels;
+  /** The DestinationRule, `namespace/name`. */
+  rule: string;
+  /** The suffix of its load assignment's name after Istio's cluster name; '' for the shared default. */
+  qualifier: string;
+}
+
+const subsetIndex = new WeakMap<MeshSnapshot['config'], Map<string, Map<string, SubsetSelection>>>();
 
 /**
- * Subsets defined for each host by any DestinationRule, by name. When rules in two
- * namespaces define one subset name differently, the first rule (by namespace/name) wins.
+ * Which load assignment a subset cluster reads: the one selected by the DestinationRule the
+ * cluster was built from, found by the clusters' own lookup (destinationRuleFor: the
+ * client's namespace, the service's, then istio-system).
+ *
+ * Load assignments are shared by every proxy, so one name must mean one endpoint set.
+ * Istio's name, `outbound|<port>|<subset>|<host>`, belongs to the rule a client in a
+ * namespace without rules of its own gets (the service's namespace, then istio-system: the
+ * common case); a subset name that rule does not define belongs to the first other rule
+ * (by namespace/name) that does. Any other rule defining that subset name (a client-side
+ * override, seen only from its own namespace) gets a load assignment of its own, named
+ * `outbound|<port>|<subset>|<host>|<namespace>/<rule>`: a cluster built from that rule keeps
+ * Istio's name and must name this one as its EDS service_name.
  */
-export function subsetsByHost(snapshot: MeshSnapshot): Map<string, Map<string, Labels>> {
+export function subsetServiceName(snapshot: MeshSnapshot, svc: MeshService, port: number, subset: string, clientNamespace: string): string {
+  const base = outboundClusterName(port, svc.hostname, subset);
+  const dr = destinationRuleFor(snapshot.config, svc.hostname, clientNamespace, svc.namespace, snapshot.domain);
+  if (!dr) return base;
+  const rule = `${dr.metadata.namespace}/${dr.metadata.name}`;
+  const owner = subsetsByHost(snapshot).get(svc.hostname)?.get(subset);
+  return !owner || owner.rule === rule ? base : `${base}|${rule}`;
+}
+
+/**
+ * For each host, every subset some client can resolve, keyed by the suffix of its load
+ * assignment's name (see subsetServiceName): the subset name alone for the rule that owns
+ * it, `<subset>|<namespace>/<rule>` for every other rule defining it. Within one rule the
+ * first definition of a name wins.
+ */
+export function subsetsByHost(snapshot: MeshSnapshot): Map<string, Map<string, SubsetSelection>> {
   let index = subsetIndex.get(snapshot.config);
   if (!index) {
     index = new Map();
+    const rulesByHost = new Map<string, DestinationRuleObject[]>();
     for (const dr of snapshot.config.destinationRules) {
+      if (dr.spec.workloadSelector || !dr.spec.subsets?.length) continue;
       const host = resolveHost(dr.spec.host, dr.metadata.namespace, snapshot.domain);
-      let subsets = index.get(host);
-      if (!subsets) index.set(host, (subsets = new Map()));
-      for (const s of dr.spec.subsets ?? []) if (!subsets.has(s.name)) subsets.set(s.name, s.labels ?? {});
+      const list = rulesByHost.get(host);
+      if (list) list.push(dr);
+      else rulesByHost.set(host, [dr]);
+    }
+    for (const svc of snapshot.services) {
+      const rules = rulesByHost.get(svc.hostname);
+      if (!rules) continue;
+      const shared = destinationRuleFor(snapshot.config, svc.hostname, '', svc.namespace, snapshot.domain);
+      const ordered = shared && rules.includes(shared) ? [shared, ...rules.filter((r) => r !== shared)] : rules;
+      const subsets = new Map<string, SubsetSelection>();
+      for (const dr of ordered) {
+        const rule = `${dr.metadata.namespace}/${dr.metadata.name}`;
+        const seen = new Set<string>();
+        for (const s of dr.spec.subsets ?? []) {
+          if (seen.has(s.name)) continue;
+          seen.add(s.name);
+          const qualifier = subsets.has(s.name) ? `|${rule}` : '';
+          subsets.set(`${s.name}${qualifier}`, { subset: s.name, labels: s.labels ?? {}, rule, qualifier });
+        }
+      }
+      index.set(svc.hostname, subsets);
     }
     subsetIndex.set(snapshot.config, index);
   }
@@ -52,9 +108,9 @@ export function serviceLoadAssignments(snapshot: MeshSnapshot, svc: MeshService)
     const name = outboundClusterName(port.port, svc.hostname);
     const eps = snapshot.endpoints.get(endpointKey(svc.hostname, port.port)) ?? [];
     out.push({ name, body: { cluster_name: name, endpoints: localityEndpoints(eps) } });
-    for (const [subset, labels] of subsets ?? []) {
-      const subsetName = outboundClusterName(port.port, svc.hostname, subset);
-      const selected = eps.filter((e) => Object.entries(labels).every(([k, v]) => e.labels[k] === v));
+    for (const sel of subsets?.values() ?? []) {
+      const subsetName = outboundClusterName(port.port, svc.hostname, sel.subset) + sel.qualifier;
+      const selected = eps.filter((e) => Object.entries(sel.labels).every(([k, v]) => e.labels[k] === v));
       out.push({ name: subsetName, body: { cluster_name: subsetName, endpoints: localityEndpoints(selected) } });
     }
   }

@@ -3,6 +3,7 @@
 // ports; without capture (INTERCEPTION_MODE=NONE) the outbound listeners bind to
 // 127.0.0.1 instead. For proxyless gRPC, one API listener per `<host>:<port>`.
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
+import type { WorkloadCertificates } from '../model/proxy.js';
 import { isHttpProtocol } from '../model/protocol.js';
 import type { InboundPort, ProxyContext } from './proxy-context.js';
 import { MESH_ALPN, istioMutualServerSocket } from './mtls.js';
@@ -104,15 +105,15 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean):
  * (told by the TLS inspector from the ALPN sidecars offer) and, unless STRICT, a
  * plaintext one. Under PERMISSIVE an app's own TLS matches neither and passes through.
  */
-function inboundChains(p: InboundPort, mode: InboundMtls, trustDomain: string | undefined): Json[] {
+function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined): Json[] {
   const chainName = listenerName(WILDCARD, p.targetPort);
-  if (!trustDomain || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false) }];
+  if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false) }];
   const tls: Json = {
     name: `${chainName}_mtls`,
     // STRICT: every connection to the port must complete the mTLS handshake, so the chain
     // takes them all (plaintext fails the handshake instead of falling through to passthrough).
     filter_chain_match: mode === 'STRICT' ? { destination_port: p.targetPort } : { destination_port: p.targetPort, transport_protocol: 'tls', application_protocols: MESH_ALPN },
-    transport_socket: istioMutualServerSocket(trustDomain),
+    transport_socket: istioMutualServerSocket(certs),
     filters: inboundFilters(p, chainName, true),
   };
   if (mode === 'STRICT') return [tls];
@@ -121,18 +122,18 @@ function inboundChains(p: InboundPort, mode: InboundMtls, trustDomain: string | 
 }
 
 /** Traffic to the workload's other ports passes through; under a STRICT workload policy only over mesh mTLS, as in Istio. */
-function passthroughChain(workloadMode: InboundMtls, trustDomain: string | undefined): Json {
-  const strict = trustDomain !== undefined && workloadMode === 'STRICT';
+function passthroughChain(workloadMode: InboundMtls, certs: WorkloadCertificates | undefined): Json {
+  const strict = certs !== undefined && workloadMode === 'STRICT';
   return {
     name: 'virtualInbound-catchall-tcp',
-    ...(strict ? { transport_socket: istioMutualServerSocket(trustDomain) } : {}),
+    ...(strict ? { transport_socket: istioMutualServerSocket(certs) } : {}),
     filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)],
   };
 }
 
 function virtualInbound(ctx: ProxyContext, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls): EnvoyResource {
-  const trustDomain = ctx.mtls?.trustDomain;
-  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), trustDomain));
+  const certs = ctx.mtls;
+  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs));
   const inspect = chains.some((c) => (c.filter_chain_match as Json).transport_protocol !== undefined);
   return {
     name: VIRTUAL_INBOUND,
@@ -142,7 +143,7 @@ function virtualInbound(ctx: ProxyContext, workloadMode: InboundMtls, modeFor: (
       traffic_direction: 'INBOUND',
       listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }, ...(inspect ? [tlsInspector()] : [])],
       filter_chains: chains,
-      default_filter_chain: passthroughChain(workloadMode, trustDomain),
+      default_filter_chain: passthroughChain(workloadMode, certs),
     },
   };
 }

@@ -1,7 +1,9 @@
-// Mutual TLS between sidecars, as Istio sets it up: certificates come over SDS from meshd
-// (`default`, the workload's key and certificate, and `ROOTCA`, the mesh's root), clients
-// verify the server's SPIFFE identity, and servers take TLS or plaintext per PeerAuthentication.
+// Mutual TLS between sidecars, as Istio sets it up: certificates come over SDS (`default`,
+// the workload's key and certificate, and `ROOTCA`, the mesh's root) from meshd on the ADS
+// stream, or from Istio's agent in the pod (`sds-grpc`); clients verify the server's SPIFFE
+// identity, and servers take TLS or plaintext per PeerAuthentication.
 import type { Labels } from '../model/labels.js';
+import type { WorkloadCertificates } from '../model/proxy.js';
 import { ADS_CONFIG_SOURCE } from './filters.js';
 import { anyOf, type EnvoyResource, type Json } from './types.js';
 import { spiffeId } from '../model/spiffe.js';
@@ -27,17 +29,25 @@ export function meshAlpn(protocol: 'http' | 'http2' | 'tcp'): string[] {
 }
 const DOWNSTREAM_TLS = 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
 
-function sdsSecret(name: string): Json {
-  return { name, sds_config: ADS_CONFIG_SOURCE };
+/** The cluster Istio's agent bootstrap defines for its SDS server (a Unix socket in the pod). */
+export const AGENT_SDS_CLUSTER = 'sds-grpc';
+
+const AGENT_SDS_SOURCE: Json = {
+  api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: AGENT_SDS_CLUSTER } }], set_node_on_first_message_only: true },
+  resource_api_version: 'V3',
+};
+
+function sdsSecret(name: string, certs: WorkloadCertificates): Json {
+  return { name, sds_config: certs.source === 'agent' ? AGENT_SDS_SOURCE : ADS_CONFIG_SOURCE };
 }
 
 /** The certificate and trust settings both sides share; `peers` are the SPIFFE ids accepted from the other side. */
-function commonTlsContext(peers: Json[], alpn: string[]): Json {
+function commonTlsContext(certs: WorkloadCertificates, peers: Json[], alpn: string[]): Json {
   return {
-    tls_certificate_sds_secret_configs: [sdsSecret(WORKLOAD_SECRET)],
+    tls_certificate_sds_secret_configs: [sdsSecret(WORKLOAD_SECRET, certs)],
     combined_validation_context: {
       default_validation_context: { match_typed_subject_alt_names: peers },
-      validation_context_sds_secret_config: sdsSecret(ROOT_CA_SECRET),
+      validation_context_sds_secret_config: sdsSecret(ROOT_CA_SECRET, certs),
     },
     alpn_protocols: alpn,
   };
@@ -47,17 +57,17 @@ function commonTlsContext(peers: Json[], alpn: string[]): Json {
  * Istio's SNI for a mesh cluster, `outbound_.<port>_.<subset>_.<host>`. `serviceAccounts`
  * are `namespace/name` pairs; with none known, any identity of the trust domain is accepted.
  */
-export function istioMutualSocket(o: { trustDomain: string; port: number; subset?: string; hostname: string; serviceAccounts: readonly string[]; alpn: string[] }): Json {
+export function istioMutualSocket(o: { certificates: WorkloadCertificates; port: number; subset?: string; hostname: string; serviceAccounts: readonly string[]; alpn: string[] }): Json {
   const peers = o.serviceAccounts.length
     ? o.serviceAccounts.map((nsSa) => {
         const [ns, sa] = nsSa.split('/') as [string, string];
-        return { san_type: 'URI', matcher: { exact: spiffeId(o.trustDomain, ns, sa) } };
+        return { san_type: 'URI', matcher: { exact: spiffeId(o.certificates.trustDomain, ns, sa) } };
       })
-    : [{ san_type: 'URI', matcher: { prefix: `spiffe://${o.trustDomain}/` } }];
+    : [{ san_type: 'URI', matcher: { prefix: `spiffe://${o.certificates.trustDomain}/` } }];
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: anyOf(UPSTREAM_TLS, {
-      common_tls_context: commonTlsContext(peers, o.alpn),
+      common_tls_context: commonTlsContext(o.certificates, peers, o.alpn),
       sni: `outbound_.${o.port}_.${o.subset ?? ''}_.${o.hostname}`,
     }),
   };
@@ -77,12 +87,12 @@ export function endpointTlsMetadata(labels: Labels): Json | undefined {
 }
 
 /** The server side of mesh mTLS: a client certificate from the trust domain is required. */
-export function istioMutualServerSocket(trustDomain: string): Json {
+export function istioMutualServerSocket(certs: WorkloadCertificates): Json {
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: anyOf(DOWNSTREAM_TLS, {
       // The HTTP codec tells HTTP/1.1 from HTTP/2 by the preface; no ALPN is negotiated.
-      common_tls_context: commonTlsContext([{ san_type: 'URI', matcher: { prefix: `spiffe://${trustDomain}/` } }], []),
+      common_tls_context: commonTlsContext(certs, [{ san_type: 'URI', matcher: { prefix: `spiffe://${certs.trustDomain}/` } }], []),
       require_client_certificate: true,
     }),
   };

@@ -1,7 +1,7 @@
 // What translation needs to know about one proxy, and the key under which proxies
 // that would get identical config share one translation.
 import { endpointKey, type MeshSnapshot } from '../model/mesh.js';
-import type { Proxy } from '../model/proxy.js';
+import type { Proxy, WorkloadCertificates } from '../model/proxy.js';
 import { labelsKey, selectorMatches } from '../model/labels.js';
 import type { Protocol } from '../model/protocol.js';
 
@@ -20,8 +20,8 @@ export interface ProxyContext {
   interception: InterceptionMode;
   /** The proxy's own workload ports (services selecting it), sorted. */
   inboundPorts: InboundPort[];
-  /** Set when the proxy has a workload identity (and so a certificate): mesh traffic uses mTLS. */
-  mtls: { trustDomain: string } | undefined;
+  /** Set when the proxy has a workload certificate (from meshd or its agent): mesh traffic uses mTLS. */
+  mtls: WorkloadCertificates | undefined;
   /** Proxies with the same key get the same resources. */
   classKey: string;
 }
@@ -66,7 +66,7 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
   const mode = String(proxy.metadata.INTERCEPTION_MODE ?? 'REDIRECT').toUpperCase();
   const interception: InterceptionMode = mode === 'NONE' ? 'NONE' : 'REDIRECT';
   const inboundPorts = proxyless ? [] : inboundPortsOf(snapshot, proxy);
-  const mtls = !proxyless && proxy.workloadIdentity ? { trustDomain: proxy.workloadIdentity.trustDomain } : undefined;
+  const mtls = !proxyless ? proxy.certificates : undefined;
   const classKey = [
     proxyless ? 'grpc' : proxy.type,
     proxy.namespace,
@@ -74,7 +74,7 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
     inboundPorts.map((p) => `${p.targetPort}/${p.protocol}`).join(','),
     // VirtualService matches on sourceLabels make routes depend on the client's labels.
     labelsKey(proxy.labels),
-    mtls ? `mtls:${mtls.trustDomain}` : 'plaintext',
+    mtls ? `mtls:${mtls.source}:${mtls.trustDomain}` : 'plaintext',
   ].join('|');
   return { proxy, proxyless, interception, inboundPorts, mtls, classKey };
 }

@@ -16,7 +16,6 @@ import { AdmissionRefused, StreamAdmission } from './admission.js';
 import { clientText } from '../util/client-text.js';
 import { AuthenticationError, type Authenticator } from '../ca/authenticate.js';
 import type { WorkloadIdentity } from '../model/proxy.js';
-import type { CachedResource } from './resource-cache.js';
 import { identityKey, type WorkloadSecrets } from './workload-secrets.js';
 
 const ADS_SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService/';
@@ -66,7 +65,6 @@ const MAX_VERSION_LABELS = 32;
 /** What a stream proved about itself before its first request was handled. */
 interface StreamIdentity {
   identity: WorkloadIdentity;
-  secrets: CachedResource[];
 }
 
 type Call = grpc.ServerDuplexStream<Buffer, Buffer>;
@@ -275,10 +273,32 @@ export class AdsServer {
   }
 
   private *connectionsOf(identity: string): Generator<Connection> {
-    for (const conn of this.connections) if (conn.proxy.workloadIdentity && identityKey(conn.proxy.workloadIdentity) === identity) yield conn;
+    // Proxies whose certificate meshd makes (not those of Istio's agent, which makes its own).
+    for (const conn of this.connections) if (conn.proxy.certificates?.source === 'meshd' && conn.proxy.workloadIdentity && identityKey(conn.proxy.workloadIdentity) === identity) yield conn;
   }
 
-  /** Checks the stream's token, if it sent one, and gets its certificate ready. */
+  private unknownType(conn: Connection, type: string): void {
+    if (conn.onUnknownType(type)) {
+      this.opts.log.info({ proxy: conn.id, type: clientText(type, 256), serves: [...KNOWN_TYPES] }, 'a proxy asked for a type meshd does not serve; answered with no resources');
+    }
+  }
+
+  /** SDS `default` and `ROOTCA` for a proxy whose stream proved `identity`; pushed as soon as they are made. */
+  private issueCertificate(conn: Connection, identity: WorkloadIdentity, fail: (code: grpc.status, details: string) => void): void {
+    const secrets = this.opts.workloadSecrets;
+    if (!secrets) return;
+    secrets.workloadSecret(identity).then(
+      (cert) => {
+        if (conn.closed) return;
+        conn.ownSecrets = [cert, secrets.rootSecret()];
+        conn.scheduleType(TypeUrl.Secret);
+        if (!conn.stalled) this.queue.enqueue(conn);
+      },
+      (err: unknown) => fail(grpc.status.INTERNAL, `cannot prepare the workload certificate: ${String(err)}`),
+    );
+  }
+
+  /** Checks the stream's token, if it sent one. */
   private async authenticateStream(call: Call): Promise<StreamIdentity | undefined> {
     const header = call.metadata.get('authorization')[0];
     if (header === undefined) return undefined;
@@ -289,9 +309,7 @@ export class AdsServer {
     const caller = await authenticator.authenticate(String(header));
     const trustDomain = this.opts.trustDomain;
     if (!trustDomain) throw new AuthenticationError(grpc.status.INTERNAL, 'meshd has no trust domain for workload identities');
-    const identity: WorkloadIdentity = { namespace: caller.namespace, serviceAccount: caller.serviceAccount, trustDomain };
-    const secrets = [await workloadSecrets.workloadSecret(identity), workloadSecrets.rootSecret()];
-    return { identity, secrets };
+    return { identity: { namespace: caller.namespace, serviceAccount: caller.serviceAccount, trustDomain } };
   }
 
   private handleStream(call: Call, protocol: Protocol): void {
@@ -356,14 +374,14 @@ export class AdsServer {
           conn ??= this.open(call, protocol, req.node, fail, auth);
           if (!conn) return;
           const type = req.type_url ?? '';
-          if (!KNOWN_TYPES.has(type)) return fail(grpc.status.INVALID_ARGUMENT, `unknown type_url "${type}"; meshd serves ${[...KNOWN_TYPES].join(', ')}`);
+          if (!KNOWN_TYPES.has(type)) return this.unknownType(conn, type);
           if (conn.onSotwRequest(type as TypeUrl, req.resource_names ?? [], req.response_nonce ?? '', req.version_info ?? '', req.error_detail) && !conn.stalled) this.queue.enqueue(conn);
         } else {
           const req = decodeDeltaDiscoveryRequest(buf);
           conn ??= this.open(call, protocol, req.node, fail, auth);
           if (!conn) return;
           const type = req.type_url ?? '';
-          if (!KNOWN_TYPES.has(type)) return fail(grpc.status.INVALID_ARGUMENT, `unknown type_url "${type}"; meshd serves ${[...KNOWN_TYPES].join(', ')}`);
+          if (!KNOWN_TYPES.has(type)) return this.unknownType(conn, type);
           const owed = conn.onDeltaRequest(
             type as TypeUrl,
             req.resource_names_subscribe ?? [],
@@ -405,6 +423,11 @@ export class AdsServer {
       if (problem) throw new NodeIdError(problem);
       proxy = parseProxy(id, metadata);
       if (auth) proxy.workloadIdentity = auth.identity;
+      // Istio's agent makes the key in the pod and serves it (sds-grpc); other proxies with a
+      // proven identity get theirs from meshd over this stream.
+      const trustDomain = this.opts.trustDomain;
+      if (proxy.agent && trustDomain) proxy.certificates = { source: 'agent', trustDomain };
+      else if (auth) proxy.certificates = { source: 'meshd', trustDomain: auth.identity.trustDomain };
     } catch (err) {
       fail(grpc.status.INVALID_ARGUMENT, err instanceof NodeIdError ? err.message : String(err));
       return undefined;
@@ -423,7 +446,7 @@ export class AdsServer {
       observeSendTime: (s) => m.xdsSendTime.observe(s),
     });
     conn = new Connection(proxy, protocol, this.opts.generator, sink, this.hooks, this.controlPlaneId);
-    if (auth) conn.ownSecrets = auth.secrets;
+    if (proxy.certificates?.source === 'meshd') this.issueCertificate(conn, proxy.workloadIdentity!, fail);
     this.connections.add(conn);
     this.calls.set(conn, call);
     m.xdsClients.inc({ version: this.versionLabel(proxy.istioVersion) });

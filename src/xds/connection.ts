@@ -97,6 +97,9 @@ interface PushOutcome {
 
 let connectionCounter = 0;
 
+/** How many distinct unknown types one stream may ask for before meshd stops answering them. */
+const MAX_UNKNOWN_TYPES = 16;
+
 /** How many own differences a proxy's state collects before it tries to share its class's set again. */
 const REBASE_AFTER = 32;
 
@@ -170,6 +173,8 @@ export class Connection {
   stalled = false;
   /** Gateway credentials already reported as withheld. */
   private readonly refusedSecrets = new Set<string>();
+  /** Types asked for that meshd does not serve (at most MAX_UNKNOWN_TYPES remembered). */
+  private readonly unknownTypes = new Set<string>();
 
   constructor(
     readonly proxy: Proxy,
@@ -282,6 +287,24 @@ export class Connection {
     const owed = w.subscription.applyDelta({ subscribe, unsubscribe, initialVersions });
     if (owed) this.pendingPush(Date.now()).types.add(type);
     return owed;
+  }
+
+  /**
+   * A request for a type meshd does not serve (Istio's agent asks for its DNS name table,
+   * for one): the stream goes on. The first request of each such type is answered with an
+   * empty response (no resources), so the proxy does not wait for one; later ones (its ACKs)
+   * are ignored. Returns true the first time, for the caller to log.
+   */
+  onUnknownType(typeUrl: string): boolean {
+    if (this.unknownTypes.has(typeUrl) || this.unknownTypes.size >= MAX_UNKNOWN_TYPES) return false;
+    this.unknownTypes.add(typeUrl);
+    const nonce = newNonce();
+    const bytes =
+      this.protocol === 'delta'
+        ? encodeDeltaDiscoveryResponse({ systemVersionInfo: '', typeUrl, nonce, framedResources: [], removed: [], controlPlane: this.controlPlaneId })
+        : encodeDiscoveryResponse({ versionInfo: '', typeUrl, nonce, framedResources: [], controlPlane: this.controlPlaneId });
+    this.sink.write(bytes).catch(() => undefined);
+    return true;
   }
 
   // ---- pushes ---------------------------------------------------------------

@@ -144,7 +144,7 @@ export class ConfigGenerator {
     if (!this.snapshot_) throw new Error('no snapshot yet');
     const p = this.identify(proxy).proxy;
     // Contexts depend on the proxy's role, namespace, labels, IPs and metadata, and on services.
-    const key = [p.type, p.namespace, p.generator, String(p.metadata.INTERCEPTION_MODE ?? ''), labelsKey(p.labels), p.instanceIps.join(','), p.workloadIdentity?.trustDomain ?? ''].join('|');
+    const key = [p.type, p.namespace, p.generator, String(p.metadata.INTERCEPTION_MODE ?? ''), labelsKey(p.labels), p.instanceIps.join(','), p.certificates ? `${p.certificates.source}:${p.certificates.trustDomain}` : ''].join('|');
     let ctx = this.contexts.get(key);
     if (!ctx) {
       ctx = proxyContext(this.snapshot_, p);
@@ -199,7 +199,7 @@ export class ConfigGenerator {
     if (!s) throw new Error('no snapshot yet');
     let view = this.views.get(ctx.classKey);
     if (!view || view.configVersion !== this.configVersion) {
-      const clusterKey = `${ctx.proxy.namespace}|${ctx.mtls?.trustDomain ?? ''}`;
+      const clusterKey = `${ctx.proxy.namespace}|${ctx.mtls ? `${ctx.mtls.source}:${ctx.mtls.trustDomain}` : ''}`;
       let clusters = this.sharedClusters.get(clusterKey);
       if (!clusters) this.sharedClusters.set(clusterKey, (clusters = outboundClusters(s, ctx.proxy.namespace, { mtls: ctx.mtls })));
       const translated = translateContext(s, ctx, { clusters, endpoints: [] });

@@ -214,6 +214,33 @@ describe('what a client sends is bounded', () => {
     }
   });
 
+  it('answers a type it does not serve with no resources, once, and the stream goes on (Istio agent NDS)', async () => {
+    const s = connectAds(meshd.xdsAddress, { delta: true });
+    try {
+      const NDS = 'type.googleapis.com/istio.networking.nds.v1.NameTable';
+      s.send({ node: istioNode({ pod: 'agent-1', ip: '10.6.0.1' }), type_url: NDS });
+      const r = await s.next(5000);
+      assert.equal(r.type_url, NDS);
+      assert.deepEqual(r.resources, []);
+      s.send({ type_url: NDS, response_nonce: r.nonce });
+      // Many distinct unknown types: a bounded number is remembered and answered.
+      for (let i = 0; i < 40; i++) s.send({ type_url: `type.googleapis.com/made.up.Type${i}` });
+      s.send({ type_url: TypeUrl.Cluster });
+      const deadline = Date.now() + 5000;
+      let clusters;
+      while (!clusters && Date.now() < deadline) {
+        const x = await s.next(5000);
+        if (x.type_url === TypeUrl.Cluster) clusters = x;
+      }
+      assert.ok(clusters && clusters.resources.length > 0, 'the stream still serves clusters');
+      assert.equal(s.received.filter((x) => x.type_url.includes('made.up')).length, 15, '16 unknown types answered in all (NDS and 15 more)');
+      assert.equal(s.status, undefined, 'the stream is still open');
+      assert.equal(meshd.records().filter((x) => /does not serve/.test(String(x.msg))).length, 16);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('has no debug endpoints on Object.prototype', async () => {
     for (const p of ['/debug/constructor', '/debug/__proto__', '/debug/toString', '/debug/hasOwnProperty']) {
       assert.equal((await meshd.monitoring(p)).status, 404, p);

@@ -31,7 +31,12 @@ interface ProxySpec {
 
 function proxyOf(p: ProxySpec): ReturnType<typeof parseProxy> {
   const proxy = parseProxy(p.id, p.metadata ?? {});
-  if (p.identity) proxy.workloadIdentity = { ...p.identity, trustDomain: 'cluster.local' };
+  if (p.identity) {
+    proxy.workloadIdentity = { ...p.identity, trustDomain: 'cluster.local' };
+    proxy.certificates = { source: 'meshd', trustDomain: 'cluster.local' };
+  }
+  // Istio's agent beside Envoy (PROXY_CONFIG in its metadata) serves the certificate itself.
+  if (proxy.agent) proxy.certificates = { source: 'agent', trustDomain: 'cluster.local' };
   return proxy;
 }
 

@@ -32,7 +32,10 @@ const PROXIES = [
 
 function proxyOf(p: (typeof PROXIES)[number]): ReturnType<typeof parseProxy> {
   const proxy = parseProxy(p.id, p.metadata);
-  if ('identity' in p) proxy.workloadIdentity = { ...p.identity, trustDomain: 'cluster.local' };
+  if ('identity' in p) {
+    proxy.workloadIdentity = { ...p.identity, trustDomain: 'cluster.local' };
+    proxy.certificates = { source: 'meshd', trustDomain: 'cluster.local' };
+  }
   return proxy;
 }
 
