@@ -3,6 +3,7 @@
 import { formatNodeId, type ProxyType } from '../model/proxy.js';
 import type { Labels } from '../model/labels.js';
 import { isIP } from 'node:net';
+import { RE2_MAX_PROGRAM_SIZE } from '../model/re2.js';
 
 export interface BootstrapOptions {
   type: ProxyType;
@@ -146,7 +147,18 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
       listeners: o.readinessPort > 0 ? [readinessListener(o.readinessPort)] : [],
     },
     layered_runtime: {
-      layers: [{ name: 'static', static_layer: { 'overload.global_downstream_max_connections': 2147483647 } }, { name: 'admin', admin_layer: {} }],
+      layers: [
+        {
+          name: 'static',
+          static_layer: {
+            'overload.global_downstream_max_connections': 2147483647,
+            // Envoy refuses regexes whose RE2 program is larger (its default is 100); meshd's
+            // validation checks every regex against the same limit.
+            're2.max_program_size.error_level': RE2_MAX_PROGRAM_SIZE,
+          },
+        },
+        { name: 'admin', admin_layer: {} },
+      ],
     },
   };
 }

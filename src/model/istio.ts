@@ -1,7 +1,7 @@
 // Istio's networking.istio.io objects (Gateway, VirtualService, DestinationRule), as
 // typed values with validation that names the object, the field and what is valid.
 import { z } from 'zod';
-import { re2Error } from './re2.js';
+import { re2Issue } from './re2.js';
 
 export const ISTIO_NETWORKING_API_VERSIONS = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'] as const;
 
@@ -261,8 +261,8 @@ export function undefinedSubsets(spec: VirtualServiceSpec, namespace: string, do
 
 function checkRegex(m: StringMatch | undefined, path: (string | number)[], out: Issue[]): void {
   if (m?.regex === undefined) return;
-  const err = re2Error(m.regex);
-  if (err) out.push({ path: [...path, 'regex'], message: `"${m.regex}" is not a valid RE2 regular expression (${err}); Envoy uses RE2: no lookaround or backreferences` });
+  const issue = re2Issue(m.regex);
+  if (issue) out.push({ path: [...path, 'regex'], message: `"${m.regex}" ${issue}` });
 }
 
 function durationMs(text: string | undefined): number | undefined {
@@ -303,6 +303,12 @@ type HeaderOps = { set?: Record<string, string> | undefined; add?: Record<string
 export function virtualServiceIssues(spec: VirtualServiceSpec): Issue[] {
   const out: Issue[] = [];
   if (!spec.hosts || spec.hosts.length === 0) out.push({ path: ['hosts'], message: 'must list at least one host' });
+  // As Istio's validation: a lone `*` cannot name the hosts of sidecar routes (gateways
+  // empty, which means the mesh, or listing "mesh"); a Gateway-only VirtualService may use it.
+  const appliesToMesh = !spec.gateways?.length || spec.gateways.includes('mesh');
+  spec.hosts?.forEach((h, i) => {
+    if (appliesToMesh && h === '*') out.push({ path: ['hosts', i], message: 'wildcard host * is not allowed for a VirtualService bound to the mesh gateway (gateways empty or listing "mesh"); list the service hosts, or bind it to Gateways only' });
+  });
   spec.http?.forEach((r, i) => {
     const actions = [r.route?.length ? 'route' : undefined, r.redirect ? 'redirect' : undefined, r.directResponse ? 'directResponse' : undefined, r.delegate ? 'delegate' : undefined].filter(Boolean);
     if (actions.length === 0) out.push({ path: ['http', i], message: 'has no destination: set route (with at least one destination), redirect or directResponse' });
@@ -315,8 +321,8 @@ export function virtualServiceIssues(spec: VirtualServiceSpec): Issue[] {
       }
     });
     if (r.rewrite?.uriRegexRewrite) {
-      const err = re2Error(r.rewrite.uriRegexRewrite.match);
-      if (err) out.push({ path: ['http', i, 'rewrite', 'uriRegexRewrite', 'match'], message: `is not a valid RE2 regular expression (${err})` });
+      const issue = re2Issue(r.rewrite.uriRegexRewrite.match);
+      if (issue) out.push({ path: ['http', i, 'rewrite', 'uriRegexRewrite', 'match'], message: issue });
     }
     r.corsPolicy?.allowOrigins?.forEach((o, j) => checkRegex(o, ['http', i, 'corsPolicy', 'allowOrigins', j], out));
     headerOpIssues(r.headers, ['http', i, 'headers'], out);

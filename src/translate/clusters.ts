@@ -10,6 +10,7 @@ import { ADS_CONFIG_SOURCE } from './filters.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
+import { subsetServiceName } from './endpoints.js';
 
 const CONNECT_TIMEOUT = '10s';
 
@@ -35,15 +36,17 @@ interface EdsClusterSpec {
   http2: boolean;
   policy: EffectivePolicy;
   subset?: string;
+  /** The load assignment it reads, when not its own name (a subset of a client-side DestinationRule). */
+  edsServiceName?: string;
 }
 
 function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions): EnvoyResource {
-  const { name, svc, port, http2, policy, subset } = c;
+  const { name, svc, port, http2, policy, subset, edsServiceName } = c;
   // Circuit breakers and HTTP protocol options come from applyClusterPolicy (Istio's defaults without a policy).
   const body: Json = {
     name,
     type: 'EDS',
-    eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: name },
+    eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: edsServiceName ?? name },
     connect_timeout: CONNECT_TIMEOUT,
     lb_policy: 'ROUND_ROBIN',
     common_lb_config: {},
@@ -78,7 +81,9 @@ export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o
       out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname), svc, port, http2, policy: effectivePolicy(dr?.spec, port.port) }, o));
       for (const subset of dr?.spec.subsets ?? []) {
         const policy = effectivePolicy(dr?.spec, port.port, subset.name);
-        out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, policy, subset: subset.name }, o));
+        // Endpoints of the subset as this rule selects them (the rule may be this client namespace's own).
+        const edsServiceName = subsetServiceName(snapshot, svc, port.port, subset.name, clientNamespace);
+        out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, policy, subset: subset.name, edsServiceName }, o));
       }
     }
   }

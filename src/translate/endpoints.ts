@@ -30,7 +30,7 @@ export interface SubsetSelection {
   labels: Labels;
   /** The DestinationRule, `namespace/name`. */
   rule: string;
-  /** The suffix of its load assignment's name after Istio's cluster name; '' for the shared default. */
+  /** Appended to Istio's cluster name to name its load assignment: '' for the rule that owns the name. */
   qualifier: string;
 }
 
