@@ -3,6 +3,8 @@
 // wildcard, EDS for every EDS cluster, RDS for every route its listeners name, and an
 // ACK for every response. Responses are read at the envelope level only; resource
 // bodies are decoded once per distinct version and shared by all clients.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { messageType } from '../src/xds/protos.js';
@@ -271,7 +273,8 @@ function send(ev: ClientEvent): void {
   process.send?.(ev);
 }
 
-class SimProxy {
+/** One simulated sidecar; also used by bench/soak-client.ts (clients that come and go). */
+export class SimProxy {
   bytes = 0;
   messages = 0;
   /** Responses by short type. */
@@ -639,16 +642,27 @@ function handle(m: Command): void {
   }
 }
 
-if (!process.send) {
-  console.error('bench/ads-clients: run me from bench/run.js (needs an IPC channel)');
-  process.exit(2);
-}
-process.on('message', (m: Command) => {
+/** This file is the process (forked by bench/run.ts), not a module imported for SimProxy. */
+function isMain(): boolean {
   try {
-    handle(m);
-  } catch (err) {
-    send({ ev: 'fatal', message: String(err instanceof Error ? err.stack : err) });
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
   }
-});
-// The orchestrator going away ends this process too.
-process.on('disconnect', () => process.exit(0));
+}
+
+if (isMain()) {
+  if (!process.send) {
+    console.error('bench/ads-clients: run me from bench/run.js (needs an IPC channel)');
+    process.exit(2);
+  }
+  process.on('message', (m: Command) => {
+    try {
+      handle(m);
+    } catch (err) {
+      send({ ev: 'fatal', message: String(err instanceof Error ? err.stack : err) });
+    }
+  });
+  // The orchestrator going away ends this process too.
+  process.on('disconnect', () => process.exit(0));
+}

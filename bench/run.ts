@@ -14,6 +14,8 @@
 // Then the traffic-management case (BENCH_MODES=istio alone): the mesh plus 500 VirtualServices and
 // 500 DestinationRules, 1000 delta clients, VirtualService edits timed to each client's new RDS.
 // Knobs: BENCH_ISTIO_OBJECTS, BENCH_ISTIO_EDITS.
+//
+// BENCH_MODES=soak (alone, never by default): bench/soak.ts, meshd's memory under 30 minutes of churn.
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -854,7 +856,7 @@ function istioReport(r: IstioResult, micro: MicroResult[]): string {
   const p99 = r.vsEdit?.p99Ms;
   const rss = r.server?.peakRssBytes;
   const rows: string[][] = [
-    ['translate the whole mesh for one proxy (translateProxy, in process)', m('istioTranslateProxyMs'), '', ''],
+    ['translate the whole mesh for one proxy (translateContext, in process)', m('istioTranslateProxyMs'), '', ''],
     ['"for all": one proxy class, cold (context + resourcesFor)', m('istioResourcesForColdMs'), '', ''],
     [`"for all": resources for ${CFG.clients} connections (shared view)`, m('istioResourcesForAllMs'), '', ''],
     ['initial sync: all clients have full config', get(() => fmtMs(r.initial!.allSyncedMs)), '', ''],
@@ -981,6 +983,16 @@ function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInfo
 }
 
 async function main(): Promise<void> {
+  // The soak (bench/soak.ts, 30 minutes of churn, watching meshd's memory): only when asked for
+  // with BENCH_MODES=soak, and alone; never in the default modes.
+  if (MODES.includes('soak')) {
+    if (MODES.length > 1) {
+      log(`bench: BENCH_MODES=soak runs alone (got ${MODES.join(',')})`);
+      process.exit(2);
+    }
+    const { runSoak } = await import('./soak.js');
+    process.exit(await runSoak());
+  }
   const began = Date.now();
   const deadline = began + CFG.deadlineMs;
   const hard = setTimeout(() => {
