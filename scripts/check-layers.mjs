@@ -21,7 +21,8 @@ const ALLOWED = {
   controllers: ['util', 'model', 'kube', 'ca'],
   inject: ['util', 'model', 'translate'],
   monitoring: ['util', 'model', 'translate', 'xds'],
-  'control-plane': ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring'],
+  webhooks: ['util', 'model', 'translate', 'ca', 'inject'],
+  'control-plane': ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'webhooks'],
   cli: ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'control-plane'],
 };
 

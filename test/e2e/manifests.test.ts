@@ -191,6 +191,7 @@ describe('manifests: files', () => {
       'CustomResourceDefinition/peerauthentications.security.istio.io',
       'CustomResourceDefinition/virtualservices.networking.istio.io',
       'Deployment/istiod',
+      'MutatingWebhookConfiguration/istio-sidecar-injector',
       'Namespace/istio-system',
       'Role/istiod',
       'RoleBinding/istiod',

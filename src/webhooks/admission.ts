@@ -1,0 +1,113 @@
+// Kubernetes admission reviews (admission.k8s.io/v1), as a webhook receives and answers
+// them: the request is checked before anything reads it, and a mutation is answered as a
+// JSON Patch.
+
+export interface AdmissionRequest {
+  uid: string;
+  kind: { group: string; version: string; kind: string };
+  resource?: { group: string; version: string; resource: string };
+  namespace?: string;
+  name?: string;
+  operation: string;
+  object?: unknown;
+  oldObject?: unknown;
+  dryRun?: boolean;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  status?: { code: number; message: string };
+  patchType?: 'JSONPatch';
+  /** base64 of the JSON Patch. */
+  patch?: string;
+  warnings?: string[];
+}
+
+export interface JsonPatchOp {
+  op: 'add' | 'replace' | 'remove';
+  path: string;
+  value?: unknown;
+}
+
+export class AdmissionError extends Error {
+  constructor(
+    message: string,
+    readonly httpStatus = 400,
+  ) {
+    super(message);
+    this.name = 'AdmissionError';
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Reads an AdmissionReview body; throws AdmissionError naming what is wrong. */
+export function parseAdmissionReview(body: unknown): AdmissionRequest {
+  if (!isObject(body)) throw new AdmissionError('the body is not a JSON object');
+  if (body.apiVersion !== 'admission.k8s.io/v1' || body.kind !== 'AdmissionReview') {
+    throw new AdmissionError(`expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got ${JSON.stringify(String(body.apiVersion)).slice(0, 80)}, ${JSON.stringify(String(body.kind)).slice(0, 80)}`);
+  }
+  const r = body.request;
+  if (!isObject(r)) throw new AdmissionError('request is missing');
+  if (typeof r.uid !== 'string' || !r.uid || r.uid.length > 128) throw new AdmissionError('request.uid must be a non-empty string of at most 128 characters');
+  if (!isObject(r.kind) || typeof r.kind.kind !== 'string') throw new AdmissionError('request.kind is missing');
+  if (typeof r.operation !== 'string') throw new AdmissionError('request.operation is missing');
+  return r as unknown as AdmissionRequest;
+}
+
+/** The AdmissionReview answering `uid`. */
+export function admissionReview(response: AdmissionResponse): Record<string, unknown> {
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };
+}
+
+export function allowed(uid: string, patch?: JsonPatchOp[], warnings?: string[]): AdmissionResponse {
+  return {
+    uid,
+    allowed: true,
+    ...(patch && patch.length ? { patchType: 'JSONPatch' as const, patch: Buffer.from(JSON.stringify(patch)).toString('base64') } : {}),
+    ...(warnings && warnings.length ? { warnings } : {}),
+  };
+}
+
+export function denied(uid: string, message: string, code = 400): AdmissionResponse {
+  return { uid, allowed: false, status: { code, message } };
+}
+
+/** Escapes a key for a JSON Pointer (RFC 6901). */
+export function pointerKey(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/**
+ * A JSON Patch turning `before` into `after`, field by field for the top-level `metadata`
+ * maps and `spec` (each changed field replaced whole): small enough to read in an audit log.
+ */
+export function objectPatch(before: Record<string, unknown>, after: Record<string, unknown>): JsonPatchOp[] {
+  const ops: JsonPatchOp[] = [];
+  const meta = (o: Record<string, unknown>): Record<string, unknown> => (isObject(o.metadata) ? o.metadata : {});
+  const bm = meta(before);
+  const am = meta(after);
+  for (const field of ['labels', 'annotations'] as const) {
+    const b = isObject(bm[field]) ? bm[field] : undefined;
+    const a = isObject(am[field]) ? am[field] : undefined;
+    if (JSON.stringify(a) === JSON.stringify(b)) continue;
+    if (!b) ops.push({ op: 'add', path: `/metadata/${field}`, value: a ?? {} });
+    else {
+      for (const [k, v] of Object.entries(a ?? {})) if (b[k] !== v) ops.push({ op: k in b ? 'replace' : 'add', path: `/metadata/${field}/${pointerKey(k)}`, value: v });
+      for (const k of Object.keys(b)) if (!a || !(k in a)) ops.push({ op: 'remove', path: `/metadata/${field}/${pointerKey(k)}` });
+    }
+  }
+  const bs = isObject(before.spec) ? before.spec : {};
+  const as = isObject(after.spec) ? after.spec : {};
+  for (const key of new Set([...Object.keys(bs), ...Object.keys(as)])) {
+    const b = bs[key];
+    const a = as[key];
+    if (JSON.stringify(a) === JSON.stringify(b)) continue;
+    if (a === undefined) ops.push({ op: 'remove', path: `/spec/${pointerKey(key)}` });
+    else ops.push({ op: key in bs ? 'replace' : 'add', path: `/spec/${pointerKey(key)}`, value: a });
+  }
+  return ops;
+}
