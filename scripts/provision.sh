@@ -4,6 +4,9 @@
 #   - Debian packages used by the e2e tests (iptables, iproute2, curl, openssl)
 #   - a real kube-apiserver and etcd, built from the Go module proxy by scripts/provision-kube.sh
 #     into ~/.cache/meshd/kube-<version> (paths in ~/.cache/meshd/kube-paths)
+#   - Istio's sidecar agent pilot-agent, built from the Go module proxy by
+#     scripts/provision-pilot-agent.sh into ~/.cache/meshd/pilot-agent-<version>
+#     (paths in ~/.cache/meshd/pilot-agent-paths)
 # Idempotent: every step checks first and does nothing when its work is already done.
 # Fails loudly (non-zero exit, "provision: ..." on stderr) when something cannot be installed;
 # it never skips a step silently and never downloads binaries from anywhere but the registries.
@@ -121,10 +124,16 @@ provision_kube() {
     die "building kube-apiserver and etcd failed (scripts/provision-kube.sh, see above)"
 }
 
+provision_pilot_agent() {
+  bash "$(dirname "${BASH_SOURCE[0]}")/provision-pilot-agent.sh" ||
+    die "building pilot-agent failed (scripts/provision-pilot-agent.sh, see above)"
+}
+
 main() {
   provision_debian_packages
   provision_envoy
   provision_kube
+  provision_pilot_agent
   log "done"
 }
 
