@@ -314,6 +314,8 @@ class MeshdProc {
       '127.0.0.1:0',
       '--monitoring-addr',
       '127.0.0.1:0',
+      '--webhook-addr',
+      '127.0.0.1:0',
       // debug: one "pushing" record per push times the server's stage.
       '--log-level',
       'debug',

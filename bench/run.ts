@@ -177,6 +177,8 @@ async function startMeshd(configDir: string, profileDir?: string): Promise<Meshd
     '127.0.0.1:0',
     '--monitoring-addr',
     '127.0.0.1:0',
+    '--webhook-addr',
+    '127.0.0.1:0',
     // debug: "meshd serving" (info) has the ports; the only debug records are one per config
     // reload and one per push, which time the server's stages. Info adds one line per proxy connect.
     '--log-level',

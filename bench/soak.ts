@@ -148,6 +148,8 @@ async function startMeshd(configDir: string, services: number): Promise<Meshd> {
     '127.0.0.1:0',
     '--monitoring-addr',
     '127.0.0.1:0',
+    '--webhook-addr',
+    '127.0.0.1:0',
     '--log-level',
     'info',
     '--drain-duration',

@@ -49,6 +49,9 @@ interface ServeFlags {
   kubeconfig?: string;
   grpcAddr: string;
   secureGrpcAddr: string;
+  webhookAddr: string;
+  injectorHub?: string;
+  injectorTag?: string;
   monitoringAddr: string;
   domain: string;
   debounceAfter: number;
@@ -84,6 +87,9 @@ export function serveCommand(): Command {
     .addOption(new Option('--kubeconfig <file>', 'watch a Kubernetes cluster with this kubeconfig; "in-cluster" uses the pod\'s service account (the default when running in a pod and --config-dir is not given)').env('KUBECONFIG'))
     .addOption(new Option('--grpc-addr <addr>', 'plaintext xDS (and CA) gRPC address').env('MESHD_GRPC_ADDR').default(':15010'))
     .addOption(new Option('--secure-grpc-addr <addr>', 'TLS xDS and CA gRPC address, with a certificate from meshd\'s CA ("off" to not serve it)').env('MESHD_SECURE_GRPC_ADDR').default(':15012'))
+    .addOption(new Option('--webhook-addr <addr>', 'HTTPS admission webhooks (sidecar injection at /inject), with a certificate from meshd\'s CA ("off" to not serve them)').env('MESHD_WEBHOOK_ADDR').default(':15017'))
+    .addOption(new Option('--injector-hub <hub>', 'image registry of injected proxies (proxyv2), unless the istio-sidecar-injector ConfigMap says otherwise').env('MESHD_INJECTOR_HUB'))
+    .addOption(new Option('--injector-tag <tag>', 'image tag of injected proxies').env('MESHD_INJECTOR_TAG'))
     .addOption(new Option('--monitoring-addr <addr>', 'address of /metrics, /ready and /debug').env('MESHD_MONITORING_ADDR').default(':15014'))
     .addOption(new Option('--domain <domain>', 'cluster DNS domain').env('MESHD_DOMAIN').default('cluster.local'))
     .addOption(new Option('--debounce-after <duration>', 'quiet time after a change before pushing').env('MESHD_DEBOUNCE_AFTER').default(100).argParser(duration('--debounce-after')))
@@ -155,6 +161,8 @@ export function serveCommand(): Command {
         },
         log,
         secureGrpcAddr: o.secureGrpcAddr === 'off' ? undefined : o.secureGrpcAddr,
+        webhookAddr: o.webhookAddr === 'off' ? undefined : o.webhookAddr,
+        injector: { ...(o.injectorHub ? { hub: o.injectorHub } : {}), ...(o.injectorTag ? { tag: o.injectorTag } : {}) },
         ca: {
           trustDomain: o.trustDomain,
           keyType: o.caKeyType,

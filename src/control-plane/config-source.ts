@@ -6,6 +6,7 @@ import type { LeaderElector } from '../kube/leader-election.js';
 import { FileSource } from '../sources/file/file-source.js';
 import type { KubeSource } from '../sources/kube/kube-source.js';
 import type { RootPublisher } from '../controllers/root-publisher.js';
+import type { WebhookCaBundlePatcher } from '../controllers/webhook-ca-bundle.js';
 import { envoyRoot } from '../xds/protos.js';
 import type { Core } from './core.js';
 import type { Security } from './security.js';
@@ -47,10 +48,15 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
   }
   let elector: LeaderElector | undefined;
   let publisher: RootPublisher | undefined;
+  let caBundle: WebhookCaBundlePatcher | undefined;
   let stopped = false;
 
   const startLeaderElection = async (c: KubeConnection, security: Security): Promise<void> => {
-    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }] = await Promise.all([import('../controllers/root-publisher.js'), import('../kube/leader-election.js')]);
+    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }, { WebhookCaBundlePatcher, INJECTOR_WEBHOOK_CONFIG }] = await Promise.all([
+      import('../controllers/root-publisher.js'),
+      import('../kube/leader-election.js'),
+      import('../controllers/webhook-ca-bundle.js'),
+    ]);
     if (stopped) return;
     elector = new LeaderElector({
       leases: kubeLeaseApi(c),
@@ -62,11 +68,18 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
       onStartedLeading: () => {
         publisher = new RootPublisher({ conn: c, store, rootCertPem: security.ca.rootCertPem, log: security.log });
         publisher.start();
+        // The webhook configurations trust meshd's root (caBundle).
+        if (o.webhookAddr !== undefined) {
+          caBundle = new WebhookCaBundlePatcher({ conn: c, rootCertPem: security.ca.rootCertPem, targets: [{ resource: 'mutatingwebhookconfigurations', name: INJECTOR_WEBHOOK_CONFIG }], log: log.child({ component: 'webhook-ca-bundle' }) });
+          caBundle.start();
+        }
       },
       onStoppedLeading: async () => {
         const p = publisher;
+        const b = caBundle;
         publisher = undefined;
-        await p?.stop();
+        caBundle = undefined;
+        await Promise.all([p?.stop(), b?.stop()]);
       },
     });
     elector.start();
@@ -100,6 +113,7 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
       files?.stop();
       await kube?.stop();
       await publisher?.stop();
+      await caBundle?.stop();
     },
   };
 }

@@ -1,7 +1,6 @@
 // The gRPC servers of a control plane: plaintext (Istio's 15010) and TLS (15012) with
 // meshd's own certificate from its CA, each serving ADS and the CA API.
 import * as grpc from '@grpc/grpc-js';
-import { ServingCertificate, servingDnsNames } from '../ca/serving-cert.js';
 import type { Core } from './core.js';
 import type { Security } from './security.js';
 import { splitHostPort, type ControlPlaneOptions } from './options.js';
@@ -9,7 +8,6 @@ import { splitHostPort, type ControlPlaneOptions } from './options.js';
 export interface GrpcServers {
   grpcPort: number;
   secureGrpcPort: number | undefined;
-  servingCert: ServingCertificate | undefined;
   /** host:port of each, for the log. */
   addresses: { grpc: string; secureGrpc?: string };
   stop(): void;
@@ -52,29 +50,18 @@ export async function startGrpcServers(o: ControlPlaneOptions, core: Core, secur
 
   let secureServer: grpc.Server | undefined;
   let secureGrpcPort: number | undefined;
-  let servingCert: ServingCertificate | undefined;
   if (o.secureGrpcAddr !== undefined) {
-    servingCert = new ServingCertificate({
-      ca: security.ca,
-      dnsNames: servingDnsNames(security.caOptions.namespace, o.domain),
-      ipAddresses: ['127.0.0.1', '::1'],
-      ttlSeconds: security.ca.defaultTtlSeconds,
-      log: security.log,
-    });
-    await servingCert.start();
     secureServer = new grpc.Server(options);
     core.ads.register(secureServer);
     security.caService.register(secureServer);
-    secureGrpcPort = await bind(secureServer, o.secureGrpcAddr, servingCert.credentials());
+    secureGrpcPort = await bind(secureServer, o.secureGrpcAddr, security.servingCert.credentials());
     addresses.secureGrpc = `${splitHostPort(o.secureGrpcAddr).host}:${secureGrpcPort}`;
   }
   return {
     grpcPort,
     secureGrpcPort,
-    servingCert,
     addresses,
     stop() {
-      servingCert?.stop();
       // ADS streams never end by themselves: cancel them; proxies reconnect to another replica.
       grpcServer.forceShutdown();
       secureServer?.forceShutdown();

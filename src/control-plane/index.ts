@@ -5,6 +5,7 @@ import { createConfigSource } from './config-source.js';
 import { startSecurity } from './security.js';
 import { startGrpcServers } from './grpc-servers.js';
 import { startMonitoring } from './monitoring.js';
+import { startWebhooks } from './webhooks.js';
 import type { ControlPlane, ControlPlaneOptions } from './options.js';
 
 export type { ConfigSourceOption, ControlPlane, ControlPlaneOptions, XdsStreamOptions } from './options.js';
@@ -16,8 +17,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const source = await createConfigSource(o, core);
   const security = await startSecurity(o, core, source.conn);
   const servers = await startGrpcServers(o, core, security);
-  const monitoring = await startMonitoring(o, core, security, servers, source);
-  log.info({ ...servers.addresses, monitoring: monitoring.address }, 'meshd serving');
+  const webhooks = await startWebhooks(o, core, security, source);
+  const monitoring = await startMonitoring(o, core, security, source);
+  log.info({ ...servers.addresses, ...(webhooks ? { webhooks: webhooks.address } : {}), monitoring: monitoring.address }, 'meshd serving');
 
   // Proxies are served only from a consistent view: after the source has fully synced.
   const ready = (async (): Promise<void> => {
@@ -29,6 +31,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
 
   const stop = async (): Promise<void> => {
     await source.stop();
+    await webhooks?.stop();
     security.stop();
     core.stop();
     servers.stop();
@@ -43,6 +46,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     pushes: core.pushes,
     metrics: core.metrics,
     secureGrpcPort: servers.secureGrpcPort,
+    webhookPort: webhooks?.port,
     ca: security.ca,
     authenticator: security.authenticator,
     ready,

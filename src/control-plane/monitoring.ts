@@ -5,7 +5,6 @@ import { createMonitoringServer } from '../monitoring/http-server.js';
 import { debugHandlers } from '../monitoring/debug.js';
 import type { Core } from './core.js';
 import type { Security } from './security.js';
-import type { GrpcServers } from './grpc-servers.js';
 import type { ConfigSource } from './config-source.js';
 import { splitHostPort, type ControlPlaneOptions } from './options.js';
 
@@ -17,7 +16,7 @@ export interface Monitoring {
   stop(): Promise<void>;
 }
 
-export async function startMonitoring(o: ControlPlaneOptions, core: Core, security: Security, servers: GrpcServers, source: ConfigSource): Promise<Monitoring> {
+export async function startMonitoring(o: ControlPlaneOptions, core: Core, security: Security, source: ConfigSource): Promise<Monitoring> {
   const { generator, ads, store, metrics } = core;
   const debug = debugHandlers(ads, generator, store);
   const kube = source.kube;
@@ -27,7 +26,7 @@ export async function startMonitoring(o: ControlPlaneOptions, core: Core, securi
     body: {
       ...security.ca.describe(),
       rootCertPem: security.ca.rootCertPem,
-      servingCertificate: servers.servingCert ? { notAfter: servers.servingCert.notAfter?.toISOString(), chain: servers.servingCert.certChainPem } : null,
+      servingCertificate: { notAfter: security.servingCert.notAfter?.toISOString(), chain: security.servingCert.certChainPem },
       // SDS certificates of connected identities (renewed as they age); never their keys.
       workloadCertificates: security.workloadSecrets.describe(),
     },

@@ -8,6 +8,7 @@ import type { Authenticator } from '../ca/authenticate.js';
 import type { ConfigGenerator } from '../xds/generator.js';
 import type { AdsServer } from '../xds/ads-server.js';
 import type { PushController } from '../xds/push-controller.js';
+import type { InjectorSettings } from '../inject/injector.js';
 
 export type ConfigSourceOption = { type: 'file'; dir: string } | { type: 'kube'; kubeconfig: string | 'in-cluster' };
 
@@ -25,6 +26,10 @@ export interface ControlPlaneOptions {
   pushConcurrency?: number;
   /** TLS xDS and CA (host:port, port 0 picks one); not served when undefined. */
   secureGrpcAddr?: string;
+  /** HTTPS admission webhooks (sidecar injection at /inject); not served when undefined. */
+  webhookAddr?: string;
+  /** Injector settings under the istio-sidecar-injector ConfigMap's (image hub and tag, mode...). */
+  injector?: Partial<InjectorSettings>;
   /** The CA; defaults: trust domain = domain, EC P-256, namespace istio-system. */
   ca?: Partial<CaOptions>;
   /** Audience service-account tokens must carry for the CA; default istio-ca. */
@@ -71,6 +76,8 @@ export interface ControlPlane {
   metrics: Metrics;
   /** The port of the TLS gRPC server (xDS and CA); undefined when not served. */
   secureGrpcPort: number | undefined;
+  /** The port of the webhook server; undefined when not served. */
+  webhookPort: number | undefined;
   ca: CertificateAuthority;
   /** Authenticates callers by their service-account token (the CA API; SDS later). */
   authenticator: Authenticator;

@@ -7,6 +7,7 @@ import { createCertificateAuthority, type CaOptions } from '../ca/setup.js';
 import { NoTokenReviewAuthenticator, type Authenticator } from '../ca/authenticate.js';
 import { CaService } from '../ca/ca-service.js';
 import { WorkloadSecrets } from '../xds/workload-secrets.js';
+import { ServingCertificate, servingDnsNames } from '../ca/serving-cert.js';
 import type { Core } from './core.js';
 import type { ControlPlaneOptions } from './options.js';
 
@@ -16,6 +17,8 @@ export interface Security {
   authenticator: Authenticator;
   caService: CaService;
   workloadSecrets: WorkloadSecrets;
+  /** meshd's own certificate (istiod.<ns>.svc...), for the TLS gRPC port and the webhook port. */
+  servingCert: ServingCertificate;
   log: Logger;
   stop(): void;
 }
@@ -48,14 +51,24 @@ export async function startSecurity(o: ControlPlaneOptions, core: Core, conn: Ku
     log,
   });
   ads.useWorkloadIdentity({ authenticator, workloadSecrets, trustDomain: caOptions.trustDomain });
+  const servingCert = new ServingCertificate({
+    ca,
+    dnsNames: servingDnsNames(caOptions.namespace, o.domain),
+    ipAddresses: ['127.0.0.1', '::1'],
+    ttlSeconds: ca.defaultTtlSeconds,
+    log,
+  });
+  await servingCert.start();
   return {
     ca,
     caOptions,
     authenticator,
     caService,
     workloadSecrets,
+    servingCert,
     log,
     stop() {
+      servingCert.stop();
       workloadSecrets.stop();
     },
   };

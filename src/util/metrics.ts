@@ -58,6 +58,11 @@ export class Metrics {
   readonly pushRetries = new Counter({ name: 'meshd_xds_push_retries_total', help: 'Pushes to a proxy that failed and were scheduled again.', registers: [this.registry] });
   readonly admissionQueue = new Gauge({ name: 'meshd_xds_admission_queue', help: 'New xDS streams waiting to be admitted (rate limit).', registers: [this.registry] });
   readonly drainedStreams = new Counter({ name: 'meshd_xds_drained_streams_total', help: 'xDS streams closed by meshd so proxies reconnect elsewhere (shutdown drain).', registers: [this.registry] });
+  // Sidecar injection (Istio's names).
+  readonly injectionRequests = new Counter({ name: 'sidecar_injection_requests_total', help: 'Total number of sidecar injection requests.', registers: [this.registry] });
+  readonly injectionSuccesses = new Counter({ name: 'sidecar_injection_success_total', help: 'Total number of successful sidecar injection requests.', registers: [this.registry] });
+  readonly injectionSkips = new Counter({ name: 'sidecar_injection_skip_total', help: 'Total number of skipped sidecar injection requests.', registers: [this.registry] });
+  readonly injectionFailures = new Counter({ name: 'sidecar_injection_failure_total', help: 'Total number of failed sidecar injection requests.', registers: [this.registry] });
   // The CA (Istio's citadel_server_* names).
   readonly caCsrCount = new Counter({ name: 'citadel_server_csr_count', help: 'Certificate signing requests received.', registers: [this.registry] });
   readonly caIssued = new Counter({ name: 'citadel_server_success_cert_issuance_count', help: 'Certificates issued.', registers: [this.registry] });

@@ -70,7 +70,7 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
       } else renewed.server?.setSecureContext({ cert: update.certificate, key: update.privateKey });
     });
   });
-  const server = createServer({ cert: current.certificate, key: current.privateKey, requestTimeout: o.requestTimeoutMs ?? 10_000, headersTimeout: Math.min(o.requestTimeoutMs ?? 10_000, 10_000), keepAliveTimeout: 30_000 }, (req, res) => {
+  const server = createServer({ cert: current.certificate, key: current.privateKey, requestTimeout: o.requestTimeoutMs ?? 10_000, headersTimeout: Math.min(o.requestTimeoutMs ?? 10_000, 10_000), keepAliveTimeout: 30_000, connectionsCheckingInterval: 1000 }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const handler = Object.hasOwn(o.handlers, path) ? o.handlers[path] : undefined;
     if (!handler) return reply(res, 404, `no webhook at ${clientText(path, 128)}; meshd serves ${Object.keys(o.handlers).sort().join(', ')}`);

@@ -36,6 +36,7 @@ export interface StartMeshdOptions {
   configDir?: string;
   grpcPort?: number;
   secureGrpcPort?: number;
+  webhookPort?: number;
   extraArgs?: string[];
   env?: Record<string, string>;
   /** Resolve only once meshd serves its first snapshot (default true). */
@@ -69,6 +70,8 @@ export async function startMeshd(o: StartMeshdOptions = {}): Promise<MeshdProces
     `127.0.0.1:${o.grpcPort ?? 0}`,
     '--secure-grpc-addr',
     `127.0.0.1:${o.secureGrpcPort ?? 0}`,
+    '--webhook-addr',
+    `127.0.0.1:${o.webhookPort ?? 0}`,
     '--monitoring-addr',
     '127.0.0.1:0',
     '--debounce-after',
