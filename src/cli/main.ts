@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { serveCommand } from './serve.js';
 import { bootstrapCommand } from './bootstrap.js';
 import { validateCommand } from './validate.js';
+import { kubeInjectCommand } from './kube-inject.js';
 
 const program = new Command()
   .name('meshd')
@@ -14,6 +15,7 @@ const program = new Command()
 program.addCommand(serveCommand());
 program.addCommand(bootstrapCommand());
 program.addCommand(validateCommand());
+program.addCommand(kubeInjectCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`meshd: ${err instanceof Error ? err.message : String(err)}\n`);

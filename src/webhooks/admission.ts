@@ -1,6 +1,6 @@
 // Kubernetes admission reviews (admission.k8s.io/v1), as a webhook receives and answers
 // them: the request is checked before anything reads it, and a mutation is answered as a
-// JSON Patch.
+// JSON Patch (RFC 6902).
 
 export interface AdmissionRequest {
   uid: string;
@@ -74,40 +74,4 @@ export function allowed(uid: string, patch?: JsonPatchOp[], warnings?: string[])
 
 export function denied(uid: string, message: string, code = 400): AdmissionResponse {
   return { uid, allowed: false, status: { code, message } };
-}
-
-/** Escapes a key for a JSON Pointer (RFC 6901). */
-export function pointerKey(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
-/**
- * A JSON Patch turning `before` into `after`, field by field for the top-level `metadata`
- * maps and `spec` (each changed field replaced whole): small enough to read in an audit log.
- */
-export function objectPatch(before: Record<string, unknown>, after: Record<string, unknown>): JsonPatchOp[] {
-  const ops: JsonPatchOp[] = [];
-  const meta = (o: Record<string, unknown>): Record<string, unknown> => (isObject(o.metadata) ? o.metadata : {});
-  const bm = meta(before);
-  const am = meta(after);
-  for (const field of ['labels', 'annotations'] as const) {
-    const b = isObject(bm[field]) ? bm[field] : undefined;
-    const a = isObject(am[field]) ? am[field] : undefined;
-    if (JSON.stringify(a) === JSON.stringify(b)) continue;
-    if (!b) ops.push({ op: 'add', path: `/metadata/${field}`, value: a ?? {} });
-    else {
-      for (const [k, v] of Object.entries(a ?? {})) if (b[k] !== v) ops.push({ op: k in b ? 'replace' : 'add', path: `/metadata/${field}/${pointerKey(k)}`, value: v });
-      for (const k of Object.keys(b)) if (!a || !(k in a)) ops.push({ op: 'remove', path: `/metadata/${field}/${pointerKey(k)}` });
-    }
-  }
-  const bs = isObject(before.spec) ? before.spec : {};
-  const as = isObject(after.spec) ? after.spec : {};
-  for (const key of new Set([...Object.keys(bs), ...Object.keys(as)])) {
-    const b = bs[key];
-    const a = as[key];
-    if (JSON.stringify(a) === JSON.stringify(b)) continue;
-    if (a === undefined) ops.push({ op: 'remove', path: `/spec/${pointerKey(key)}` });
-    else ops.push({ op: key in bs ? 'replace' : 'add', path: `/spec/${pointerKey(key)}`, value: a });
-  }
-  return ops;
 }

@@ -8,7 +8,8 @@ import type { Labels } from '../model/labels.js';
 import type { Metrics } from '../util/metrics.js';
 import type { Logger } from '../util/log.js';
 import { clientText } from '../util/client-text.js';
-import { allowed, denied, objectPatch, type AdmissionRequest, type AdmissionResponse } from './admission.js';
+import { podPatch } from '../inject/patch.js';
+import { allowed, denied, type AdmissionRequest, type AdmissionResponse } from './admission.js';
 
 export interface InjectWebhookOptions {
   /** The injector's settings now (they follow the istio-sidecar-injector ConfigMap). */
@@ -37,14 +38,17 @@ export function injectWebhook(o: InjectWebhookOptions): (request: AdmissionReque
     const pod = req.object as unknown as Pod;
     const namespace = req.namespace || (isRecord(pod.metadata) && typeof pod.metadata.namespace === 'string' ? pod.metadata.namespace : '');
     try {
-      const r = injectPod(pod, { name: namespace, labels: o.namespaceLabels(namespace) ?? {} }, o.settings());
+      // The apiserver calls only for Pods its selectors picked (the namespace's labels or the
+      // Pod's): a namespace meshd has not seen yet (just created) is taken as asking for it.
+      const labels = o.namespaceLabels(namespace) ?? { 'istio-injection': 'enabled' };
+      const r = injectPod(pod, { name: namespace, labels }, o.settings());
       if (!r.injected) {
         o.metrics.injectionSkips.inc();
         o.log.debug({ namespace, pod: clientText(String(pod.metadata?.name ?? pod.metadata?.generateName ?? ''), 253), reason: r.reason }, 'not injected');
         return allowed(req.uid);
       }
       o.metrics.injectionSuccesses.inc();
-      return allowed(req.uid, objectPatch(pod as unknown as Record<string, unknown>, r.pod as unknown as Record<string, unknown>));
+      return allowed(req.uid, podPatch(pod, r.pod));
     } catch (err) {
       o.metrics.injectionFailures.inc();
       // A bad annotation value refuses the Pod with the reason, as Istio's injector does.
