@@ -330,7 +330,10 @@ function applyConfig(s: InjectorSettings, config: Record<string, unknown>): void
   s.injectedAnnotations = r.stringMap('injectedAnnotations') ?? s.injectedAnnotations;
 }
 
-/** meshd's own keys (data.meshd), which win over the Istio-shaped ones. */
+/**
+ * meshd's own keys (data.meshd), which win over the Istio-shaped ones. One line per key,
+ * alike on purpose: each names its key, its type and what it sets.
+ */
 function applyMeshd(s: InjectorSettings, m: Record<string, unknown>): void {
   const r = new Reader(m, 'data.meshd');
   s.mode = r.oneOf('mode', ['agent', 'agentless'] as const) ?? s.mode;

@@ -978,6 +978,8 @@ function parse(pattern: string): Re {
   const lx = new Lexer([...Buffer.from(pattern, 'utf8')]);
   const ps = new Parser(ENVOY_FLAGS);
   let lastUnary = false;
+  // One case per metacharacter: the cases look alike on purpose (each says what its token
+  // does and how far it advances), as a tokenizer reads best.
   while (!lx.done) {
     let unary = false;
     const c = String.fromCharCode(lx.at()!);

@@ -5,7 +5,7 @@ import type { DestinationRuleObject } from '../model/objects.js';
 import { destinationRuleFor, resolveHost } from './istio-config.js';
 import { outboundClusterName } from './names.js';
 import { socketAddress } from './filters.js';
-import type { EnvoyResource, Json } from './types.js';
+import { byName, type EnvoyResource, type Json } from './types.js';
 import { endpointTlsMetadata } from './mtls.js';
 
 function localityEndpoints(eps: readonly MeshEndpoint[]): Json[] {
@@ -123,5 +123,5 @@ export function emptyLoadAssignment(name: string): EnvoyResource {
 
 /** All ClusterLoadAssignments of the mesh, sorted by name. */
 export function loadAssignments(snapshot: MeshSnapshot): EnvoyResource[] {
-  return snapshot.services.flatMap((s) => serviceLoadAssignments(snapshot, s)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return snapshot.services.flatMap((s) => serviceLoadAssignments(snapshot, s)).sort(byName);
 }
