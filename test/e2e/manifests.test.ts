@@ -186,6 +186,7 @@ describe('manifests: files', () => {
     assert.deepEqual(kinds(r.minimal), [
       'ClusterRole/istiod',
       'ClusterRoleBinding/istiod',
+      'ConfigMap/istio-sidecar-injector',
       'CustomResourceDefinition/destinationrules.networking.istio.io',
       'CustomResourceDefinition/gateways.networking.istio.io',
       'CustomResourceDefinition/peerauthentications.security.istio.io',
