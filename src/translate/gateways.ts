@@ -1,6 +1,8 @@
 // Gateways: for a router proxy, the Gateway servers whose selector matches its labels
-// become listeners `0.0.0.0_<port>`; the VirtualServices bound to those Gateways become
-// route configurations `http.<port>`, with a virtual host per Gateway host.
+// become listeners `0.0.0.0_<port>`, bound as Istio binds them on the targetPort of the
+// gateway pod's Service for the server port (gateway-ports.ts); the VirtualServices bound to
+// those Gateways become route configurations `http.<port>` (the port listened on, as Istio
+// names them), with a virtual host `<host>:<server port>` per Gateway host.
 import type { MeshSnapshot } from '../model/mesh.js';
 import type { GatewayObject, VirtualServiceObject } from '../model/objects.js';
 import type { GatewaySpec } from '../model/istio.js';
@@ -11,6 +13,7 @@ import { hostMatches, resolveHost, virtualServicesFor } from './istio-config.js'
 import { defaultRetryPolicy, matchApplies, virtualServiceRoutes, type RouteContext } from './http-routes.js';
 import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
 import { listenerName } from './names.js';
+import { gatewayListenPort } from './gateway-ports.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 
 type Server = GatewaySpec['servers'][number];
@@ -23,18 +26,22 @@ export interface GatewayServer {
   ref: string;
   server: Server;
   index: number;
+  /** The port the proxy listens on for this server: the gateway Service's targetPort for `server.port.number`, else that number. */
+  listenPort: number;
 }
 
 export interface GatewayConflict {
   loser: string;
   winner: string;
+  /** The Gateway server's port number, as written. */
   port: number;
   host: string;
 }
 
 /**
- * The servers this router serves, by port. Two Gateways claiming one port and host:
- * the first by namespace/name keeps it, the other is reported. Ports carry one protocol.
+ * The servers this router serves, by the port it listens on for them. Two Gateways claiming
+ * one listening port and host: the first by namespace/name keeps it, the other is reported.
+ * Listening ports carry one protocol.
  */
 export function gatewayServers(snapshot: MeshSnapshot, ctx: ProxyContext): { byPort: Map<number, GatewayServer[]>; conflicts: GatewayConflict[] } {
   const byPort = new Map<number, GatewayServer[]>();
@@ -46,18 +53,18 @@ export function gatewayServers(snapshot: MeshSnapshot, ctx: ProxyContext): { byP
     const ref = `${gw.metadata.namespace}/${gw.metadata.name}`;
     gw.spec.servers.forEach((server, index) => {
       const protocol = server.port.protocol.toUpperCase();
-      const port = server.port.number;
+      const port = gatewayListenPort(snapshot, ctx.proxy, server.port.number);
       const family = HTTP_PROTOCOLS.has(protocol) ? 'HTTP' : protocol === 'HTTPS' || (protocol === 'TLS' && server.tls?.mode !== 'PASSTHROUGH') ? 'HTTPS' : protocol;
       const existing = portProtocol.get(port);
       if (existing && existing !== family) {
-        conflicts.push({ loser: ref, winner: claimed.get(`${port}/*proto`) ?? '', port, host: `protocol ${protocol}` });
+        conflicts.push({ loser: ref, winner: claimed.get(`${port}/*proto`) ?? '', port: server.port.number, host: `protocol ${protocol}` });
         return;
       }
       const hosts = server.hosts.filter((h) => {
         const key = `${port}/${h}`;
         const owner = claimed.get(key);
         if (owner && owner !== ref) {
-          conflicts.push({ loser: ref, winner: owner, port, host: h });
+          conflicts.push({ loser: ref, winner: owner, port: server.port.number, host: h });
           return false;
         }
         claimed.set(key, ref);
@@ -68,19 +75,20 @@ export function gatewayServers(snapshot: MeshSnapshot, ctx: ProxyContext): { byP
       claimed.set(`${port}/*proto`, claimed.get(`${port}/*proto`) ?? ref);
       let list = byPort.get(port);
       if (!list) byPort.set(port, (list = []));
-      list.push({ gateway: gw, ref, server: { ...server, hosts }, index });
+      list.push({ gateway: gw, ref, server: { ...server, hosts }, index, listenPort: port });
     });
   }
   return { byPort: new Map([...byPort.entries()].sort((a, b) => a[0] - b[0])), conflicts };
 }
 
-function routeName(port: number): string {
-  return `http.${port}`;
+/** Istio's name for the route configuration of the HTTP servers on a listening port: `http.<listening port>`. */
+function routeName(listenPort: number): string {
+  return `http.${listenPort}`;
 }
 
-/** Istio-style name of an HTTPS server's route configuration. */
-export function httpsRouteName(port: number, s: GatewayServer): string {
-  return `https.${port}.${s.server.port.name ?? s.index}.${s.gateway.metadata.name}.${s.gateway.metadata.namespace}`;
+/** Istio's name for an HTTPS server's route configuration: `https.<server port>.<port name>.<gateway>.<namespace>`. */
+export function httpsRouteName(s: GatewayServer): string {
+  return `https.${s.server.port.number}.${s.server.port.name ?? s.index}.${s.gateway.metadata.name}.${s.gateway.metadata.namespace}`;
 }
 
 /** The SDS name of a Gateway credential, and of its CA for mutual TLS. */
@@ -103,7 +111,7 @@ function sniNames(hosts: readonly string[]): string[] {
   return names.includes('*') ? [] : [...new Set(names)].sort();
 }
 
-function tlsChain(port: number, s: GatewayServer, statPrefix: string): Json {
+function tlsChain(s: GatewayServer, statPrefix: string): Json {
   const tls = s.server.tls!;
   const common: Json = {
     tls_certificate_sds_secret_configs: [{ name: credentialSecretName(tls.credentialName!), sds_config: SDS_SOURCE }],
@@ -120,7 +128,7 @@ function tlsChain(port: number, s: GatewayServer, statPrefix: string): Json {
         ...(tls.mode === 'MUTUAL' ? { require_client_certificate: true } : {}),
       }),
     },
-    filters: [httpConnectionManager({ statPrefix, rds: httpsRouteName(port, s), httpFilters: routeConfigurableFilters() })],
+    filters: [httpConnectionManager({ statPrefix, rds: httpsRouteName(s), httpFilters: routeConfigurableFilters() })],
   };
 }
 
@@ -148,12 +156,12 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
       continue;
     }
     if (protocol === 'TCP' || (protocol === 'TLS' && servers[0]!.server.tls?.mode === 'PASSTHROUGH')) {
-      const chains = l4Chains(snapshot, ctx, port, servers, protocol === 'TLS', statPrefix);
+      const chains = l4Chains(snapshot, ctx, servers, protocol === 'TLS', statPrefix);
       if (chains.length) out.push(gatewayListener(port, chains, protocol === 'TLS' ? [tlsInspector()] : undefined));
       continue;
     }
     // TLS terminated with a credential from meshd (SDS); a server whose Secret is missing is left out.
-    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(port, s, statPrefix));
+    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(s, statPrefix));
     if (chains.length === 0) continue;
     out.push(gatewayListener(port, chains, [tlsInspector()]));
   }
@@ -161,15 +169,20 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
 }
 
 
+/** Routes match `port` against the Gateway server's port (the port clients reach), as in Istio. */
+function routeContext(snapshot: MeshSnapshot, ctx: ProxyContext, s: GatewayServer): RouteContext {
+  return { snapshot, gateway: s.ref, port: s.server.port.number, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
+}
+
 /**
  * TCP servers: the first applicable `tcp` route of the VirtualServices bound to the
  * Gateway. TLS PASSTHROUGH servers: a filter chain per `tls` route, chosen by SNI.
  */
-function l4Chains(snapshot: MeshSnapshot, ctx: ProxyContext, port: number, servers: GatewayServer[], bySni: boolean, statPrefix: string): Json[] {
+function l4Chains(snapshot: MeshSnapshot, ctx: ProxyContext, servers: GatewayServer[], bySni: boolean, statPrefix: string): Json[] {
   const chains: Json[] = [];
   const sniTaken = new Set<string>();
   for (const s of servers) {
-    const rc: RouteContext = { snapshot, gateway: s.ref, port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
+    const rc = routeContext(snapshot, ctx, s);
     for (const vs of virtualServicesFor(snapshot.config, s.ref, ctx.proxy.namespace)) {
       const hosts = (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace, snapshot.domain));
       if (!hosts.some((h) => s.server.hosts.some((p) => hostAllows(p, vs, h)))) continue;
@@ -200,17 +213,21 @@ function hostAllows(pattern: string, vs: VirtualServiceObject, host: string): bo
   return hostMatches(hostPattern, host);
 }
 
-/** Virtual hosts for a set of servers on one port: VirtualServices for one host merge, in order. */
-function serverVirtualHosts(snapshot: MeshSnapshot, ctx: ProxyContext, port: number, servers: GatewayServer[]): Json[] {
-  const hosts = new Map<string, { routes: Json[]; httpsRedirect: boolean }>();
+/**
+ * Virtual hosts for a set of servers on one listening port: VirtualServices for one host
+ * merge, in order. A virtual host is named, and matches the authority, with the port of the
+ * first server that has its host (the Gateway's port, which clients send in `Host`).
+ */
+function serverVirtualHosts(snapshot: MeshSnapshot, ctx: ProxyContext, servers: GatewayServer[]): Json[] {
+  const hosts = new Map<string, { port: number; routes: Json[]; httpsRedirect: boolean }>();
   for (const s of servers) {
-    const rc: RouteContext = { snapshot, gateway: s.ref, port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
+    const rc = routeContext(snapshot, ctx, s);
     for (const vs of virtualServicesFor(snapshot.config, s.ref, ctx.proxy.namespace)) {
       for (const h of vs.spec.hosts ?? []) {
         const host = resolveHost(h, vs.metadata.namespace, snapshot.domain);
         if (!s.server.hosts.some((p) => hostAllows(p, vs, host))) continue;
         let vh = hosts.get(host);
-        if (!vh) hosts.set(host, (vh = { routes: [], httpsRedirect: s.server.tls?.httpsRedirect === true }));
+        if (!vh) hosts.set(host, (vh = { port: s.server.port.number, routes: [], httpsRedirect: s.server.tls?.httpsRedirect === true }));
         vh.routes.push(...virtualServiceRoutes(vs, rc));
       }
     }
@@ -218,8 +235,8 @@ function serverVirtualHosts(snapshot: MeshSnapshot, ctx: ProxyContext, port: num
   return [...hosts.entries()]
     .sort((a, b) => (a[0] < b[0] ? -1 : 1))
     .map(([host, vh]) => ({
-      name: `${host}:${port}`,
-      domains: host === '*' ? ['*'] : [host, `${host}:${port}`],
+      name: `${host}:${vh.port}`,
+      domains: host === '*' ? ['*'] : [host, `${host}:${vh.port}`],
       routes: vh.routes,
       // Istio's default retry policy for the routes that have none of their own.
       retry_policy: defaultRetryPolicy(),
@@ -232,13 +249,13 @@ export function gatewayRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyR
   for (const [port, servers] of gatewayServers(snapshot, ctx).byPort) {
     if (HTTP_PROTOCOLS.has(servers[0]!.server.port.protocol.toUpperCase())) {
       const name = routeName(port);
-      out.push({ name, body: { name, virtual_hosts: serverVirtualHosts(snapshot, ctx, port, servers), validate_clusters: false } });
+      out.push({ name, body: { name, virtual_hosts: serverVirtualHosts(snapshot, ctx, servers), validate_clusters: false } });
       continue;
     }
     for (const s of servers) {
       if (!terminatesTls(s, snapshot, ctx.proxy.namespace)) continue;
-      const name = httpsRouteName(port, s);
-      out.push({ name, body: { name, virtual_hosts: serverVirtualHosts(snapshot, ctx, port, [s]), validate_clusters: false } });
+      const name = httpsRouteName(s);
+      out.push({ name, body: { name, virtual_hosts: serverVirtualHosts(snapshot, ctx, [s]), validate_clusters: false } });
     }
   }
   return out.sort(byName);
