@@ -90,24 +90,29 @@ export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o
   return out;
 }
 
-function originalDstCluster(name: string): EnvoyResource {
-  return {
-    name,
-    body: { name, type: 'ORIGINAL_DST', connect_timeout: CONNECT_TIMEOUT, lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: { thresholds: [unlimitedThresholds()] } },
-  };
+/**
+ * Inbound connections leave from 127.0.0.6, the address the capture rules (istio-iptables) let through
+ * untouched, so a sidecar's own hop to its application is not captured again as outbound traffic.
+ */
+const INBOUND_SOURCE = { source_address: { address: '127.0.0.6', port_value: 0 } };
+
+function originalDstCluster(name: string, inbound: boolean): EnvoyResource {
+  const body: Json = { name, type: 'ORIGINAL_DST', connect_timeout: CONNECT_TIMEOUT, lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: { thresholds: [unlimitedThresholds()] } };
+  if (inbound) body.upstream_bind_config = INBOUND_SOURCE;
+  return { name, body };
 }
 
 export function builtinClusters(): EnvoyResource[] {
   return [
-    originalDstCluster(PASSTHROUGH_CLUSTER),
-    originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER),
+    originalDstCluster(PASSTHROUGH_CLUSTER, false),
+    originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, true),
     { name: BLACKHOLE_CLUSTER, body: { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: CONNECT_TIMEOUT } },
   ];
 }
 
 export function inboundClusters(ctx: ProxyContext): EnvoyResource[] {
   return ctx.inboundPorts.map((p) => {
-    const res = originalDstCluster(inboundClusterName(p.targetPort));
+    const res = originalDstCluster(inboundClusterName(p.targetPort), true);
     if (isHttp2Protocol(p.protocol)) res.body.typed_extension_protocol_options = http2Options();
     return res;
   });

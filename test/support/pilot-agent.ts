@@ -89,7 +89,7 @@ export function pilotAgentBinaries(): PilotAgentBinaries {
 }
 
 /** uid 1337 cannot read under /root: give it its own copy of pilot-agent (once per build). */
-function pilotAgentForProxyUid(src: string): string {
+export function pilotAgentForProxyUid(src: string): string {
   const dir = join(tmpdir(), 'meshd-pilot-agent-bin');
   const dst = join(dir, `pilot-agent-${ISTIO_MODULE_VERSION}`);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
