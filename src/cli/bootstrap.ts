@@ -4,6 +4,33 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { envoyBootstrap, grpcBootstrap, type BootstrapOptions } from '../inject/bootstrap.js';
+import { parseMeshConfig } from '../model/mesh-config.js';
+
+/** What a bootstrap takes from the mesh config's defaultConfig (Istio's ProxyConfig). */
+interface ProxyDefaults {
+  discoveryAddress?: string;
+  proxyAdminPort?: number;
+  /** proxyMetadata's ISTIO_META_* entries, as node metadata without the prefix (as Istio's agent sends them). */
+  metadata: Record<string, string>;
+}
+
+function proxyDefaults(file: string | undefined): ProxyDefaults {
+  if (file === undefined) return { metadata: {} };
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`--mesh-config ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const pc = parseMeshConfig(text, `file ${file}`).config.defaultConfig;
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries((pc.proxyMetadata as Record<string, string> | undefined) ?? {})) if (k.startsWith('ISTIO_META_') && k.length > 11) metadata[k.slice(11)] = v;
+  return {
+    ...(typeof pc.discoveryAddress === 'string' ? { discoveryAddress: pc.discoveryAddress } : {}),
+    ...(typeof pc.proxyAdminPort === 'number' ? { proxyAdminPort: pc.proxyAdminPort } : {}),
+    metadata,
+  };
+}
 
 function parseLabels(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -35,7 +62,8 @@ function readToken(file: string): string {
 }
 
 export function bootstrapCommand(): Command {
-  return new Command('bootstrap')
+  const cmd = new Command('bootstrap');
+  return cmd
     .description('Print an Envoy bootstrap for a sidecar or gateway that gets its config from meshd')
     .addOption(new Option('--type <type>', 'proxy role').choices(['sidecar', 'router']).default('sidecar'))
     .option('--ip <ip>', 'the workload (pod) IP', '127.0.0.1')
@@ -56,6 +84,7 @@ export function bootstrapCommand(): Command {
     .option('--token-file <file>', "a service account token (audience istio-ca) sent to meshd as 'authorization: Bearer': the proxy gets its workload certificate over SDS and mTLS")
     .option('--xds-root-cert <file>', "meshd's root certificate (istio-ca-root-cert): connect over TLS (meshd's port 15012) and verify meshd")
     .option('--xds-server-name <name>', "the name meshd's certificate must carry, with --xds-root-cert", 'istiod.istio-system.svc')
+    .option('--mesh-config <file>', "Istio's mesh config: its defaultConfig gives discoveryAddress (--xds-address), proxyAdminPort (--admin-port) and proxyMetadata ISTIO_META_* (node metadata); flags given win")
     .action(
       (o: {
         type: 'sidecar' | 'router';
@@ -77,7 +106,10 @@ export function bootstrapCommand(): Command {
         tokenFile?: string;
         xdsRootCert?: string;
         xdsServerName: string;
+        meshConfig?: string;
       }) => {
+        const defaults = proxyDefaults(o.meshConfig);
+        const given = (flag: string): boolean => cmd.getOptionValueSource(flag) !== 'default' && cmd.getOptionValueSource(flag) !== undefined;
         const opts: BootstrapOptions = {
           type: o.type,
           ip: o.ip,
@@ -86,13 +118,14 @@ export function bootstrapCommand(): Command {
           domain: o.domain,
           serviceAccount: o.serviceAccount,
           labels: o.labels,
-          xdsAddress: o.xdsAddress,
+          xdsAddress: !given('xdsAddress') && defaults.discoveryAddress ? defaults.discoveryAddress : o.xdsAddress,
           delta: o.delta,
-          adminPort: o.adminPort,
+          adminPort: !given('adminPort') && defaults.proxyAdminPort !== undefined ? defaults.proxyAdminPort : o.adminPort,
           adminAddress: o.adminAddress,
           readinessPort: o.readinessPort,
           interceptionMode: o.interception,
           clusterId: o.clusterId,
+          ...(Object.keys(defaults.metadata).length ? { extraMetadata: defaults.metadata } : {}),
           ...(o.tokenFile ? { token: readToken(o.tokenFile) } : {}),
           ...(o.xdsRootCert ? { xdsRootCertFile: resolve(o.xdsRootCert), xdsServerName: o.xdsServerName } : {}),
         };

@@ -6,6 +6,7 @@ import { startSecurity } from './security.js';
 import { startGrpcServers } from './grpc-servers.js';
 import { startMonitoring } from './monitoring.js';
 import { startWebhooks } from './webhooks.js';
+import { startMeshConfig } from './mesh-config.js';
 import type { ControlPlane, ControlPlaneOptions } from './options.js';
 
 export type { ConfigSourceOption, ControlPlane, ControlPlaneOptions, XdsStreamOptions } from './options.js';
@@ -15,9 +16,15 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const log = o.log;
   const core = startCore(o);
   const source = await createConfigSource(o, core);
-  const security = await startSecurity(o, core, source.conn);
+  // The mesh config first: the CA takes its trustDomain (unless --trust-domain says otherwise).
+  const mesh = await startMeshConfig(o, core, source, o.ca?.namespace ?? 'istio-system');
+  const trustDomain = o.ca?.trustDomain ?? mesh.current().trustDomain;
+  if (o.ca?.trustDomain !== undefined && o.ca.trustDomain !== mesh.current().trustDomain) {
+    log.info({ trustDomain, meshConfig: mesh.where, meshTrustDomain: mesh.current().trustDomain }, "--trust-domain wins over the mesh config's trustDomain");
+  }
+  const security = await startSecurity({ ...o, ca: { ...o.ca, trustDomain } }, core, source.conn);
   const servers = await startGrpcServers(o, core, security);
-  const webhooks = await startWebhooks(o, core, security, source);
+  const webhooks = await startWebhooks(o, core, security, source, mesh);
   const monitoring = await startMonitoring(o, core, security, source);
   log.info({ ...servers.addresses, ...(webhooks ? { webhooks: webhooks.address } : {}), monitoring: monitoring.address }, 'meshd serving');
 
@@ -30,6 +37,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   ready.catch((err: unknown) => log.error({ err: String(err) }, 'starting the config source failed'));
 
   const stop = async (): Promise<void> => {
+    await mesh.stop();
     await source.stop();
     await webhooks?.stop();
     security.stop();

@@ -43,6 +43,11 @@ export interface ControlPlaneOptions {
   xds?: XdsStreamOptions;
   /** Workload certificates are renewed when this fraction of their lifetime remains (Istio's SECRET_GRACE_PERIOD_RATIO); default 0.5. */
   certGraceRatio?: number;
+  /**
+   * The mesh config file (Istio's MeshConfig as YAML), watched; without it, a cluster's ConfigMap
+   * `istio` (key `mesh`) in meshd's namespace. `ca.trustDomain`, when set, wins over its trustDomain.
+   */
+  meshConfigFile?: string;
   /** With a kube source: the Lease under which one replica does the single-writer work (the root ConfigMaps). */
   leaderElection?: { leaseDurationMs?: number; name?: string };
 }

@@ -8,6 +8,7 @@ import { injectWebhook } from '../webhooks/inject.js';
 import type { Core } from './core.js';
 import type { Security } from './security.js';
 import type { ConfigSource } from './config-source.js';
+import type { MeshConfigWatcher } from './mesh-config.js';
 import { splitHostPort, type ControlPlaneOptions } from './options.js';
 
 export const INJECTOR_CONFIGMAP = 'istio-sidecar-injector';
@@ -20,30 +21,38 @@ export interface Webhooks {
   stop(): Promise<void>;
 }
 
-export async function startWebhooks(o: ControlPlaneOptions, core: Core, security: Security, source: ConfigSource): Promise<Webhooks | undefined> {
+export async function startWebhooks(o: ControlPlaneOptions, core: Core, security: Security, source: ConfigSource, mesh?: MeshConfigWatcher): Promise<Webhooks | undefined> {
   if (o.webhookAddr === undefined) return undefined;
   const log = o.log.child({ component: 'webhooks' });
   const namespace = security.caOptions.namespace;
-  // Settings as meshd runs them: the cluster's domain, meshd's namespace, then the ConfigMap.
-  const base: InjectorSettings = { ...defaultInjectorSettings(), ...(o.injector ?? {}) };
-  let settings = base;
+  // Settings as meshd runs them: Istio's defaults with the mesh config's defaultConfig as the
+  // proxy config (as istiod injects it), meshd's flags, then the ConfigMap on top.
+  const baseSettings = (): InjectorSettings => ({ ...defaultInjectorSettings(), proxyConfig: mesh?.current().defaultConfig ?? {}, ...(o.injector ?? {}) });
+  let data: Record<string, string> | undefined;
+  let settings = baseSettings();
+  const recompute = (announce: boolean): void => {
+    const base = baseSettings();
+    if (!data) {
+      settings = base;
+      return;
+    }
+    try {
+      settings = parseInjectorSettings({ data }, base);
+      if (announce) log.info({ configMap: `${namespace}/${INJECTOR_CONFIGMAP}` }, 'sidecar injector settings applied');
+    } catch (err) {
+      log.error({ configMap: `${namespace}/${INJECTOR_CONFIGMAP}`, err: String(err) }, 'sidecar injector settings refused; the last good ones stay');
+    }
+  };
+  mesh?.onChange(() => recompute(false));
   let watch: ConfigMapWatch | undefined;
   if (source.conn) {
     watch = new ConfigMapWatch(
       source.conn,
       namespace,
       INJECTOR_CONFIGMAP,
-      (data) => {
-        if (!data) {
-          settings = base;
-          return;
-        }
-        try {
-          settings = parseInjectorSettings({ data }, base);
-          log.info({ configMap: `${namespace}/${INJECTOR_CONFIGMAP}` }, 'sidecar injector settings applied');
-        } catch (err) {
-          log.error({ configMap: `${namespace}/${INJECTOR_CONFIGMAP}`, err: String(err) }, 'sidecar injector settings refused; the last good ones stay');
-        }
+      (d) => {
+        data = d;
+        recompute(true);
       },
       log,
     );

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { isRecord } from './k8s.js';
 import type { InterceptionMode } from './settings.js';
+export { mergeProxyConfig } from './settings.js';
 
 export const A = {
   interceptionMode: 'sidecar.istio.io/interceptionMode',
@@ -126,12 +127,3 @@ export function proxyConfigAnnotation(annotations: Record<string, string>): Reco
   return doc;
 }
 
-/** Merges ProxyConfigs as protobuf merges messages: fields of `over` win, nested objects merge, lists are replaced. */
-export function mergeProxyConfig(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] = isRecord(b) && isRecord(v) ? mergeProxyConfig(b, v) : v;
-  }
-  return out;
-}

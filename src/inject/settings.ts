@@ -257,6 +257,16 @@ class Reader {
   }
 }
 
+/** A ProxyConfig `over` on top of `base`, objects merged key by key (proxyMetadata...), as Istio merges them. */
+export function mergeProxyConfig(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isRecord(b) && isRecord(v) ? mergeProxyConfig(b, v) : v;
+  }
+  return out;
+}
+
 function parseDocument(text: string, key: string): Record<string, unknown> {
   let v: unknown;
   try {
@@ -316,8 +326,9 @@ function applyValues(s: InjectorSettings, values: Record<string, unknown>): void
   s.holdApplicationUntilProxyStarts = r.bool('global.proxy.holdApplicationUntilProxyStarts') ?? s.holdApplicationUntilProxyStarts;
   s.rewriteAppHTTPProbe = r.bool('sidecarInjectorWebhook.rewriteAppHTTPProbe') ?? s.rewriteAppHTTPProbe;
   s.enablePrometheusMerge = r.bool('meshConfig.enablePrometheusMerge') ?? s.enablePrometheusMerge;
+  // On top of the mesh config's defaultConfig (the base), as istiod merges them.
   const dc = r.object('meshConfig.defaultConfig');
-  if (dc) s.proxyConfig = dc;
+  if (dc) s.proxyConfig = mergeProxyConfig(s.proxyConfig, dc);
   s.nativeSidecars = r.bool('global.nativeSidecars') ?? s.nativeSidecars;
 }
 
@@ -351,7 +362,7 @@ function applyMeshd(s: InjectorSettings, m: Record<string, unknown>): void {
   s.revision = r.nonEmpty('revision') ?? s.revision;
   if (r.object('resources')) s.resources = { requests: r.stringMap('resources.requests') ?? {}, limits: r.stringMap('resources.limits') ?? {} };
   const pc = r.object('proxyConfig');
-  if (pc) s.proxyConfig = pc;
+  if (pc) s.proxyConfig = mergeProxyConfig(s.proxyConfig, pc);
 }
 
 export interface ConfigMapLike {

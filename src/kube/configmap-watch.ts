@@ -32,6 +32,11 @@ export class ConfigMapWatch {
     this.informer.start();
   }
 
+  /** Resolves once the ConfigMap has been listed (found or not). */
+  synced(): Promise<void> {
+    return this.informer.synced();
+  }
+
   async stop(): Promise<void> {
     await this.informer.stop();
   }

@@ -5,6 +5,7 @@ import { resolveHost, undefinedSubsets } from './istio.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol, type Protocol } from './protocol.js';
 import type { Labels } from './labels.js';
+import { defaultMeshConfig, type MeshConfig } from './mesh-config.js';
 
 export interface MeshServicePort {
   name: string;
@@ -52,6 +53,8 @@ export interface MeshSnapshot {
   readonly pods: ReadonlyMap<string, PodObject>;
   /** Istio config, sorted by namespace/name. */
   readonly config: IstioConfig;
+  /** The mesh config (ConfigMap istio, key mesh; or --mesh-config). */
+  readonly meshConfig: MeshConfig;
 }
 
 export interface IstioConfig {
@@ -68,6 +71,8 @@ export interface IstioConfig {
   readonly secrets: ReadonlyMap<string, SecretObject>;
   /** Objects left out because of errors across objects (e.g. a subset no DestinationRule defines). */
   readonly rejected: readonly ObjectError[];
+  /** The mesh config's rootNamespace (mesh-wide policies, DestinationRule fallback); istio-system when unset. */
+  readonly rootNamespace?: string;
 }
 
 function byNamespacedName<T extends { metadata: { namespace: string; name: string } }>(a: T, b: T): number {
@@ -79,7 +84,7 @@ function byNamespacedName<T extends { metadata: { namespace: string; name: strin
 /** Secrets holding meshd's CA key (Istio's names for them). */
 const CA_SECRET_NAMES = new Set(['istio-ca-secret', 'cacerts']);
 
-export function istioConfig(store: ConfigStore, domain: string): IstioConfig {
+export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: string): IstioConfig {
   const destinationRules = store.list('DestinationRule').sort(byNamespacedName);
   const subsets = new Map<string, Set<string>>();
   for (const dr of destinationRules) {
@@ -109,6 +114,7 @@ export function istioConfig(store: ConfigStore, domain: string): IstioConfig {
     virtualServices,
     destinationRules,
     rejected,
+    ...(rootNamespace !== undefined ? { rootNamespace } : {}),
     gateways: store.list('Gateway').sort(byNamespacedName),
     peerAuthentications: store.list('PeerAuthentication').sort(byNamespacedName),
     // The CA's own key material is never a gateway credential.
@@ -215,8 +221,11 @@ export interface SnapshotDelta {
   full: boolean;
 }
 
-/** Builds a whole new snapshot from the store. Endpoint lists equal to the previous ones are reused. */
-export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSnapshot): SnapshotDelta {
+/**
+ * Builds a whole new snapshot from the store. Endpoint lists equal to the previous ones are
+ * reused. The mesh config is the previous snapshot's unless one is given (Istio's defaults at first).
+ */
+export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSnapshot, meshConfig: MeshConfig = prev?.meshConfig ?? defaultMeshConfig()): SnapshotDelta {
   const services = store
     .list('Service')
     .filter((s) => s.spec.type !== 'ExternalName')
@@ -248,7 +257,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
   }
   if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
-  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config: istioConfig(store, domain) }, changedEndpoints, full: true };
+  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config: istioConfig(store, domain, meshConfig.rootNamespace), meshConfig }, changedEndpoints, full: true };
 }
 
 /** The service accounts (`namespace/name`) behind a service's endpoints, sorted. */
@@ -298,7 +307,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
   }
   if (identitiesChanged) return { ...buildSnapshot(store, prev.domain, prev), full: true };
   return {
-    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods, config: prev.config },
+    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods, config: prev.config, meshConfig: prev.meshConfig },
     changedEndpoints,
     full: false,
   };

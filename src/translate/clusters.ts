@@ -11,9 +11,12 @@ import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, in
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 import { subsetServiceName } from './endpoints.js';
+import { protoDurationOf } from '../util/duration.js';
 
-const CONNECT_TIMEOUT = '10s';
-
+/** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
+function connectTimeout(snapshot: MeshSnapshot): string {
+  return protoDurationOf(snapshot.meshConfig.connectTimeout) ?? '10s';
+}
 
 function http2Options(): Json {
   return {
@@ -47,7 +50,7 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: edsServiceName ?? name },
-    connect_timeout: CONNECT_TIMEOUT,
+    connect_timeout: connectTimeout(snapshot),
     lb_policy: 'ROUND_ROBIN',
     common_lb_config: {},
     metadata: {
@@ -58,7 +61,8 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
   };
   applyClusterPolicy(body, policy, http2);
   const mode = policy.tls?.mode;
-  if (o.mtls && (mode === undefined || mode === 'ISTIO_MUTUAL')) {
+  // Without a DestinationRule's TLS mode, auto mTLS (unless the mesh config turns it off: plaintext).
+  if (o.mtls && (mode === 'ISTIO_MUTUAL' || (mode === undefined && snapshot.meshConfig.enableAutoMtls))) {
     const socket = istioMutualSocket({ certificates: o.mtls, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), alpn: meshAlpn(http2 ? 'http2' : isHttpProtocol(port.protocol) ? 'http' : 'tcp') });
     // ISTIO_MUTUAL from a DestinationRule: always; otherwise (auto mTLS) only to endpoints that take it.
     if (mode === 'ISTIO_MUTUAL') body.transport_socket = socket;
@@ -96,23 +100,25 @@ export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o
  */
 const INBOUND_SOURCE = { source_address: { address: '127.0.0.6', port_value: 0 } };
 
-function originalDstCluster(name: string, inbound: boolean): EnvoyResource {
-  const body: Json = { name, type: 'ORIGINAL_DST', connect_timeout: CONNECT_TIMEOUT, lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: { thresholds: [unlimitedThresholds()] } };
+function originalDstCluster(name: string, inbound: boolean, timeout: string): EnvoyResource {
+  const body: Json = { name, type: 'ORIGINAL_DST', connect_timeout: timeout, lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: { thresholds: [unlimitedThresholds()] } };
   if (inbound) body.upstream_bind_config = INBOUND_SOURCE;
   return { name, body };
 }
 
-export function builtinClusters(): EnvoyResource[] {
+export function builtinClusters(snapshot: MeshSnapshot): EnvoyResource[] {
+  const timeout = connectTimeout(snapshot);
   return [
-    originalDstCluster(PASSTHROUGH_CLUSTER, false),
-    originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, true),
-    { name: BLACKHOLE_CLUSTER, body: { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: CONNECT_TIMEOUT } },
+    originalDstCluster(PASSTHROUGH_CLUSTER, false, timeout),
+    originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, true, timeout),
+    { name: BLACKHOLE_CLUSTER, body: { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: timeout } },
   ];
 }
 
-export function inboundClusters(ctx: ProxyContext): EnvoyResource[] {
+export function inboundClusters(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
+  const timeout = connectTimeout(snapshot);
   return ctx.inboundPorts.map((p) => {
-    const res = originalDstCluster(inboundClusterName(p.targetPort), true);
+    const res = originalDstCluster(inboundClusterName(p.targetPort), true, timeout);
     if (isHttp2Protocol(p.protocol)) res.body.typed_extension_protocol_options = http2Options();
     return res;
   });
@@ -121,6 +127,6 @@ export function inboundClusters(ctx: ProxyContext): EnvoyResource[] {
 /** Every cluster a proxy gets, sorted by name. */
 export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls })): EnvoyResource[] {
   if (ctx.proxyless) return [...shared].sort(byName);
-  const all = [...shared, ...builtinClusters(), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(ctx) : [])];
+  const all = [...shared, ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
   return all.sort(byName);
 }

@@ -1,11 +1,7 @@
-// Building blocks shared by listeners: HTTP connection managers, TCP proxies, access logs.
+// Building blocks shared by listeners: HTTP connection managers, TCP proxies.
 import { anyOf, type Json } from './types.js';
 
 export const ADS_CONFIG_SOURCE: Json = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
-
-export function stdoutAccessLog(): Json[] {
-  return [{ name: 'envoy.access_loggers.stdout', typed_config: anyOf('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {}) }];
-}
 
 /** Filters every outbound or gateway HTTP chain carries, so routes can configure CORS and faults. */
 export function routeConfigurableFilters(): Json[] {
@@ -24,7 +20,8 @@ export interface HcmOptions {
   /** RDS route name, or an inline route configuration. */
   rds?: string;
   routeConfig?: Json;
-  accessLog?: boolean;
+  /** Access loggers (see access-log.ts); none when undefined. */
+  accessLog?: Json[] | undefined;
   /** Extra HTTP filters, before the router. */
   httpFilters?: Json[];
   forwardClientCertDetails?: string;
@@ -41,7 +38,7 @@ export function httpConnectionManager(o: HcmOptions): Json {
     merge_slashes: true,
     path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
     ...(o.forwardClientCertDetails ? { forward_client_cert_details: o.forwardClientCertDetails, set_current_client_cert_details: { subject: true, uri: true, dns: true } } : {}),
-    ...(o.accessLog === false ? {} : { access_log: stdoutAccessLog() }),
+    ...(o.accessLog ? { access_log: o.accessLog } : {}),
   };
   return {
     name: 'envoy.filters.network.http_connection_manager',
@@ -49,10 +46,12 @@ export function httpConnectionManager(o: HcmOptions): Json {
   };
 }
 
-export function tcpProxy(statPrefix: string, cluster: string): Json {
+/** A TCP proxy to one cluster, or (`target`) to weighted clusters. */
+export function tcpProxy(statPrefix: string, cluster: string | Json, accessLog: Json[] | undefined): Json {
+  const target = typeof cluster === 'string' ? { cluster } : cluster;
   return {
     name: 'envoy.filters.network.tcp_proxy',
-    typed_config: anyOf('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', { stat_prefix: statPrefix, cluster, access_log: stdoutAccessLog() }),
+    typed_config: anyOf('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', { stat_prefix: statPrefix, ...target, ...(accessLog ? { access_log: accessLog } : {}) }),
   };
 }
 

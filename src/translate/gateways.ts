@@ -10,11 +10,13 @@ import { selectorMatches } from '../model/labels.js';
 import type { ProxyContext } from './proxy-context.js';
 import { httpConnectionManager, routeConfigurableFilters, socketAddress, tlsInspector } from './filters.js';
 import { hostMatches, resolveHost, virtualServicesFor } from './istio-config.js';
-import { defaultRetryPolicy, matchApplies, virtualServiceRoutes, type RouteContext } from './http-routes.js';
+import { meshRetryPolicy, matchApplies, virtualServiceRoutes, type RouteContext } from './http-routes.js';
 import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
 import { listenerName } from './names.js';
 import { gatewayListenPort } from './gateway-ports.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
+import { accessLogs, listenerAccessLog } from './access-log.js';
+import type { MeshConfig } from '../model/mesh-config.js';
 
 type Server = GatewaySpec['servers'][number];
 
@@ -111,7 +113,7 @@ function sniNames(hosts: readonly string[]): string[] {
   return names.includes('*') ? [] : [...new Set(names)].sort();
 }
 
-function tlsChain(s: GatewayServer, statPrefix: string): Json {
+function tlsChain(s: GatewayServer, statPrefix: string, logs: Json[] | undefined): Json {
   const tls = s.server.tls!;
   const common: Json = {
     tls_certificate_sds_secret_configs: [{ name: credentialSecretName(tls.credentialName!), sds_config: SDS_SOURCE }],
@@ -128,11 +130,11 @@ function tlsChain(s: GatewayServer, statPrefix: string): Json {
         ...(tls.mode === 'MUTUAL' ? { require_client_certificate: true } : {}),
       }),
     },
-    filters: [httpConnectionManager({ statPrefix, rds: httpsRouteName(s), httpFilters: routeConfigurableFilters() })],
+    filters: [httpConnectionManager({ statPrefix, rds: httpsRouteName(s), httpFilters: routeConfigurableFilters(), accessLog: logs })],
   };
 }
 
-function gatewayListener(port: number, filterChains: Json[], listenerFilters?: Json[]): EnvoyResource {
+function gatewayListener(mesh: MeshConfig, port: number, filterChains: Json[], listenerFilters?: Json[]): EnvoyResource {
   const name = listenerName('0.0.0.0', port);
   return {
     name,
@@ -142,28 +144,31 @@ function gatewayListener(port: number, filterChains: Json[], listenerFilters?: J
       traffic_direction: 'OUTBOUND',
       ...(listenerFilters ? { listener_filters: listenerFilters } : {}),
       filter_chains: filterChains,
+      ...listenerAccessLog(mesh),
     },
   };
 }
 
 export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
+  const mesh = snapshot.meshConfig;
+  const logs = accessLogs(mesh).filter;
   for (const [port, servers] of gatewayServers(snapshot, ctx).byPort) {
     const protocol = servers[0]!.server.port.protocol.toUpperCase();
     const statPrefix = `outbound_${listenerName('0.0.0.0', port)}`;
     if (HTTP_PROTOCOLS.has(protocol)) {
-      out.push(gatewayListener(port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: routeConfigurableFilters() })] }]));
+      out.push(gatewayListener(mesh, port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: routeConfigurableFilters(), accessLog: logs })] }]));
       continue;
     }
     if (protocol === 'TCP' || (protocol === 'TLS' && servers[0]!.server.tls?.mode === 'PASSTHROUGH')) {
       const chains = l4Chains(snapshot, ctx, servers, protocol === 'TLS', statPrefix);
-      if (chains.length) out.push(gatewayListener(port, chains, protocol === 'TLS' ? [tlsInspector()] : undefined));
+      if (chains.length) out.push(gatewayListener(mesh, port, chains, protocol === 'TLS' ? [tlsInspector()] : undefined));
       continue;
     }
     // TLS terminated with a credential from meshd (SDS); a server whose Secret is missing is left out.
-    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(s, statPrefix));
+    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(s, statPrefix, logs));
     if (chains.length === 0) continue;
-    out.push(gatewayListener(port, chains, [tlsInspector()]));
+    out.push(gatewayListener(mesh, port, chains, [tlsInspector()]));
   }
   return out.sort(byName);
 }
@@ -232,14 +237,15 @@ function serverVirtualHosts(snapshot: MeshSnapshot, ctx: ProxyContext, servers: 
       }
     }
   }
+  const retry = meshRetryPolicy(snapshot.meshConfig);
   return [...hosts.entries()]
     .sort((a, b) => (a[0] < b[0] ? -1 : 1))
     .map(([host, vh]) => ({
       name: `${host}:${vh.port}`,
       domains: host === '*' ? ['*'] : [host, `${host}:${vh.port}`],
       routes: vh.routes,
-      // Istio's default retry policy for the routes that have none of their own.
-      retry_policy: defaultRetryPolicy(),
+      // The mesh's default retry policy for the routes that have none of their own.
+      ...(retry ? { retry_policy: retry } : {}),
       ...(vh.httpsRedirect ? { require_tls: 'ALL' } : {}),
     }));
 }

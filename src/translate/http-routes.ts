@@ -10,6 +10,7 @@ import { destinationRuleFor, resolveGateway, resolveHost } from './istio-config.
 import { outboundClusterName } from './names.js';
 import { effectivePolicy, hashPolicy } from './traffic-policy.js';
 import { anyOf, type Json } from './types.js';
+import type { MeshConfig, MeshRetryPolicy } from '../model/mesh-config.js';
 
 export interface RouteContext {
   snapshot: MeshSnapshot;
@@ -32,6 +33,42 @@ export function defaultRetryPolicy(): Json {
     ],
     host_selection_retry_max_attempts: '5',
   };
+}
+
+/** `retryOn` as Istio reads it: HTTP status codes among the conditions become retriable_status_codes. */
+function parseRetryOn(retryOn: string): { retry_on: string; retriable_status_codes?: number[] } {
+  const codes: number[] = [];
+  const conditions: string[] = [];
+  for (const part of retryOn.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    if (/^\d{3}$/.test(part) && Number(part) >= 100 && Number(part) <= 599) codes.push(Number(part));
+    else conditions.push(part);
+  }
+  if (codes.length && !conditions.includes('retriable-status-codes')) conditions.push('retriable-status-codes');
+  return { retry_on: conditions.join(','), ...(codes.length ? { retriable_status_codes: codes } : {}) };
+}
+
+/**
+ * An Istio HTTPRetry as Envoy's retry policy, as Istio converts it: none given, Istio's
+ * default; `attempts` 0, no retries (undefined); otherwise the default with its fields.
+ */
+export function retryPolicyOf(r: MeshRetryPolicy | undefined): Json | undefined {
+  if (!r) return defaultRetryPolicy();
+  if ((r.attempts ?? 0) <= 0) return undefined;
+  const out: Json = { ...defaultRetryPolicy(), num_retries: r.attempts };
+  if (r.retryOn) {
+    const parsed = parseRetryOn(r.retryOn);
+    out.retry_on = parsed.retry_on;
+    if (parsed.retriable_status_codes) out.retriable_status_codes = parsed.retriable_status_codes;
+    else delete out.retriable_status_codes;
+  }
+  const perTry = protoDurationOf(r.perTryTimeout);
+  if (perTry) out.per_try_timeout = perTry;
+  return out;
+}
+
+/** The retry policy of routes without one of their own: the mesh config's defaultHttpRetryPolicy, else Istio's default. */
+export function meshRetryPolicy(mesh: MeshConfig): Json | undefined {
+  return retryPolicyOf(mesh.defaultHttpRetryPolicy);
 }
 
 
@@ -174,18 +211,9 @@ function routeAction(r: HttpRoute, rc: RouteContext, vs: VirtualServiceObject, f
     };
   }
   action.timeout = protoDurationOf(r.timeout) ?? '0s';
-  // Without `retries` the route keeps its virtual host's policy (Istio's default, see
-  // defaultRetryPolicy); a route's own policy replaces that one entirely.
-  if (r.retries) {
-    if ((r.retries.attempts ?? 0) > 0) {
-      action.retry_policy = {
-        ...defaultRetryPolicy(),
-        num_retries: r.retries.attempts,
-        ...(r.retries.retryOn ? { retry_on: r.retries.retryOn } : {}),
-        ...(protoDurationOf(r.retries.perTryTimeout) ? { per_try_timeout: protoDurationOf(r.retries.perTryTimeout) } : {}),
-      };
-    } else action.retry_policy = { num_retries: 0 };
-  }
+  // Without `retries` the route keeps its virtual host's policy (the mesh default, see
+  // meshRetryPolicy); a route's own policy replaces that one entirely.
+  if (r.retries) action.retry_policy = retryPolicyOf(r.retries) ?? { num_retries: 0 };
   if (r.rewrite?.uri !== undefined) {
     if (firstMatch?.uri?.regex !== undefined) action.regex_rewrite = { pattern: { regex: firstMatch.uri.regex }, substitution: r.rewrite.uri };
     else action.prefix_rewrite = r.rewrite.uri;

@@ -5,10 +5,16 @@ import type { DestinationRuleObject, VirtualServiceObject } from '../model/objec
 
 /** Istio's root namespace: DestinationRules there apply mesh-wide. */
 export const ROOT_NAMESPACE = 'istio-system';
+
 export const MESH_GATEWAY = 'mesh';
 
 export { resolveHost } from '../model/istio.js';
 import { resolveHost } from '../model/istio.js';
+
+/** The root namespace of this config: the mesh config's rootNamespace, istio-system by default. */
+export function rootNamespaceOf(config: IstioConfig): string {
+  return config.rootNamespace ?? ROOT_NAMESPACE;
+}
 
 /** A gateway reference ("name" or "ns/name") as "ns/name"; "mesh" stays "mesh". */
 export function resolveGateway(ref: string, namespace: string): string {
@@ -67,7 +73,7 @@ function destinationRulesByHost(config: IstioConfig, domain: string): Map<string
  */
 export function destinationRuleFor(config: IstioConfig, host: string, clientNamespace: string, serviceNamespace: string, domain: string): DestinationRuleObject | undefined {
   const matching = (destinationRulesByHost(config, domain).get(host) ?? []).filter((dr) => visibleTo(dr.spec.exportTo, dr.metadata.namespace, clientNamespace));
-  for (const ns of [clientNamespace, serviceNamespace, ROOT_NAMESPACE]) {
+  for (const ns of [clientNamespace, serviceNamespace, rootNamespaceOf(config)]) {
     const found = matching.find((dr) => dr.metadata.namespace === ns);
     if (found) return found;
   }

@@ -15,7 +15,10 @@ import { MESH_GATEWAY } from './istio-config.js';
 import type { RouteContext } from './http-routes.js';
 import type { VirtualServiceObject } from '../model/objects.js';
 import { gatewayListeners } from './gateways.js';
+import { accessLogs, listenerAccessLog } from './access-log.js';
+import type { MeshConfig } from '../model/mesh-config.js';
 import {
+  BLACKHOLE_CLUSTER,
   INBOUND_PASSTHROUGH_CLUSTER,
   PASSTHROUGH_CLUSTER,
   VIRTUAL_INBOUND,
@@ -32,7 +35,16 @@ import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 const WILDCARD = '0.0.0.0';
 const LOCALHOST = '127.0.0.1';
 
-function virtualOutbound(): EnvoyResource {
+/**
+ * Captured connections no other listener takes: to their original destination (Istio's
+ * ALLOW_ANY), or to the black hole (REGISTRY_ONLY), with Istio's chain names.
+ */
+function virtualOutbound(mesh: MeshConfig): EnvoyResource {
+  const logs = accessLogs(mesh).filter;
+  const chain =
+    mesh.outboundTrafficPolicy.mode === 'REGISTRY_ONLY'
+      ? { name: 'virtualOutbound-blackhole', filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER, logs)] }
+      : { name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, logs)] };
   return {
     name: VIRTUAL_OUTBOUND,
     body: {
@@ -40,12 +52,13 @@ function virtualOutbound(): EnvoyResource {
       address: socketAddress(WILDCARD, VIRTUAL_OUTBOUND_PORT),
       use_original_dst: true,
       traffic_direction: 'OUTBOUND',
-      filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)] }],
+      filter_chains: [chain],
+      ...listenerAccessLog(mesh),
     },
   };
 }
 
-function outboundHttpListener(port: number, ctx: ProxyContext): EnvoyResource {
+function outboundHttpListener(port: number, ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
   const bind = ctx.interception === 'NONE' ? LOCALHOST : WILDCARD;
   const name = listenerName(bind, port);
   return {
@@ -55,7 +68,8 @@ function outboundHttpListener(port: number, ctx: ProxyContext): EnvoyResource {
       address: socketAddress(bind, port),
       ...(ctx.interception === 'REDIRECT' ? { bind_to_port: false } : {}),
       traffic_direction: 'OUTBOUND',
-      filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port), httpFilters: routeConfigurableFilters() })] }],
+      filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port), httpFilters: routeConfigurableFilters(), accessLog: accessLogs(mesh).filter })] }],
+      ...listenerAccessLog(mesh),
     },
   };
 }
@@ -65,24 +79,25 @@ function outboundTcpListener(snapshot: MeshSnapshot, svc: MeshService, port: Mes
   // A VirtualService's tcp route for the host decides where connections go.
   const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: port.port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
   const tcpRoute = vs ? firstTcpRoute(vs, rc) : undefined;
-  const proxy = tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster) : tcpProxy(cluster, cluster);
+  const mesh = snapshot.meshConfig;
+  const proxy = tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster) : tcpProxy(cluster, cluster, accessLogs(mesh).filter);
   if (ctx.interception === 'NONE') {
     const name = listenerName(LOCALHOST, port.port);
-    return { name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }] } };
+    return { name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerAccessLog(mesh) } };
   }
   // Captured TCP is matched by the service's cluster IP; headless services have none.
   if (!svc.clusterIP) return undefined;
   const name = listenerName(svc.clusterIP, port.port);
   return {
     name,
-    body: { name, address: socketAddress(svc.clusterIP, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }] },
+    body: { name, address: socketAddress(svc.clusterIP, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerAccessLog(mesh) },
   };
 }
 
 type InboundMtls = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
 /** `clientCert`: the port takes mTLS, so x-forwarded-client-cert is the verified peer's (or dropped, over plaintext). */
-function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean): Json[] {
+function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, logs: Json[] | undefined): Json[] {
   const cluster = inboundClusterName(p.targetPort);
   return isHttpProtocol(p.protocol)
       ? [
@@ -90,6 +105,7 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean):
             statPrefix: `inbound_${chainName}`,
             // The app sees who called, as Istio's sidecars tell it (x-forwarded-client-cert).
             ...(clientCert ? { forwardClientCertDetails: 'SANITIZE_SET' } : {}),
+            accessLog: logs,
             routeConfig: {
               name: cluster,
               validate_clusters: false,
@@ -97,7 +113,7 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean):
             },
           }),
         ]
-      : [tcpProxy(cluster, cluster)];
+      : [tcpProxy(cluster, cluster, logs)];
 }
 
 /**
@@ -105,35 +121,36 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean):
  * (told by the TLS inspector from the ALPN sidecars offer) and, unless STRICT, a
  * plaintext one. Under PERMISSIVE an app's own TLS matches neither and passes through.
  */
-function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined): Json[] {
+function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined): Json[] {
   const chainName = listenerName(WILDCARD, p.targetPort);
-  if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false) }];
+  if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false, logs) }];
   const tls: Json = {
     name: `${chainName}_mtls`,
     // STRICT: every connection to the port must complete the mTLS handshake, so the chain
     // takes them all (plaintext fails the handshake instead of falling through to passthrough).
     filter_chain_match: mode === 'STRICT' ? { destination_port: p.targetPort } : { destination_port: p.targetPort, transport_protocol: 'tls', application_protocols: MESH_ALPN },
     transport_socket: istioMutualServerSocket(certs),
-    filters: inboundFilters(p, chainName, true),
+    filters: inboundFilters(p, chainName, true, logs),
   };
   if (mode === 'STRICT') return [tls];
   // Plaintext callers cannot claim an identity: a forwarded x-forwarded-client-cert is dropped.
-  return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true) }];
+  return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true, logs) }];
 }
 
 /** Traffic to the workload's other ports passes through; under a STRICT workload policy only over mesh mTLS, as in Istio. */
-function passthroughChain(workloadMode: InboundMtls, certs: WorkloadCertificates | undefined): Json {
+function passthroughChain(workloadMode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined): Json {
   const strict = certs !== undefined && workloadMode === 'STRICT';
   return {
     name: 'virtualInbound-catchall-tcp',
     ...(strict ? { transport_socket: istioMutualServerSocket(certs) } : {}),
-    filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)],
+    filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, logs)],
   };
 }
 
-function virtualInbound(ctx: ProxyContext, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls): EnvoyResource {
+function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls): EnvoyResource {
   const certs = ctx.mtls;
-  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs));
+  const logs = accessLogs(mesh).filter;
+  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs, logs));
   const inspect = chains.some((c) => (c.filter_chain_match as Json).transport_protocol !== undefined);
   return {
     name: VIRTUAL_INBOUND,
@@ -143,7 +160,8 @@ function virtualInbound(ctx: ProxyContext, workloadMode: InboundMtls, modeFor: (
       traffic_direction: 'INBOUND',
       listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }, ...(inspect ? [tlsInspector()] : [])],
       filter_chains: chains,
-      default_filter_chain: passthroughChain(workloadMode, certs),
+      default_filter_chain: passthroughChain(workloadMode, certs, logs),
+      ...listenerAccessLog(mesh),
     },
   };
 }
@@ -154,7 +172,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   const http = httpPorts(snapshot);
   const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
   for (const port of http.keys()) {
-    const l = outboundHttpListener(port, ctx);
+    const l = outboundHttpListener(port, ctx, snapshot.meshConfig);
     taken.add(l.name);
     out.push(l);
   }
@@ -171,7 +189,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   }
   if (ctx.interception === 'REDIRECT') {
     const pa = effectivePeerAuthentication(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels);
-    out.push(virtualOutbound(), virtualInbound(ctx, pa.mode, (port) => pa.ports.get(port) ?? pa.mode));
+    out.push(virtualOutbound(snapshot.meshConfig), virtualInbound(ctx, snapshot.meshConfig, pa.mode, (port) => pa.ports.get(port) ?? pa.mode));
   }
   return out.sort(byName);
 }

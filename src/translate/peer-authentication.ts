@@ -8,7 +8,7 @@ import type { IstioConfig } from '../model/mesh.js';
 import type { ObjectError, PeerAuthenticationObject } from '../model/objects.js';
 import { selectorMatches, type Labels } from '../model/labels.js';
 import { hasWorkloadSelector, portKey } from '../model/security.js';
-import { ROOT_NAMESPACE } from './istio-config.js';
+import { rootNamespaceOf } from './istio-config.js';
 
 export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
@@ -77,13 +77,14 @@ function buildIndex(config: IstioConfig): Index {
   const namespaceWide = new Map<string, PeerAuthenticationObject[]>();
   const workload = new Map<string, PeerAuthenticationObject[]>();
   const conflicts: PeerAuthenticationConflict[] = [];
+  const root = rootNamespaceOf(config);
   for (const pa of config.peerAuthentications) {
     const ns = pa.metadata.namespace;
     if (!hasWorkloadSelector(pa.spec)) {
-      if (ns === ROOT_NAMESPACE) mesh.push(pa);
+      if (ns === root) mesh.push(pa);
       else push(namespaceWide, ns, pa);
-    } else if (ns === ROOT_NAMESPACE) {
-      conflicts.push(conflict(pa, `selects workloads, but in the root namespace ${ROOT_NAMESPACE} only a policy without a selector (mesh-wide) applies; Istio applies a workload-specific policy only from the workload's own namespace, so this one is ignored`));
+    } else if (ns === root) {
+      conflicts.push(conflict(pa, `selects workloads, but in the root namespace ${root} only a policy without a selector (mesh-wide) applies; Istio applies a workload-specific policy only from the workload's own namespace, so this one is ignored`));
     } else {
       push(workload, ns, pa);
     }

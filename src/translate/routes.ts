@@ -5,9 +5,10 @@ import { isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { PASSTHROUGH_CLUSTER, outboundClusterName, proxylessTargets } from './names.js';
 import { byName, type EnvoyResource, type Json } from './types.js';
-import { defaultRetryPolicy, virtualServiceRoutes, type RouteContext } from './http-routes.js';
+import { meshRetryPolicy, virtualServiceRoutes, type RouteContext } from './http-routes.js';
 import { MESH_GATEWAY, resolveHost, virtualServicesFor } from './istio-config.js';
 import type { VirtualServiceObject } from '../model/objects.js';
+import type { MeshConfig } from '../model/mesh-config.js';
 import { gatewayRoutes } from './gateways.js';
 
 /**
@@ -24,22 +25,29 @@ export function serviceDomains(svc: MeshService, clientNamespace: string): strin
 function serviceVirtualHost(svc: MeshService, port: MeshServicePort, domains: string[], vs: VirtualServiceObject | undefined, rc: RouteContext): Json {
   if (vs) {
     // A VirtualService replaces the default route; a request matching none of its routes gets 404.
-    return { name: `${svc.hostname}:${port.port}`, domains, routes: virtualServiceRoutes(vs, rc), retry_policy: defaultRetryPolicy(), include_request_attempt_count: true };
+    return { name: `${svc.hostname}:${port.port}`, domains, routes: virtualServiceRoutes(vs, rc), ...retryOf(rc), include_request_attempt_count: true };
   }
   return {
     name: `${svc.hostname}:${port.port}`,
     domains,
     routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port.port, svc.hostname), timeout: '0s', max_stream_duration: { grpc_timeout_header_max: '0s' } } }],
-    // Istio's default retry policy, once for the virtual host: its routes without a policy of their own use it.
-    retry_policy: defaultRetryPolicy(),
+    // The mesh's default retry policy, once for the virtual host: its routes without a policy of their own use it.
+    ...retryOf(rc),
     include_request_attempt_count: true,
   };
 }
 
-function catchAllVirtualHost(ctx: ProxyContext): Json {
+/** `retry_policy` of a virtual host: the mesh default, or none when the mesh config turns retries off. */
+function retryOf(rc: RouteContext): Json {
+  const policy = meshRetryPolicy(rc.snapshot.meshConfig);
+  return policy ? { retry_policy: policy } : {};
+}
+
+function catchAllVirtualHost(ctx: ProxyContext, mesh: MeshConfig): Json {
   // Outbound traffic to unknown hosts is allowed (Istio's ALLOW_ANY) when traffic is
-  // captured; without capture there is no original destination to pass through to.
-  if (ctx.interception === 'REDIRECT') {
+  // captured; without capture there is no original destination to pass through to. Under
+  // REGISTRY_ONLY, it gets 502, as in Istio.
+  if (ctx.interception === 'REDIRECT' && mesh.outboundTrafficPolicy.mode === 'ALLOW_ANY') {
     return { name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } }] };
   }
   return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }] };
@@ -88,7 +96,7 @@ export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyR
       for (const d of domains) used.add(d);
       virtualHosts.push(serviceVirtualHost(svc, port, domains, vsByHost.get(svc.hostname), rc));
     }
-    virtualHosts.push(catchAllVirtualHost(ctx));
+    virtualHosts.push(catchAllVirtualHost(ctx, snapshot.meshConfig));
     const name = String(portNumber);
     out.push({ name, body: { name, virtual_hosts: virtualHosts, validate_clusters: false, ignore_port_in_host_matching: true } });
   }

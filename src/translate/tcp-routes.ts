@@ -2,8 +2,9 @@
 // and (for TLS) SNI, as a TCP proxy to one cluster or weighted clusters.
 import type { VirtualServiceObject } from '../model/objects.js';
 import { destinationCluster, matchApplies, type RouteContext } from './http-routes.js';
-import { stdoutAccessLog } from './filters.js';
-import { anyOf, type Json } from './types.js';
+import { tcpProxy } from './filters.js';
+import { accessLogs } from './access-log.js';
+import type { Json } from './types.js';
 
 type L4Route = NonNullable<VirtualServiceObject['spec']['tcp']>[number];
 
@@ -15,10 +16,7 @@ export function tcpProxyFor(route: L4Route, rc: RouteContext, vs: VirtualService
     dests.length === 1
       ? { cluster: dests[0]!.cluster }
       : { weighted_clusters: { clusters: dests.map((d) => ({ name: d.cluster, weight: d.weight ?? Math.floor(100 / dests.length) })) } };
-  return {
-    name: 'envoy.filters.network.tcp_proxy',
-    typed_config: anyOf('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', { stat_prefix: statPrefix, ...target, access_log: stdoutAccessLog() }),
-  };
+  return tcpProxy(statPrefix, target, accessLogs(rc.snapshot.meshConfig).filter);
 }
 
 /** The first `tcp` route of `vs` that applies here (Istio takes the first match). */

@@ -9,6 +9,7 @@ import type { Logger } from '../util/log.js';
 import type { Metrics } from '../util/metrics.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { defaultMeshConfig, type MeshConfig } from '../model/mesh-config.js';
 
 
 export interface PushControllerOptions {
@@ -47,6 +48,9 @@ export class PushController {
   private reported = new Set<string>();
   /** Snapshots built so far, and how many took the endpoints-only path. */
   readonly stats = { full: 0, endpointsOnly: 0 };
+  private meshConfig_: MeshConfig = defaultMeshConfig();
+  /** A new mesh config waits for the next (full) snapshot. */
+  private meshConfigPending = false;
 
   constructor(private readonly o: PushControllerOptions) {
     this.clock = o.clock ?? systemClock;
@@ -78,9 +82,26 @@ export class PushController {
     this.reported = now;
   }
 
+  get meshConfig(): MeshConfig {
+    return this.meshConfig_;
+  }
+
+  /**
+   * A new mesh config: the next snapshot is a full one with it, pushed after the usual
+   * debounce (before start(), the first snapshot just uses it).
+   */
+  setMeshConfig(mesh: MeshConfig): void {
+    this.meshConfig_ = mesh;
+    if (this.unsubscribe === undefined) return;
+    this.o.metrics?.inboundUpdates.inc({ type: 'mesh' });
+    const first = this.pending.length === 0 && !this.meshConfigPending;
+    this.meshConfigPending = true;
+    this.schedule(first);
+  }
+
   /** Builds the first snapshot from what the store holds and starts listening for changes. */
   start(): MeshSnapshot {
-    const delta = buildSnapshot(this.o.store, this.o.domain);
+    const delta = buildSnapshot(this.o.store, this.o.domain, undefined, this.meshConfig_);
     this.reportRejections(delta.snapshot);
     this.o.generator.update(delta, this.clock.now(), 'initial');
     this.o.metrics?.services.set(delta.snapshot.services.length);
@@ -99,11 +120,17 @@ export class PushController {
     for (const c of changes) this.o.metrics?.inboundUpdates.inc({ type: updateType(c) });
     changes = changes.filter((c) => !NOT_PUSHED.has(c.kind));
     if (changes.length === 0) return;
-    if (this.pending.length === 0) this.firstAt = this.clock.now();
+    const first = this.pending.length === 0 && !this.meshConfigPending;
     this.pending.push(...changes);
+    this.schedule(first);
+  }
+
+  private schedule(first: boolean): void {
+    if (first) this.firstAt = this.clock.now();
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     const waited = this.clock.now() - this.firstAt;
-    const quiet = this.pending.every((c) => c.kind === 'EndpointSlice') ? (this.o.debounceEndpointsMs ?? this.o.debounceMs) : this.o.debounceMs;
+    const endpointsOnly = !this.meshConfigPending && this.pending.every((c) => c.kind === 'EndpointSlice');
+    const quiet = endpointsOnly ? (this.o.debounceEndpointsMs ?? this.o.debounceMs) : this.o.debounceMs;
     const delay = Math.max(0, Math.min(quiet, this.o.debounceMaxMs - waited));
     this.timer = this.clock.setTimeout(() => this.flush(), delay);
   }
@@ -112,16 +139,18 @@ export class PushController {
   flush(): void {
     this.timer = undefined;
     const changes = this.pending;
-    if (changes.length === 0) return;
+    const meshChanged = this.meshConfigPending;
+    if (changes.length === 0 && !meshChanged) return;
     this.pending = [];
+    this.meshConfigPending = false;
     const now = this.clock.now();
     this.o.metrics?.debounceTime.observe((now - this.firstAt) / 1000);
     const prev = this.o.generator.snapshot;
-    const endpointsOnly = prev !== undefined && changes.every((c) => c.kind === 'EndpointSlice');
-    const delta = endpointsOnly ? updateEndpoints(this.o.store, prev, changes.map((c) => c.service!)) : buildSnapshot(this.o.store, this.o.domain, prev);
+    const endpointsOnly = prev !== undefined && !meshChanged && changes.every((c) => c.kind === 'EndpointSlice');
+    const delta = endpointsOnly ? updateEndpoints(this.o.store, prev, changes.map((c) => c.service!)) : buildSnapshot(this.o.store, this.o.domain, prev, this.meshConfig_);
     if (endpointsOnly) this.stats.endpointsOnly++;
     else this.stats.full++;
-    const reason = [...new Set(changes.map(updateType))].sort().join(',');
+    const reason = [...new Set([...changes.map(updateType), ...(meshChanged ? ['mesh'] : [])])].sort().join(',');
     if (delta.full) this.reportRejections(delta.snapshot);
     const req = this.o.generator.update(delta, this.firstAt, reason);
     this.o.metrics?.services.set(delta.snapshot.services.length);

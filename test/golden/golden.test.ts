@@ -10,6 +10,7 @@ import { parse, stringify } from 'yaml';
 import { parseYamlText } from '../../src/sources/file/file-source.js';
 import { ConfigStore } from '../../src/model/store.js';
 import { buildSnapshot } from '../../src/model/mesh.js';
+import { parseMeshConfig } from '../../src/model/mesh-config.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { TypeUrl, type ResourcesByType } from '../../src/translate/index.js';
 import { ConfigGenerator } from '../../src/xds/generator.js';
@@ -62,7 +63,10 @@ function translateCase(dir: string): Map<string, ResourcesByType> {
   const store = new ConfigStore();
   store.replaceSource('golden', input.objects);
   const generator = new ConfigGenerator();
-  generator.update(buildSnapshot(store, 'cluster.local'));
+  // A case's mesh.yaml is its mesh config (as ConfigMap istio, key mesh, holds it); else Istio's defaults.
+  const meshFile = join(dir, 'mesh.yaml');
+  const mesh = existsSync(meshFile) ? parseMeshConfig(readFileSync(meshFile, 'utf8'), meshFile).config : undefined;
+  generator.update(buildSnapshot(store, 'cluster.local', undefined, mesh));
   const proxiesFile = join(dir, 'proxies.yaml');
   const proxies = existsSync(proxiesFile) ? (parse(readFileSync(proxiesFile, 'utf8')) as ProxySpec[]) : DEFAULT_PROXIES;
   return new Map(proxies.map((p) => [p.name, generator.resourcesForProxy(proxyOf(p))]));
