@@ -4,7 +4,7 @@
 // Envoy is never mocked and never optional: when it is missing, envoyBinaryPath() throws and
 // the test fails, telling the reader to run `npm run provision`.
 import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, accessSync, constants as fsConstants } from 'node:fs';
+import { chmodSync, closeSync, openSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -446,12 +446,16 @@ export async function validateEnvoyConfig(bootstrap: Bootstrap, opts: { timeoutM
     const file = join(dir, 'bootstrap.json');
     writeFileSync(file, JSON.stringify(bootstrapObject(bootstrap), null, 2));
     const args = ['--mode', 'validate', '-c', file, '--disable-hot-restart', '--base-id', String(uniqueBaseId()), '-l', 'warning'];
+    // Envoy's stdout is a file, not a socket: a config with an access log at /dev/stdout (as
+    // Istio's demo profile has) must open it, and Linux refuses to open a socket by that path.
+    const stdoutFile = join(dir, 'stdout.log');
+    const stdoutFd = openSync(stdoutFile, 'w');
     return await new Promise((resolve, reject) => {
-      const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(binary, args, { stdio: ['ignore', stdoutFd, 'pipe'] });
+      closeSync(stdoutFd);
       track(child);
       let output = '';
-      child.stdout.setEncoding('utf8').on('data', (s: string) => (output += s));
-      child.stderr.setEncoding('utf8').on('data', (s: string) => (output += s));
+      child.stderr!.setEncoding('utf8').on('data', (s: string) => (output += s));
       const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
       child.once('error', (err) => {
         clearTimeout(timer);
@@ -460,7 +464,7 @@ export async function validateEnvoyConfig(bootstrap: Bootstrap, opts: { timeoutM
       child.once('close', (code, signal) => {
         clearTimeout(timer);
         if (signal !== null) output += `\n[envoy --mode validate killed by ${signal}]`;
-        resolve({ ok: code === 0, output });
+        resolve({ ok: code === 0, output: readFileSync(stdoutFile, 'utf8') + output });
       });
     });
   } finally {
