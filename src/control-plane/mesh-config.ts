@@ -50,7 +50,7 @@ class MeshConfigState {
   }
 
   /** A new text of the mesh config; undefined: there is none (deleted), so Istio's defaults. */
-  apply(text: string | undefined, missing = 'not found'): void {
+  update(text: string | undefined, missing = 'not found'): void {
     let next: MeshConfig;
     if (text === undefined) {
       next = defaultMeshConfig();
@@ -101,7 +101,7 @@ function watchFile(path: string, state: MeshConfigState, log: Logger): { stop():
     try {
       size = statSync(path).size;
     } catch {
-      state.apply(undefined, 'file not found');
+      state.update(undefined, 'file not found');
       return;
     }
     if (size > MAX_MESH_CONFIG_BYTES) {
@@ -109,7 +109,7 @@ function watchFile(path: string, state: MeshConfigState, log: Logger): { stop():
       return;
     }
     try {
-      state.apply(readFileSync(path, 'utf8'));
+      state.update(readFileSync(path, 'utf8'));
     } catch (err) {
       // Unreadable for a moment (being replaced): the next event re-reads it.
       log.warn({ file: path, err: String(err) }, 'cannot read the mesh config file');
@@ -157,9 +157,9 @@ export async function startMeshConfig(o: ControlPlaneOptions, core: Core, source
       namespace,
       MESH_CONFIGMAP,
       (data) => {
-        if (data === undefined) s.apply(undefined, 'ConfigMap not found (or deleted)');
-        else if (data[MESH_CONFIGMAP_KEY] === undefined) s.apply(undefined, `ConfigMap has no key ${MESH_CONFIGMAP_KEY}`);
-        else s.apply(data[MESH_CONFIGMAP_KEY]);
+        if (data === undefined) s.update(undefined, 'ConfigMap not found (or deleted)');
+        else if (data[MESH_CONFIGMAP_KEY] === undefined) s.update(undefined, `ConfigMap has no key ${MESH_CONFIGMAP_KEY}`);
+        else s.update(data[MESH_CONFIGMAP_KEY]);
       },
       log,
     );
