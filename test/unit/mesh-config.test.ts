@@ -10,6 +10,11 @@ import { ConfigGenerator, type PushRequest } from '../../src/xds/generator.js';
 import { PushController } from '../../src/xds/push-controller.js';
 import { silentLogger } from '../../src/util/log.js';
 import { defaultInjectorSettings, parseInjectorSettings } from '../../src/inject/settings.js';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MESHD_CLI } from '../support/meshd.js';
 
 const WHERE = 'ConfigMap istio-system/istio, key mesh';
 
@@ -139,5 +144,28 @@ connectTimeout: 1.5s
     const base = { ...defaultInjectorSettings(), proxyConfig: mesh.defaultConfig };
     const s = parseInjectorSettings({ data: { values: JSON.stringify({ meshConfig: { defaultConfig: { proxyMetadata: { B: '2' }, concurrency: 4 } } }) } }, base);
     assert.deepEqual(s.proxyConfig, { discoveryAddress: 'istiod.mesh.svc:15012', holdApplicationUntilProxyStarts: true, proxyMetadata: { A: '1', B: '2' }, concurrency: 4 });
+  });
+
+  it('meshd bootstrap --mesh-config: discoveryAddress, proxyAdminPort and ISTIO_META_* proxyMetadata, flags given winning', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshd-bootstrap-mc-'));
+    try {
+      const file = join(dir, 'mesh.yaml');
+      writeFileSync(file, 'defaultConfig:\n  discoveryAddress: 10.1.2.3:15010\n  proxyAdminPort: 15999\n  proxyMetadata: {ISTIO_META_DNS_CAPTURE: "true", OTHER: x}\n');
+      type B = { admin: { address: { socket_address: { port_value: number } } }; node: { metadata: Record<string, unknown> }; static_resources: { clusters: { load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: { socket_address: { address: string } } } }[] }[] } }[] } };
+      const withoutXdsEnv = { ...process.env };
+      delete withoutXdsEnv.MESHD_XDS_ADDRESS;
+      const run = (...args: string[]): B => JSON.parse(execFileSync(process.execPath, [MESHD_CLI, 'bootstrap', '--mesh-config', file, '--format', 'json', ...args], { encoding: 'utf8', env: withoutXdsEnv })) as B;
+      const xdsHost = (b: B): string => b.static_resources.clusters[0]!.load_assignment.endpoints[0]!.lb_endpoints[0]!.endpoint.address.socket_address.address;
+      const b = run();
+      assert.equal(xdsHost(b), '10.1.2.3');
+      assert.equal(b.admin.address.socket_address.port_value, 15999);
+      assert.equal(b.node.metadata.DNS_CAPTURE, 'true');
+      assert.equal(b.node.metadata.OTHER, undefined, 'only ISTIO_META_* entries are node metadata');
+      const flags = run('--xds-address', '127.0.0.9:15010', '--admin-port', '15001');
+      assert.equal(xdsHost(flags), '127.0.0.9');
+      assert.equal(flags.admin.address.socket_address.port_value, 15001);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
