@@ -1,7 +1,7 @@
 // `meshd precheck`: what would stop an install, found before installing: a Kubernetes older
 // than meshd needs, missing permissions for the kinds the profile creates, an Istio control
 // plane (or its webhooks) that meshd did not install, and Istio CRDs meshd's would clash with.
-import { isMeshd, type InstallCluster } from './cluster.js';
+import { apiMessage, isMeshd, type InstallCluster } from './cluster.js';
 import { describeObject, field, groupOf, isJsonObject, type KubeObject } from './objects.js';
 import { KubeApiError } from '../kube/client.js';
 
@@ -148,8 +148,21 @@ async function checkCrds(cluster: InstallCluster, objects: readonly KubeObject[]
   return findings;
 }
 
-/** Every finding, errors first. */
+/** Every finding, errors first. A check that cannot run (e.g. reads you may not make) is an error that says so. */
 export async function precheck(cluster: InstallCluster, objects: readonly KubeObject[]): Promise<Finding[]> {
-  const all = [...(await checkVersion(cluster)), ...(await checkPermissions(cluster, objects)), ...(await checkExistingIstio(cluster)), ...(await checkCrds(cluster, objects))];
+  const checks: [string, () => Promise<Finding[]>][] = [
+    ['Kubernetes version', () => checkVersion(cluster)],
+    ['permissions', () => checkPermissions(cluster, objects)],
+    ['existing Istio', () => checkExistingIstio(cluster)],
+    ['CRDs', () => checkCrds(cluster, objects)],
+  ];
+  const all: Finding[] = [];
+  for (const [name, check] of checks) {
+    try {
+      all.push(...(await check()));
+    } catch (err) {
+      all.push({ level: 'Error', subject: name, message: `could not be checked: ${apiMessage(err)}` });
+    }
+  }
   return [...all.filter((f) => f.level === 'Error'), ...all.filter((f) => f.level === 'Warning')];
 }

@@ -2,9 +2,9 @@
 // files in $KUBECONFIG (merged, first wins), else ~/.kube/config, else the in-cluster service
 // account. When nothing is found the error says every place that was looked at.
 import { KubeConfig } from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import type { KubeConnection } from './client.js';
 
 export interface KubeconfigChoice {
@@ -83,9 +83,17 @@ export function resolveKubeConnection(choice: KubeconfigChoice = {}): ResolvedCo
 }
 
 function loadFile(kc: KubeConfig, file: string): void {
+  let text: string;
   try {
-    kc.loadFromFile(file);
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new Error(`kubeconfig ${file}: ${(err as Error).message}`);
+  }
+  if (text.trim() === '') throw new Error(`kubeconfig ${file} is empty`);
+  try {
+    kc.loadFromString(text);
+    kc.makePathsAbsolute(dirname(file));
+  } catch (err) {
+    throw new Error(`kubeconfig ${file} is not a valid kubeconfig: ${(err as Error).message}`);
   }
 }
