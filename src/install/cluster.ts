@@ -49,7 +49,7 @@ export class InstallCluster {
       return await this.request<KubeObject>('GET', RestMapper.objectPath(r, o.metadata.name, o.metadata.namespace));
     } catch (err) {
       if (err instanceof KubeApiError && err.statusCode === 404) return undefined;
-      throw new Error(`reading ${describeObject(o as KubeObject)}: ${apiMessage(err)}`);
+      throw new Error(`reading ${describeObject(o as KubeObject)}: ${apiMessage(err)}`, { cause: err });
     }
   }
 
@@ -59,7 +59,7 @@ export class InstallCluster {
     try {
       return await this.request<KubeObject>('PATCH', `${path}?fieldManager=${FIELD_MANAGER}&force=true`, JSON.stringify(o), 'application/apply-patch+yaml');
     } catch (err) {
-      throw new Error(`applying ${describeObject(o)} (${o.apiVersion}): ${apiMessage(err)}`);
+      throw new Error(`applying ${describeObject(o)} (${o.apiVersion}): ${apiMessage(err)}`, { cause: err });
     }
   }
 
@@ -71,7 +71,7 @@ export class InstallCluster {
       return true;
     } catch (err) {
       if (err instanceof KubeApiError && err.statusCode === 404) return false;
-      throw new Error(`deleting ${describeObject(o as KubeObject)}: ${apiMessage(err)}`);
+      throw new Error(`deleting ${describeObject(o as KubeObject)}: ${apiMessage(err)}`, { cause: err });
     }
   }
 

@@ -71,7 +71,7 @@ function remove(doc: Json, path: string): Json {
   if (Array.isArray(parent)) return parent.splice(index(parent, last, path, false), 1)[0]!;
   if (!(last in parent)) throw new PatchError(`path "${path}" does not exist`);
   const v = parent[last]!;
-  delete parent[last];
+  Reflect.deleteProperty(parent, last);
   return v;
 }
 
@@ -115,7 +115,7 @@ export function applyJsonPatch(doc: Json, ops: readonly JsonPatchOp[], where: st
           break;
       }
     } catch (err) {
-      throw new PatchError(`${where}: operation ${i} (${op.op} ${op.path}): ${(err as Error).message}`);
+      throw new PatchError(`${where}: operation ${i} (${op.op} ${op.path}): ${(err as Error).message}`, { cause: err });
     }
   });
   return out;

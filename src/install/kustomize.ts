@@ -5,7 +5,7 @@
 // named, so an overlay that needs real kustomize fails loudly instead of rendering wrong.
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { asKubeObject, describeObject, groupOf, isJsonObject, objectKey, sortForApply, type Json, type JsonObject, type KubeObject } from './objects.js';
 import { strategicMerge } from './strategic-merge.js';
 import { applyJsonPatch, parseJsonPatch } from './json-patch.js';
@@ -54,7 +54,7 @@ export function readObjects(file: string): KubeObject[] {
     try {
       out.push(asKubeObject(v, `${file} (document ${i + 1})`));
     } catch (err) {
-      throw new KustomizeError((err as Error).message);
+      throw new KustomizeError((err as Error).message, { cause: err });
     }
   });
   return out;
@@ -103,7 +103,7 @@ const anchored = (pattern: string, where: string): RegExp => {
   try {
     return new RegExp(`^(?:${pattern})$`);
   } catch (err) {
-    throw new KustomizeError(`${where}: ${(err as Error).message}`);
+    throw new KustomizeError(`${where}: ${(err as Error).message}`, { cause: err });
   }
 };
 
@@ -156,7 +156,7 @@ function applyPatchEntry(objects: KubeObject[], entry: unknown, dir: string, kfi
     try {
       objects[i] = asKubeObject(strategicMerge(objects[i]!, body), `${source} on ${describeObject(objects[i]!)}`);
     } catch (err) {
-      throw new KustomizeError(`${source} on ${describeObject(objects[i]!)}: ${(err as Error).message}`);
+      throw new KustomizeError(`${source} on ${describeObject(objects[i]!)}: ${(err as Error).message}`, { cause: err });
     }
   };
   if (target !== undefined) {
@@ -175,7 +175,7 @@ function asKubeObjectOrThrow(v: JsonObject, where: string): KubeObject {
   try {
     return asKubeObject(v, where);
   } catch (err) {
-    throw new KustomizeError(`${(err as Error).message} (a patch without a "target" names the object it patches)`);
+    throw new KustomizeError(`${(err as Error).message} (a patch without a "target" names the object it patches)`, { cause: err });
   }
 }
 

@@ -190,7 +190,7 @@ export function parseSetFlags(flags: readonly string[]): InstallSettings {
       byKey.delete(key);
       byKey.set(key, def.parse(text));
     } catch (err) {
-      throw new Error(`--set ${flag}: ${(err as Error).message}`);
+      throw new Error(`--set ${flag}: ${(err as Error).message}`, { cause: err });
     }
   }
   return { profile, overrides: [...byKey].map(([key, value]) => ({ key, value })) };
@@ -205,7 +205,7 @@ export function applyOverrides(objects: readonly KubeObject[], overrides: readon
     try {
       out = def.apply(out, o.value, ctx);
     } catch (err) {
-      throw new Error(`--set ${o.key}=${typeof o.value === 'string' ? o.value : JSON.stringify(o.value)}: ${(err as Error).message}`);
+      throw new Error(`--set ${o.key}=${typeof o.value === 'string' ? o.value : JSON.stringify(o.value)}: ${(err as Error).message}`, { cause: err });
     }
   }
   return out;

@@ -87,13 +87,13 @@ function loadFile(kc: KubeConfig, file: string): void {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`kubeconfig ${file}: ${(err as Error).message}`);
+    throw new Error(`kubeconfig ${file}: ${(err as Error).message}`, { cause: err });
   }
   if (text.trim() === '') throw new Error(`kubeconfig ${file} is empty`);
   try {
     kc.loadFromString(text);
     kc.makePathsAbsolute(dirname(file));
   } catch (err) {
-    throw new Error(`kubeconfig ${file} is not a valid kubeconfig: ${(err as Error).message}`);
+    throw new Error(`kubeconfig ${file} is not a valid kubeconfig: ${(err as Error).message}`, { cause: err });
   }
 }
