@@ -173,44 +173,46 @@ describe('manifests: files', () => {
     }
   });
 
-  it("the ingress gateway's start command fills in the pod's IP and name, and Envoy accepts the bootstrap", async () => {
-    const demo = renderProfile('demo').objects;
-    const deploy = byKind(demo, 'Deployment', 'istio-ingressgateway')!;
-    const container = get(deploy, 'spec', 'template', 'spec', 'containers', 0) as Obj;
-    assert.deepEqual(container.command, ['/bin/sh', '-c']);
-    const script = (container.args as string[])[0]!;
-    const cm = byKind(demo, 'ConfigMap', 'istio-ingressgateway-bootstrap')!;
-    const template = get(cm, 'data', 'envoy.yaml.tmpl') as string;
+  for (const gw of ['ingress', 'egress'] as const) {
+    it(`the ${gw} gateway's start command fills in the pod's IP and name, and Envoy accepts the bootstrap`, async () => {
+      const demo = renderProfile('demo').objects;
+      const deploy = byKind(demo, 'Deployment', `istio-${gw}gateway`)!;
+      const container = get(deploy, 'spec', 'template', 'spec', 'containers', 0) as Obj;
+      assert.deepEqual(container.command, ['/bin/sh', '-c']);
+      const script = (container.args as string[])[0]!;
+      const cm = byKind(demo, 'ConfigMap', `istio-${gw}gateway-bootstrap`)!;
+      const template = get(cm, 'data', 'envoy.yaml.tmpl') as string;
 
-    const dir = mkdtempSync(join(tmpdir(), 'meshd-gw-'));
-    try {
-      for (const d of ['bootstrap', 'proxy', 'bin']) mkdirSync(join(dir, d));
-      writeFileSync(join(dir, 'bootstrap', 'envoy.yaml.tmpl'), template);
-      // `envoy` on PATH validates instead of serving.
-      writeFileSync(join(dir, 'bin', 'envoy'), `#!/bin/sh\nexec '${envoyBinaryPath()}' --mode validate "$@"\n`);
-      chmodSync(join(dir, 'bin', 'envoy'), 0o755);
-      assert.ok(script.includes('/etc/meshd/bootstrap/') && script.includes('/etc/istio/proxy/'), script);
-      const local = script.replaceAll('/etc/meshd/bootstrap/', `${dir}/bootstrap/`).replaceAll('/etc/istio/proxy/', `${dir}/proxy/`);
-      const r = spawnSync('/bin/sh', ['-c', local], {
-        encoding: 'utf8',
-        env: { PATH: `${dir}/bin:${process.env.PATH ?? ''}`, POD_IP: '10.244.1.7', POD_NAME: 'istio-ingressgateway-5c9d8f-x2v4q' },
-        timeout: 60_000,
-      });
-      assert.equal(r.status, 0, `the gateway command failed:\n${r.stdout}\n${r.stderr}`);
-      const bootstrap = parseYaml(readFileSync(join(dir, 'proxy', 'envoy.yaml'), 'utf8')) as Obj;
-      assert.equal(get(bootstrap, 'node', 'id'), 'router~10.244.1.7~istio-ingressgateway-5c9d8f-x2v4q.istio-system~istio-system.svc.cluster.local');
-      assert.equal(get(bootstrap, 'node', 'metadata', 'INSTANCE_IPS'), '10.244.1.7');
-      assert.equal(get(bootstrap, 'node', 'metadata', 'NAME'), 'istio-ingressgateway-5c9d8f-x2v4q');
-      assert.deepEqual(get(bootstrap, 'node', 'metadata', 'LABELS'), { app: 'istio-ingressgateway', istio: 'ingressgateway' });
-      assert.equal(
-        get(bootstrap, 'static_resources', 'clusters', 0, 'load_assignment', 'endpoints', 0, 'lb_endpoints', 0, 'endpoint', 'address', 'socket_address', 'address'),
-        'istiod.istio-system.svc',
-      );
-      assert.ok(!readFileSync(join(dir, 'proxy', 'envoy.yaml'), 'utf8').includes('__POD_'), 'every placeholder is filled in');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+      const dir = mkdtempSync(join(tmpdir(), 'meshd-gw-'));
+      try {
+        for (const d of ['bootstrap', 'proxy', 'bin']) mkdirSync(join(dir, d));
+        writeFileSync(join(dir, 'bootstrap', 'envoy.yaml.tmpl'), template);
+        // `envoy` on PATH validates instead of serving.
+        writeFileSync(join(dir, 'bin', 'envoy'), `#!/bin/sh\nexec '${envoyBinaryPath()}' --mode validate "$@"\n`);
+        chmodSync(join(dir, 'bin', 'envoy'), 0o755);
+        assert.ok(script.includes('/etc/meshd/bootstrap/') && script.includes('/etc/istio/proxy/'), script);
+        const local = script.replaceAll('/etc/meshd/bootstrap/', `${dir}/bootstrap/`).replaceAll('/etc/istio/proxy/', `${dir}/proxy/`);
+        const r = spawnSync('/bin/sh', ['-c', local], {
+          encoding: 'utf8',
+          env: { PATH: `${dir}/bin:${process.env.PATH ?? ''}`, POD_IP: '10.244.1.7', POD_NAME: `istio-${gw}gateway-5c9d8f-x2v4q` },
+          timeout: 60_000,
+        });
+        assert.equal(r.status, 0, `the gateway command failed:\n${r.stdout}\n${r.stderr}`);
+        const bootstrap = parseYaml(readFileSync(join(dir, 'proxy', 'envoy.yaml'), 'utf8')) as Obj;
+        assert.equal(get(bootstrap, 'node', 'id'), `router~10.244.1.7~istio-${gw}gateway-5c9d8f-x2v4q.istio-system~istio-system.svc.cluster.local`);
+        assert.equal(get(bootstrap, 'node', 'metadata', 'INSTANCE_IPS'), '10.244.1.7');
+        assert.equal(get(bootstrap, 'node', 'metadata', 'NAME'), `istio-${gw}gateway-5c9d8f-x2v4q`);
+        assert.deepEqual(get(bootstrap, 'node', 'metadata', 'LABELS'), { app: `istio-${gw}gateway`, istio: `${gw}gateway` });
+        assert.equal(
+          get(bootstrap, 'static_resources', 'clusters', 0, 'load_assignment', 'endpoints', 0, 'lb_endpoints', 0, 'endpoint', 'address', 'socket_address', 'address'),
+          'istiod.istio-system.svc',
+        );
+        assert.ok(!readFileSync(join(dir, 'proxy', 'envoy.yaml'), 'utf8').includes('__POD_'), 'every placeholder is filled in');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
