@@ -1,16 +1,7 @@
 // kubectl, for tests that compare meshd with it (`kubectl kustomize`) or drive the test
 // apiserver with it. Never optional: when it is missing the test fails and says where it looked.
-import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-
-const isExecutable = (p: string): boolean => {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { isExecutable } from './kube.js';
 
 /** $MESHD_KUBECTL, else kubectl on PATH, else /usr/bin/kubectl; throws naming each place when none is there. */
 export function kubectlBinary(): string {
