@@ -23,6 +23,8 @@ COPY --from=build /src/dist/src ./dist/src
 COPY protos ./protos
 COPY package.json ./
 COPY examples ./examples
+# The install profiles `meshd install` renders (found beside dist/, at /app/manifests).
+COPY manifests ./manifests
 USER 1337:1337
 EXPOSE 15010 15012 15014 15017
 ENTRYPOINT ["node", "/app/dist/src/cli/main.js", "serve"]

@@ -22,8 +22,9 @@ const ALLOWED = {
   inject: ['util', 'model', 'translate'],
   monitoring: ['util', 'model', 'translate', 'xds'],
   webhooks: ['util', 'model', 'translate', 'ca', 'inject'],
+  install: ['util', 'kube'],
   'control-plane': ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'webhooks'],
-  cli: ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'control-plane'],
+  cli: ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'control-plane', 'install'],
 };
 
 function files(dir) {

@@ -5,6 +5,11 @@ import { serveCommand } from './serve.js';
 import { bootstrapCommand } from './bootstrap.js';
 import { validateCommand } from './validate.js';
 import { kubeInjectCommand } from './kube-inject.js';
+import { installCommand } from './install.js';
+import { uninstallCommand } from './uninstall.js';
+import { verifyInstallCommand } from './verify-install.js';
+import { precheckCommand } from './precheck.js';
+import { profileCommand } from './profile.js';
 
 const program = new Command()
   .name('meshd')
@@ -16,6 +21,11 @@ program.addCommand(serveCommand());
 program.addCommand(bootstrapCommand());
 program.addCommand(validateCommand());
 program.addCommand(kubeInjectCommand());
+program.addCommand(installCommand());
+program.addCommand(uninstallCommand());
+program.addCommand(verifyInstallCommand());
+program.addCommand(precheckCommand());
+program.addCommand(profileCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`meshd: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -10,11 +10,13 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { parse as parseYaml, parseAllDocuments, stringify as stringifyYaml } from 'yaml';
+import { readObjects, renderKustomization } from '../../src/install/kustomize.js';
+import { kubectlBinary } from '../support/kubectl.js';
 import { startKube, KubeApiError, MESHD_USER, type KubeCluster } from '../support/kube.js';
 import { REPO_ROOT } from '../support/meshd.js';
 import { envoyBinaryPath } from '../support/envoy.js';
@@ -34,30 +36,9 @@ const SECURITY_VERSIONS = ['v1', 'v1beta1'];
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function kubectlPath(): string | undefined {
-  const r = spawnSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' });
-  const p = r.stdout.trim();
-  return r.status === 0 && p !== '' ? p : undefined;
-}
-const KUBECTL = kubectlPath();
-
 // ---------------------------------------------------------------------------------------------
-// A reader of the kustomizations under manifests/: `resources` (files or directories with a
-// kustomization.yaml) and `patches` (strategic-merge patch files, matched by kind, name and
-// namespace). Anything else is refused, so an overlay that needs real kustomize fails here.
-
-function readDocs(file: string): Obj[] {
-  const docs = parseAllDocuments(readFileSync(file, 'utf8'));
-  const out: Obj[] = [];
-  for (const d of docs) {
-    if (d.errors.length > 0) throw new Error(`${file}: ${d.errors[0]!.message}`);
-    const v: unknown = d.toJS();
-    if (v === null || v === undefined) continue;
-    if (!isObj(v)) throw new Error(`${file}: a document is not an object`);
-    out.push(v);
-  }
-  return out;
-}
+// Profiles are rendered by meshd's own renderer (src/install/kustomize.ts, what `meshd install`
+// applies); `kubectl kustomize` must agree with it.
 
 function meta(o: Obj): { name: string; namespace?: string } {
   const m = o.metadata;
@@ -70,76 +51,18 @@ function keyOf(o: Obj): string {
   return `${String(o.apiVersion)}/${String(o.kind)}/${m.namespace ?? ''}/${m.name}`;
 }
 
-/** Strategic merge as far as these patches need it: maps merge, lists of named items merge by name, other lists are replaced. */
-function strategicMerge(base: unknown, patch: unknown): unknown {
-  if (isObj(base) && isObj(patch)) {
-    for (const k of Object.keys(patch)) {
-      if (k.startsWith('$')) throw new Error(`patch directive ${k} is not supported by the test's renderer`);
-    }
-    const keys = new Set([...Object.keys(base), ...Object.keys(patch)]);
-    const entries = [...keys].flatMap((k): [string, unknown][] => {
-      if (!(k in patch)) return [[k, base[k]]];
-      if (patch[k] === null) return []; // null deletes the field
-      return [[k, k in base ? strategicMerge(base[k], patch[k]) : patch[k]]];
-    });
-    return Object.fromEntries(entries);
-  }
-  if (Array.isArray(base) && Array.isArray(patch) && [...base, ...patch].every((e) => isObj(e) && typeof e.name === 'string')) {
-    const out = (base as Obj[]).map((e) => ({ ...e }));
-    for (const p of patch as Obj[]) {
-      const i = out.findIndex((e) => e.name === p.name);
-      if (i >= 0) out[i] = strategicMerge(out[i], p) as Obj;
-      else out.push(p);
-    }
-    return out;
-  }
-  return patch;
-}
-
 interface Rendered {
   objects: Obj[];
   /** Every file that holds whole objects (not patches), relative to the repo. */
   files: string[];
 }
 
-function renderKustomization(dir: string): Rendered {
-  const kfile = join(dir, 'kustomization.yaml');
-  const k = parseYaml(readFileSync(kfile, 'utf8')) as Obj;
-  for (const key of Object.keys(k)) {
-    if (!['apiVersion', 'kind', 'resources', 'patches'].includes(key)) throw new Error(`${kfile}: "${key}" is not supported by the test's renderer`);
-  }
-  const objects: Obj[] = [];
-  const files: string[] = [];
-  for (const r of (k.resources ?? []) as string[]) {
-    const p = resolve(dir, r);
-    if (statSync(p).isDirectory()) {
-      const sub = renderKustomization(p);
-      objects.push(...sub.objects);
-      files.push(...sub.files);
-    } else {
-      objects.push(...readDocs(p));
-      files.push(relative(REPO_ROOT, p));
-    }
-  }
-  const seen = new Set<string>();
-  for (const o of objects) {
-    const key = keyOf(o);
-    if (seen.has(key)) throw new Error(`${kfile}: ${key} appears twice`);
-    seen.add(key);
-  }
-  for (const entry of (k.patches ?? []) as Obj[]) {
-    const patches = typeof entry.path === 'string' ? readDocs(resolve(dir, entry.path)) : typeof entry.patch === 'string' ? [parseYaml(entry.patch) as Obj] : [];
-    if (patches.length === 0 || entry.target !== undefined) throw new Error(`${kfile}: only strategic-merge patches (path or patch, no target) are supported`);
-    for (const patch of patches) {
-      const i = objects.findIndex((o) => o.kind === patch.kind && meta(o).name === meta(patch).name && meta(o).namespace === meta(patch).namespace);
-      if (i < 0) throw new Error(`${kfile}: patch for ${keyOf(patch)} matches no resource`);
-      objects[i] = strategicMerge(objects[i], patch) as Obj;
-    }
-  }
-  return { objects, files };
+function renderDir(dir: string): Rendered {
+  const r = renderKustomization(dir);
+  return { objects: r.objects as Obj[], files: r.files.map((f) => relative(REPO_ROOT, f)) };
 }
 
-const renderProfile = (p: Profile): Rendered => renderKustomization(join(MANIFESTS, 'profiles', p));
+const renderProfile = (p: Profile): Rendered => renderDir(join(MANIFESTS, 'profiles', p));
 
 function byKind(objects: Obj[], kind: string, name: string): Obj | undefined {
   return objects.find((o) => o.kind === kind && meta(o).name === name);
@@ -180,12 +103,14 @@ describe('manifests: files', () => {
     }
   });
 
-  it('profiles: minimal = CRDs + control plane, default adds 2 replicas and the PDB, demo adds the ingress gateway', () => {
+  it('profiles: minimal = CRDs + control plane, default adds 2 replicas, the PDB and the ingress gateway, demo the egress gateway and access logs', () => {
     const r = Object.fromEntries(PROFILES.map((p) => [p, renderProfile(p).objects])) as Record<Profile, Obj[]>;
     const kinds = (objs: Obj[]) => objs.map((o) => `${String(o.kind)}/${meta(o).name}`).sort();
+    const gateway = (name: string) => [`ConfigMap/${name}-bootstrap`, `Deployment/${name}`, `Service/${name}`, `ServiceAccount/${name}`];
     assert.deepEqual(kinds(r.minimal), [
       'ClusterRole/istiod',
       'ClusterRoleBinding/istiod',
+      'ConfigMap/istio',
       'ConfigMap/istio-sidecar-injector',
       'CustomResourceDefinition/destinationrules.networking.istio.io',
       'CustomResourceDefinition/gateways.networking.istio.io',
@@ -199,72 +124,95 @@ describe('manifests: files', () => {
       'Service/istiod',
       'ServiceAccount/istiod',
     ]);
-    assert.deepEqual(kinds(r.default), [...kinds(r.minimal), 'PodDisruptionBudget/istiod'].sort());
-    assert.deepEqual(
-      kinds(r.demo),
-      [
-        ...kinds(r.default),
-        'ConfigMap/istio-ingressgateway-bootstrap',
-        'Deployment/istio-ingressgateway',
-        'Service/istio-ingressgateway',
-        'ServiceAccount/istio-ingressgateway',
-      ].sort(),
-    );
+    assert.deepEqual(kinds(r.default), [...kinds(r.minimal), 'PodDisruptionBudget/istiod', ...gateway('istio-ingressgateway')].sort());
+    assert.deepEqual(kinds(r.demo), [...kinds(r.default), ...gateway('istio-egressgateway')].sort());
     assert.equal(get(byKind(r.minimal, 'Deployment', 'istiod'), 'spec', 'replicas'), 1);
     assert.equal(get(byKind(r.default, 'Deployment', 'istiod'), 'spec', 'replicas'), 2);
     assert.equal(get(byKind(r.demo, 'Deployment', 'istiod'), 'spec', 'replicas'), 2);
     // The patch adds to the pod spec; it does not replace it.
     assert.equal(get(byKind(r.default, 'Deployment', 'istiod'), 'spec', 'template', 'spec', 'containers', 0, 'image'), 'meshd:dev');
+
+    // The mesh config: Istio's defaults, and the demo profile differs only by access logs on stdout.
+    const mesh = (p: Profile) => parseYaml(get(byKind(r[p], 'ConfigMap', 'istio'), 'data', 'mesh') as string) as Obj;
+    assert.deepEqual(mesh('minimal'), {
+      accessLogFile: '',
+      defaultConfig: { discoveryAddress: 'istiod.istio-system.svc:15012' },
+      enableAutoMtls: true,
+      outboundTrafficPolicy: { mode: 'ALLOW_ANY' },
+      rootNamespace: 'istio-system',
+      trustDomain: 'cluster.local',
+    });
+    assert.deepEqual(mesh('default'), mesh('minimal'));
+    assert.deepEqual(mesh('demo'), { ...mesh('minimal'), accessLogFile: '/dev/stdout' });
+
+    // The egress gateway: Istio's names, labels and ports, a ClusterIP Service, and the ingress gateway's pod spec.
+    const egress = byKind(r.demo, 'Deployment', 'istio-egressgateway')!;
+    const ingress = byKind(r.demo, 'Deployment', 'istio-ingressgateway')!;
+    assert.deepEqual(get(egress, 'spec', 'selector', 'matchLabels'), { app: 'istio-egressgateway', istio: 'egressgateway' });
+    assert.deepEqual(JSON.parse(JSON.stringify(get(egress, 'spec', 'template', 'spec')).replaceAll('egressgateway', 'ingressgateway')), get(ingress, 'spec', 'template', 'spec'));
+    const esvc = byKind(r.demo, 'Service', 'istio-egressgateway')!;
+    assert.equal(get(esvc, 'spec', 'type'), 'ClusterIP');
+    assert.deepEqual(
+      (get(esvc, 'spec', 'ports') as Obj[]).map((x) => [x.name, x.port, x.targetPort]),
+      [
+        ['http2', 80, 8080],
+        ['https', 443, 8443],
+      ],
+    );
+    const ebootstrap = parseYaml(get(byKind(r.demo, 'ConfigMap', 'istio-egressgateway-bootstrap'), 'data', 'envoy.yaml.tmpl') as string) as Obj;
+    assert.deepEqual(get(ebootstrap, 'node', 'metadata', 'LABELS'), { app: 'istio-egressgateway', istio: 'egressgateway' });
+    assert.equal(get(ebootstrap, 'node', 'metadata', 'SERVICE_ACCOUNT'), 'istio-egressgateway');
   });
 
-  it('kubectl kustomize renders each profile exactly as the test does', { skip: KUBECTL === undefined ? 'kubectl is not installed' : false }, () => {
+  it('kubectl kustomize renders each profile exactly as meshd does, in the same order', () => {
+    const kubectl = kubectlBinary();
     for (const p of PROFILES) {
-      const out = execFileSync(KUBECTL!, ['kustomize', join(MANIFESTS, 'profiles', p)], { encoding: 'utf8' });
+      const out = execFileSync(kubectl, ['kustomize', join(MANIFESTS, 'profiles', p)], { encoding: 'utf8' });
       const theirs = parseAllDocuments(out).map((d) => d.toJS() as Obj);
-      const ours = renderProfile(p).objects;
-      const sortByKey = (objs: Obj[]) => [...objs].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
-      assert.deepEqual(sortByKey(theirs), sortByKey(ours), `profile ${p}`);
+      assert.deepEqual(renderProfile(p).objects, theirs, `profile ${p}`);
     }
   });
 
-  it("the ingress gateway's start command fills in the pod's IP and name, and Envoy accepts the bootstrap", async () => {
-    const demo = renderProfile('demo').objects;
-    const deploy = byKind(demo, 'Deployment', 'istio-ingressgateway')!;
-    const container = get(deploy, 'spec', 'template', 'spec', 'containers', 0) as Obj;
-    assert.deepEqual(container.command, ['/bin/sh', '-c']);
-    const script = (container.args as string[])[0]!;
-    const cm = byKind(demo, 'ConfigMap', 'istio-ingressgateway-bootstrap')!;
-    const template = get(cm, 'data', 'envoy.yaml.tmpl') as string;
+  for (const gw of ['ingress', 'egress'] as const) {
+    it(`the ${gw} gateway's start command fills in the pod's IP and name, and Envoy accepts the bootstrap`, async () => {
+      const demo = renderProfile('demo').objects;
+      const deploy = byKind(demo, 'Deployment', `istio-${gw}gateway`)!;
+      const container = get(deploy, 'spec', 'template', 'spec', 'containers', 0) as Obj;
+      assert.deepEqual(container.command, ['/bin/sh', '-c']);
+      const script = (container.args as string[])[0]!;
+      const cm = byKind(demo, 'ConfigMap', `istio-${gw}gateway-bootstrap`)!;
+      const template = get(cm, 'data', 'envoy.yaml.tmpl') as string;
 
-    const dir = mkdtempSync(join(tmpdir(), 'meshd-gw-'));
-    try {
-      for (const d of ['bootstrap', 'proxy', 'bin']) mkdirSync(join(dir, d));
-      writeFileSync(join(dir, 'bootstrap', 'envoy.yaml.tmpl'), template);
-      // `envoy` on PATH validates instead of serving.
-      writeFileSync(join(dir, 'bin', 'envoy'), `#!/bin/sh\nexec '${envoyBinaryPath()}' --mode validate "$@"\n`);
-      chmodSync(join(dir, 'bin', 'envoy'), 0o755);
-      assert.ok(script.includes('/etc/meshd/bootstrap/') && script.includes('/etc/istio/proxy/'), script);
-      const local = script.replaceAll('/etc/meshd/bootstrap/', `${dir}/bootstrap/`).replaceAll('/etc/istio/proxy/', `${dir}/proxy/`);
-      const r = spawnSync('/bin/sh', ['-c', local], {
-        encoding: 'utf8',
-        env: { PATH: `${dir}/bin:${process.env.PATH ?? ''}`, POD_IP: '10.244.1.7', POD_NAME: 'istio-ingressgateway-5c9d8f-x2v4q' },
-        timeout: 60_000,
-      });
-      assert.equal(r.status, 0, `the gateway command failed:\n${r.stdout}\n${r.stderr}`);
-      const bootstrap = parseYaml(readFileSync(join(dir, 'proxy', 'envoy.yaml'), 'utf8')) as Obj;
-      assert.equal(get(bootstrap, 'node', 'id'), 'router~10.244.1.7~istio-ingressgateway-5c9d8f-x2v4q.istio-system~istio-system.svc.cluster.local');
-      assert.equal(get(bootstrap, 'node', 'metadata', 'INSTANCE_IPS'), '10.244.1.7');
-      assert.equal(get(bootstrap, 'node', 'metadata', 'NAME'), 'istio-ingressgateway-5c9d8f-x2v4q');
-      assert.deepEqual(get(bootstrap, 'node', 'metadata', 'LABELS'), { app: 'istio-ingressgateway', istio: 'ingressgateway' });
-      assert.equal(
-        get(bootstrap, 'static_resources', 'clusters', 0, 'load_assignment', 'endpoints', 0, 'lb_endpoints', 0, 'endpoint', 'address', 'socket_address', 'address'),
-        'istiod.istio-system.svc',
-      );
-      assert.ok(!readFileSync(join(dir, 'proxy', 'envoy.yaml'), 'utf8').includes('__POD_'), 'every placeholder is filled in');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+      const dir = mkdtempSync(join(tmpdir(), 'meshd-gw-'));
+      try {
+        for (const d of ['bootstrap', 'proxy', 'bin']) mkdirSync(join(dir, d));
+        writeFileSync(join(dir, 'bootstrap', 'envoy.yaml.tmpl'), template);
+        // `envoy` on PATH validates instead of serving.
+        writeFileSync(join(dir, 'bin', 'envoy'), `#!/bin/sh\nexec '${envoyBinaryPath()}' --mode validate "$@"\n`);
+        chmodSync(join(dir, 'bin', 'envoy'), 0o755);
+        assert.ok(script.includes('/etc/meshd/bootstrap/') && script.includes('/etc/istio/proxy/'), script);
+        const local = script.replaceAll('/etc/meshd/bootstrap/', `${dir}/bootstrap/`).replaceAll('/etc/istio/proxy/', `${dir}/proxy/`);
+        const r = spawnSync('/bin/sh', ['-c', local], {
+          encoding: 'utf8',
+          env: { PATH: `${dir}/bin:${process.env.PATH ?? ''}`, POD_IP: '10.244.1.7', POD_NAME: `istio-${gw}gateway-5c9d8f-x2v4q` },
+          timeout: 60_000,
+        });
+        assert.equal(r.status, 0, `the gateway command failed:\n${r.stdout}\n${r.stderr}`);
+        const bootstrap = parseYaml(readFileSync(join(dir, 'proxy', 'envoy.yaml'), 'utf8')) as Obj;
+        assert.equal(get(bootstrap, 'node', 'id'), `router~10.244.1.7~istio-${gw}gateway-5c9d8f-x2v4q.istio-system~istio-system.svc.cluster.local`);
+        assert.equal(get(bootstrap, 'node', 'metadata', 'INSTANCE_IPS'), '10.244.1.7');
+        assert.equal(get(bootstrap, 'node', 'metadata', 'NAME'), `istio-${gw}gateway-5c9d8f-x2v4q`);
+        assert.deepEqual(get(bootstrap, 'node', 'metadata', 'LABELS'), { app: `istio-${gw}gateway`, istio: `${gw}gateway` });
+        assert.equal(
+          get(bootstrap, 'static_resources', 'clusters', 0, 'load_assignment', 'endpoints', 0, 'lb_endpoints', 0, 'endpoint', 'address', 'socket_address', 'address'),
+          'istiod.istio-system.svc',
+        );
+        assert.ok(!readFileSync(join(dir, 'proxy', 'envoy.yaml'), 'utf8').includes('__POD_'), 'every placeholder is filled in');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -641,7 +589,7 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
       if (profile === 'minimal') assert.equal(pdb.status, 404, 'minimal has no PDB');
       else assert.equal(get(JSON.parse(pdb.text), 'spec', 'maxUnavailable'), 1);
 
-      if (profile === 'demo') {
+      if (profile !== 'minimal') {
         const gw = live.get('apps/v1/Deployment/istio-system/istio-ingressgateway')!;
         assert.deepEqual(get(gw, 'spec', 'selector', 'matchLabels'), { app: 'istio-ingressgateway', istio: 'ingressgateway' });
         assert.equal(get(gw, 'spec', 'template', 'spec', 'containers', 0, 'image'), 'envoyproxy/envoy:v1.40.0');
@@ -659,6 +607,14 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
       } else {
         const gw = await kube.requestRaw('GET', '/apis/apps/v1/namespaces/istio-system/deployments/istio-ingressgateway');
         assert.equal(gw.status, 404, `${profile} has no ingress gateway`);
+      }
+      if (profile === 'demo') {
+        const egw = live.get('apps/v1/Deployment/istio-system/istio-egressgateway')!;
+        assert.equal(get(egw, 'spec', 'template', 'spec', 'containers', 0, 'image'), 'envoyproxy/envoy:v1.40.0');
+        assert.equal(get(live.get('v1/Service/istio-system/istio-egressgateway'), 'spec', 'type'), 'ClusterIP');
+      } else {
+        const egw = await kube.requestRaw('GET', '/apis/apps/v1/namespaces/istio-system/deployments/istio-egressgateway');
+        assert.equal(egw.status, 404, `${profile} has no egress gateway`);
       }
     });
   }
@@ -830,7 +786,7 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
 
   it("the seeds apply cleanly: the tutorial's httpbin, Gateway and VirtualService (v1beta1) read back unpruned", async () => {
     for (const file of ['httpbin.yaml', 'httpbin-gateway.yaml']) {
-      for (const o of readDocs(join(MANIFESTS, 'samples', file))) {
+      for (const o of readObjects(join(MANIFESTS, 'samples', file))) {
         const path = await paths.of(o);
         assert.ok(path.includes(`/namespaces/${NS}/`), `${file}: ${keyOf(o)} goes to ${NS}`);
         await kube.apply(`${path}?fieldValidation=Strict`, stringifyYaml(o), { fieldManager: FIELD_MANAGER });
@@ -1009,6 +965,12 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
     assert.ok(await can('create', 'authentication.k8s.io', 'tokenreviews'));
     assert.ok(await can('update', '', 'configmaps', { namespace: 'any-namespace', name: 'istio-ca-root-cert' }));
     assert.ok(await can('update', '', 'secrets', { namespace: 'istio-system', name: 'istio-ca-secret' }));
+    // The mesh config and the injector's settings, by name, in istiod's namespace; and a watch of the mesh config by name.
+    for (const name of ['istio', 'istio-sidecar-injector']) {
+      for (const verb of ['get', 'list', 'watch']) assert.ok(await can(verb, '', 'configmaps', { namespace: 'istio-system', name }), `${verb} configmap ${name}`);
+    }
+    assert.equal(await status(kube.request('GET', '/api/v1/namespaces/istio-system/configmaps/istio', undefined, meshd)), 200, 'get the mesh config');
+    assert.equal((await kube.requestRaw('GET', '/api/v1/namespaces/istio-system/configmaps?fieldSelector=metadata.name%3Distio&watch=1&timeoutSeconds=1', undefined, meshd)).status, 200, 'watch the mesh config by name');
   });
 
   it('RBAC: the istiod identity may not change what it only reads, nor reach beyond its names', async () => {
@@ -1051,12 +1013,13 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
     }
   });
 
-  it('kubectl apply --server-side --dry-run=server accepts every file and profile', { skip: KUBECTL === undefined ? 'kubectl is not installed' : false }, () => {
+  it('kubectl apply --server-side --dry-run=server accepts every file and profile', () => {
+    const kubectl = kubectlBinary();
     const kubeconfig = kube.kubeconfig(kube.adminToken);
     const files = new Set<string>();
     for (const p of PROFILES) for (const f of renderProfile(p).files) files.add(f);
     const run = (args: string[]) => {
-      const r = spawnSync(KUBECTL!, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', '--dry-run=server', ...args], { encoding: 'utf8', cwd: REPO_ROOT, timeout: 120_000 });
+      const r = spawnSync(kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', '--dry-run=server', ...args], { encoding: 'utf8', cwd: REPO_ROOT, timeout: 120_000 });
       assert.equal(r.status, 0, `kubectl apply ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
       return r.stdout;
     };

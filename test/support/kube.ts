@@ -39,7 +39,7 @@ export interface KubeBinaries {
   etcd: string;
 }
 
-function isExecutable(path: string): boolean {
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, fsConstants.X_OK);
     return true;

@@ -27,6 +27,12 @@ describe('Dockerfile', () => {
     assert.match(dockerfile, /COPY --from=build \/src\/dist\/src \.\/dist\/src/);
   });
 
+  it('ships the manifests beside dist/ (meshd install renders its profiles from them), as the npm package does', () => {
+    assert.match(dockerfile, /^COPY manifests \.\/manifests$/m);
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { files?: string[] };
+    for (const f of ['dist/src', 'protos', 'manifests']) assert.ok(pkg.files?.includes(f), `package.json "files" holds ${f}`);
+  });
+
   it('runs as a non-root user with `meshd serve` as entrypoint', () => {
     assert.match(dockerfile, /^USER 1337:1337$/m);
     assert.match(dockerfile, /^ENTRYPOINT \["node", "\/app\/dist\/src\/cli\/main\.js", "serve"\]$/m);
