@@ -5,6 +5,9 @@ import { serveCommand } from './serve.js';
 import { bootstrapCommand } from './bootstrap.js';
 import { validateCommand } from './validate.js';
 import { kubeInjectCommand } from './kube-inject.js';
+import { proxyStatusCommand } from './proxy-status.js';
+import { proxyConfigCommand } from './proxy-config.js';
+import { versionCommand } from './version.js';
 
 const program = new Command()
   .name('meshd')
@@ -16,6 +19,9 @@ program.addCommand(serveCommand());
 program.addCommand(bootstrapCommand());
 program.addCommand(validateCommand());
 program.addCommand(kubeInjectCommand());
+program.addCommand(proxyStatusCommand());
+program.addCommand(proxyConfigCommand());
+program.addCommand(versionCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`meshd: ${err instanceof Error ? err.message : String(err)}\n`);
