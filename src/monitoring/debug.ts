@@ -8,6 +8,7 @@ import type { MeshKind } from '../model/objects.js';
 import { endpointKey } from '../model/mesh.js';
 import { sentResources } from '../xds/proxy-dump.js';
 import { MESHD_VERSION, replicaName } from '../util/version.js';
+import { clientText } from '../util/client-text.js';
 
 const CONFIG_KINDS: MeshKind[] = ['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret'];
 
@@ -67,7 +68,7 @@ export function debugHandlers(ads: AdsServer, generator: ConfigGenerator, store:
       const id = q.get('proxyID') ?? q.get('proxyId') ?? '';
       const conns = id ? ads.findConnections(id) : [];
       const conn = conns[0];
-      if (!conn) return { status: 404, body: { error: id ? `no connected proxy "${id}"` : 'proxyID is required, e.g. /debug/config_dump?proxyID=sidecar~10.0.0.1~app-1.default~default.svc.cluster.local' } };
+      if (!conn) return { status: 404, body: { error: id ? `no connected proxy "${clientText(id, 256)}"` : 'proxyID is required, e.g. /debug/config_dump?proxyID=sidecar~10.0.0.1~app-1.default~default.svc.cluster.local' } };
       const sent = sentResources(conn, generator);
       const configs: Record<string, unknown> = {};
       for (const type of PUSH_ORDER) {

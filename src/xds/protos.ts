@@ -32,6 +32,7 @@ export const ENVOY_PROTO_FILES: readonly string[] = [
   'envoy/config/bootstrap/v3/bootstrap.proto',
   // istio.io/debug/* answers: CSDS ClientConfig and the admin config dump sections.
   'envoy/service/status/v3/csds.proto',
+  'envoy/admin/v3/config_dump.proto',
 ];
 
 /** Directory of the proto trees inside the installed @grpc/grpc-js-xds package. */
