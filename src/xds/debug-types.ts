@@ -58,6 +58,10 @@ function visible(conn: Connection, restrictTo: string | undefined): boolean {
   return restrictTo === undefined || conn.ctx.proxy.namespace === restrictTo;
 }
 
+function istioProxyId(conn: Connection): string {
+  return `${conn.proxy.podName}.${conn.ctx.proxy.namespace}`;
+}
+
 /** One proxy's ClientConfig, as istiod's syncz writes it. */
 function clientConfig(conn: Connection): Buffer {
   const p = conn.proxy;
@@ -79,7 +83,8 @@ function clientConfig(conn: Connection): Buffer {
     NAMESPACE: { stringValue: conn.ctx.proxy.namespace },
     ISTIO_VERSION: { stringValue: p.istioVersion },
   };
-  return encodeMessage(CLIENT_CONFIG, { node: { id: p.id, metadata: { fields: meta } }, generic_xds_configs: configs });
+  // istiod's proxy ID: `<pod>.<namespace>` (istioctl's NAME column), not the whole node id.
+  return encodeMessage(CLIENT_CONFIG, { node: { id: istioProxyId(conn), metadata: { fields: meta } }, generic_xds_configs: configs });
 }
 
 /** The proxy a config_dump name means: its node id, `<pod>.<namespace>` (istioctl's form) or its connection id. */
@@ -207,7 +212,7 @@ export function answerDebugRequest(typeUrl: string, names: readonly string[], pr
     resources = [...ctx.connections]
       .filter((c) => !c.closed && visible(c, restrictTo))
       .sort((a, b) => (a.proxy.id < b.proxy.id ? -1 : a.proxy.id > b.proxy.id ? 1 : 0))
-      .map((c) => ({ name: c.proxy.id, any: encodeAny(TYPE_PREFIX + CLIENT_CONFIG, clientConfig(c)) }));
+      .map((c) => ({ name: istioProxyId(c), any: encodeAny(TYPE_PREFIX + CLIENT_CONFIG, clientConfig(c)) }));
   } else if (typeUrl === DebugType.ConfigDump && names.length === 1) {
     // As istiod: a proxy that is not connected here (or not the caller's to see) gets an empty answer.
     const conn = findProxy(ctx.connections, names[0]!);

@@ -68,7 +68,7 @@ describe('istio.io/debug/syncz', () => {
     assert.equal(r.type_url, DebugType.Syncz);
     assert.equal(JSON.parse(r.control_plane!).ID, 'istiod-1');
     const cc = r.resources.map((x) => x.body as { node: { id: string; metadata: { fields: Record<string, { stringValue: string }> } }; generic_xds_configs: { type_url: string; config_status: string; error_state?: { details: string } }[] });
-    assert.deepEqual(cc.map((c) => c.node.id).sort(), ['sidecar~10.0.0.9~app-1.apps~apps.svc.cluster.local', 'sidecar~10.0.0.9~gw-1.gateways~gateways.svc.cluster.local']);
+    assert.deepEqual(cc.map((c) => c.node.id).sort(), ['app-1.apps', 'gw-1.gateways'], "istiod's proxy ids: <pod>.<namespace>");
     const app = cc.find((c) => c.node.id.includes('app-1'))!;
     assert.equal(app.node.metadata.fields.CLUSTER_ID!.stringValue, 'east');
     assert.equal(app.node.metadata.fields.ISTIO_VERSION!.stringValue, '1.31.0');
@@ -85,7 +85,7 @@ describe('istio.io/debug/syncz', () => {
     const r = decodeDeltaResponse(out.kind === 'answer' ? out.bytes : Buffer.alloc(0));
     assert.deepEqual(
       r.resources.map((x) => (x.body as { node: { id: string } }).node.id),
-      ['sidecar~10.0.0.9~app-1.apps~apps.svc.cluster.local'],
+      ['app-1.apps'],
     );
   });
 
