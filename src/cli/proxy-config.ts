@@ -2,7 +2,7 @@
 // istioctl's tables, read from the Envoy's own admin API (never only from what meshd sent).
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import { bootstrap, ConfigDumpError } from '../inspect/config-dump.js';
+import { bootstrap, ConfigDumpError, redactCredentials } from '../inspect/config-dump.js';
 import { clusterTable, selectClusters, type ClusterFilter } from '../inspect/cluster-table.js';
 import { listenerTable, selectListeners, type ListenerFilter } from '../inspect/listener-table.js';
 import { routeTable, selectRoutes, type RouteFilter } from '../inspect/route-table.js';
@@ -136,7 +136,7 @@ export function proxyConfigCommand(): Command {
   withAction(boot, async (access, pod, _o, format) => {
     const b = bootstrap(await configDump(access, pod));
     if (!b) throw new ConfigDumpError('no bootstrap in the config dump');
-    print({ bootstrap: b }, format === 'short' ? 'json' : format);
+    print({ bootstrap: redactCredentials(b) }, format === 'short' ? 'json' : format);
   });
 
   const log = sub('log', 'o', 'Show, or with --level set, the log levels of the pod\'s Envoy').addOption(
@@ -150,7 +150,7 @@ export function proxyConfigCommand(): Command {
   const all = sub('all', 'a', 'Clusters, listeners, routes, endpoints and secrets of the pod\'s Envoy');
   withAction(all, async (access, pod, _o, format) => {
     const dump = await configDump(access, pod);
-    if (format !== 'short') return print(dump, format);
+    if (format !== 'short') return print(redactCredentials(dump), format);
     const clusters = await clustersJson(access, pod);
     process.stdout.write([clusterTable(dump), listenerTable(dump), routeTable(dump), endpointTable(clusters), secretTable(dump, new Date())].join('\n'));
   });

@@ -79,3 +79,17 @@ export function lastRouteUpdate(dump: unknown): Date | undefined {
   }
   return newest === undefined ? undefined : new Date(newest);
 }
+
+/**
+ * `value` with every `authorization` header value (a bearer token in a bootstrap's gRPC
+ * initial_metadata) replaced by "[redacted]": proxy-config never prints credentials.
+ */
+export function redactCredentials<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(redactCredentials) as T;
+  if (!value || typeof value !== 'object') return value;
+  const o = value as Json;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(o)) out[k] = redactCredentials(v);
+  if (typeof o.key === 'string' && o.key.toLowerCase() === 'authorization' && 'value' in o) out.value = '[redacted]';
+  return out as T;
+}

@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -18,6 +18,7 @@ import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
 import { freePort } from '../support/backends.js';
 import { selfSignedCertificate } from '../support/tls.js';
 import { testAddresses } from '../support/addresses.js';
+import { redactCredentials } from '../../src/inspect/config-dump.js';
 import { eventually } from '../support/poll.js';
 import { connectAds, istioNode, TypeUrl, type SotwStream } from '../support/ads-client.js';
 
@@ -187,6 +188,20 @@ describe('proxy-status, proxy-config and version', () => {
     assert.match(r.stdout, /^Clusters Match\nListeners Match\nRoutes Match \(RDS last loaded at \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d UTC\)\n$/);
     const g = await meshdCli('proxy-status', 'ingress-1', '-n', GW_NS);
     assert.match(g.stdout, /^Clusters Match\nListeners Match\nRoutes Match/, g.stderr);
+    // With MESHD_INSPECT_CAPTURE=1 these real dumps become the golden tests' inputs.
+    if (process.env.MESHD_INSPECT_CAPTURE === '1') {
+      for (const [name, envoy, id] of [['sidecar', sidecar, 'sleep-1.apps'], ['gateway', gateway, 'ingress-1.gw']] as const) {
+        const dir = join(REPO_ROOT, 'test', 'golden', 'inspect', name);
+        mkdirSync(dir, { recursive: true });
+        const syncz = JSON.parse((await httpText(MONITORING, '/debug/syncz', meshdIp)).body) as { proxy: string }[];
+        const nodeId = syncz.find((e) => e.proxy.includes(`~${id}~`))!.proxy;
+        // (the service-account token in the bootstrap is left out)
+        writeFileSync(join(dir, 'config_dump.json'), JSON.stringify(redactCredentials(JSON.parse(await envoy.admin('/config_dump'))), null, 2) + '\n');
+        writeFileSync(join(dir, 'clusters.json'), JSON.stringify(JSON.parse(await envoy.admin('/clusters?format=json')), null, 2) + '\n');
+        writeFileSync(join(dir, 'meshd_dump.json'), (await httpText(MONITORING, `/debug/config_dump?proxyID=${encodeURIComponent(nodeId)}`, meshdIp)).body);
+        writeFileSync(join(dir, 'syncz.json'), JSON.stringify(syncz, null, 2) + '\n');
+      }
+    }
   });
 
   it('proxy-config cluster: one row per cluster of the Envoy, with subsets and types', async () => {
@@ -272,6 +287,17 @@ describe('proxy-status, proxy-config and version', () => {
     const read = await meshdCli('pc', 'log', 'sleep-1.apps');
     assert.match(read.stdout, /^ {2}http: debug$/m);
     assert.match(read.stdout, /^ {2}router: info$/m);
+  });
+
+  it('proxy-config bootstrap: the Envoy\'s bootstrap, its token redacted', async () => {
+    const r = await meshdCli('proxy-config', 'bootstrap', 'sleep-1.apps');
+    assert.equal(r.code, 0, r.stderr);
+    const b = JSON.parse(r.stdout) as { bootstrap: { node: { id: string } } };
+    assert.equal(b.bootstrap.node.id, `sidecar~${sidecarIp}~sleep-1.${NS}~${NS}.svc.cluster.local`);
+    assert.ok(r.stdout.includes('[redacted]') && !r.stdout.includes('Bearer ey'), 'the token is not printed');
+    const all = await meshdCli('proxy-config', 'all', 'sleep-1.apps');
+    assert.equal(all.code, 0, all.stderr);
+    for (const h of ['SERVICE FQDN', 'ADDRESSES', 'VHOST NAME', 'ENDPOINT', 'RESOURCE NAME']) assert.ok(all.stdout.includes(h), h);
   });
 
   it('a bad pod name gives a clear error; a pod meshd does not serve too', async () => {
@@ -397,6 +423,7 @@ describe('proxy-status, proxy-config and version', () => {
     it('istioctl --plaintext without a token is refused, as istiod refuses it', async () => {
       const r = await run(istioctl(), ['proxy-status', '--xds-address', `127.0.0.1:${meshd.grpcPort}`, '--plaintext', '--kubeconfig', kubeconfig, '--timeout', '5s']);
       assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stderr + r.stdout, /Unauthenticated.*needs a verified caller/, r.stderr + r.stdout);
     });
   });
 });
