@@ -5,9 +5,8 @@
 import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { request as httpRequest } from 'node:http';
 import { KubeApiError, kubeRequest, loadKubeConfig, type KubeConnection } from '../kube/client.js';
-import { kubeRawRequest, type RawAnswer } from '../kube/proxy-request.js';
+import { boundedRequest, kubeRawRequest, type RawAnswer } from '../kube/proxy-request.js';
 
 export const ENVOY_ADMIN_PORT = 15000;
 export const MESHD_MONITORING_PORT = 15014;
@@ -48,24 +47,11 @@ function bounded(text: string, max = 300): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
-function httpDirect(address: string, method: string, path: string, timeoutMs = 30_000, maxBytes = 256 * 1024 * 1024): Promise<RawAnswer> {
+function httpDirect(address: string, method: string, path: string): Promise<RawAnswer> {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(address.trim());
   if (!m) return Promise.reject(new Error(`"${address}" is not host:port`));
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: m[1] ?? m[2], port: Number(m[3]), method, path, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > maxBytes) return req.destroy(new Error(`${address}${path}: answer larger than ${maxBytes} bytes`));
-        chunks.push(c);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} http://${address}${path} timed out after ${timeoutMs} ms`)));
-    req.on('error', (err) => reject(new Error(`cannot reach ${address}: ${err.message}`)));
-    req.end();
+  return boundedRequest({ host: m[1] ?? m[2], port: Number(m[3]), method, path }, false, `${method} http://${address}${path}`).catch((err: Error) => {
+    throw new Error(`cannot reach ${address}: ${err.message}`, { cause: err });
   });
 }
 

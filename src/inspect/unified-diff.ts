@@ -33,13 +33,15 @@ function editScript(a: readonly string[], b: readonly string[]): Op[] {
     const prevK = down ? k + 1 : k - 1;
     const prevX = vd.get(prevK) ?? 0;
     const prevY = prevX - prevK;
-    while (x > prevX && y > prevY) ops.push({ kind: ' ', line: a[--x]! }), y--;
+    while (x > prevX && y > prevY) {
+      ops.push({ kind: ' ', line: a[--x]! });
+      y--;
+    }
     if (d > 0) {
       if (down) ops.push({ kind: '+', line: b[--y]! });
       else ops.push({ kind: '-', line: a[--x]! });
     }
   }
-  while (x > 0 && y > 0) ops.push({ kind: ' ', line: a[--x]! }), y--;
   return ops.reverse();
 }
 

@@ -148,12 +148,16 @@ export function configDumpSections(conn: Connection, config: Pick<ProxyConfigSou
   const sent = sentResources(conn, config);
   const of = (t: TypeUrl): DumpedResource[] => sent.get(t) ?? [];
   const ts = (t: TypeUrl): Uint8Array => encodeMessage('google.protobuf.Timestamp', timestamp(sentAtMs(t)));
+  // An entry of {version_info, <resource>, last_updated}.
+  const versioned =
+    (ids: Record<string, number>, resourceField: string, t: TypeUrl) =>
+    (w: protobuf.Writer, r: DumpedResource): void => {
+      stringField(w, ids.version_info!, r.version);
+      bytesField(w, ids[resourceField]!, resourceAny(t, r));
+      bytesField(w, ids.last_updated!, ts(t));
+    };
   return [
-    section('envoy.admin.v3.ClustersConfigDump', f.clusters!.dynamic_active_clusters!, of(TypeUrl.Cluster), (w, r) => {
-      stringField(w, f.cluster!.version_info!, r.version);
-      bytesField(w, f.cluster!.cluster!, resourceAny(TypeUrl.Cluster, r));
-      bytesField(w, f.cluster!.last_updated!, ts(TypeUrl.Cluster));
-    }),
+    section('envoy.admin.v3.ClustersConfigDump', f.clusters!.dynamic_active_clusters!, of(TypeUrl.Cluster), versioned(f.cluster!, 'cluster', TypeUrl.Cluster)),
     section('envoy.admin.v3.ListenersConfigDump', f.listeners!.dynamic_listeners!, of(TypeUrl.Listener), (w, r) => {
       stringField(w, f.listener!.name!, r.name);
       const state = protobuf.Writer.create();
@@ -162,11 +166,7 @@ export function configDumpSections(conn: Connection, config: Pick<ProxyConfigSou
       bytesField(state, f.listenerState!.last_updated!, ts(TypeUrl.Listener));
       bytesField(w, f.listener!.active_state!, state.finish());
     }),
-    section('envoy.admin.v3.RoutesConfigDump', f.routes!.dynamic_route_configs!, of(TypeUrl.RouteConfiguration), (w, r) => {
-      stringField(w, f.route!.version_info!, r.version);
-      bytesField(w, f.route!.route_config!, resourceAny(TypeUrl.RouteConfiguration, r));
-      bytesField(w, f.route!.last_updated!, ts(TypeUrl.RouteConfiguration));
-    }),
+    section('envoy.admin.v3.RoutesConfigDump', f.routes!.dynamic_route_configs!, of(TypeUrl.RouteConfiguration), versioned(f.route!, 'route_config', TypeUrl.RouteConfiguration)),
     section('envoy.admin.v3.SecretsConfigDump', f.secrets!.dynamic_active_secrets!, of(TypeUrl.Secret), (w, r) => {
       stringField(w, f.secret!.name!, r.name);
       stringField(w, f.secret!.version_info!, r.version);
