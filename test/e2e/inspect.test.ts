@@ -1,7 +1,8 @@
 // proxy-status, proxy-config and version against real Envoys and meshd on a real apiserver,
 // reached as istioctl reaches them: each Envoy's admin API through the API server's
 // pods/<pod>:15000/proxy, meshd through the istiod pods' :15014/proxy. Pods are registered with
-// addresses of `lo` where the Envoys' admin and meshd's monitoring port listen (no kubelet).
+// addresses of `lo` where the Envoys' admin and meshd's monitoring port listen (no kubelet);
+// 198.19.255.x, since the apiserver's pods/proxy refuses loopback pod IPs ("address not allowed").
 // Also Istio's own istioctl, built from the Go module proxy, asks meshd over xDS.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
