@@ -159,4 +159,5 @@ main() {
   provision_pilot_agent
 }
 
-main "$@"
+# Sourced (by scripts/provision-istioctl.sh, for the pinned version and the Go helpers): define only.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main "$@"; fi

@@ -7,6 +7,8 @@
 #   - Istio's sidecar agent pilot-agent, built from the Go module proxy by
 #     scripts/provision-pilot-agent.sh into ~/.cache/meshd/pilot-agent-<version>
 #     (paths in ~/.cache/meshd/pilot-agent-paths)
+#   - Istio's istioctl, built the same way by scripts/provision-istioctl.sh (for the tests that
+#     run a user's istioctl against meshd; path in ~/.cache/meshd/istioctl-paths)
 # Idempotent: every step checks first and does nothing when its work is already done.
 # Fails loudly (non-zero exit, "provision: ..." on stderr) when something cannot be installed;
 # it never skips a step silently and never downloads binaries from anywhere but the registries.
@@ -129,11 +131,17 @@ provision_pilot_agent() {
     die "building pilot-agent failed (scripts/provision-pilot-agent.sh, see above)"
 }
 
+provision_istioctl() {
+  bash "$(dirname "${BASH_SOURCE[0]}")/provision-istioctl.sh" ||
+    die "building istioctl failed (scripts/provision-istioctl.sh, see above)"
+}
+
 main() {
   provision_debian_packages
   provision_envoy
   provision_kube
   provision_pilot_agent
+  provision_istioctl
   log "done"
 }
 

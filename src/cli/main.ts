@@ -10,6 +10,9 @@ import { uninstallCommand } from './uninstall.js';
 import { verifyInstallCommand } from './verify-install.js';
 import { precheckCommand } from './precheck.js';
 import { profileCommand } from './profile.js';
+import { proxyStatusCommand } from './proxy-status.js';
+import { proxyConfigCommand } from './proxy-config.js';
+import { versionCommand } from './version.js';
 
 const program = new Command()
   .name('meshd')
@@ -26,6 +29,9 @@ program.addCommand(uninstallCommand());
 program.addCommand(verifyInstallCommand());
 program.addCommand(precheckCommand());
 program.addCommand(profileCommand());
+program.addCommand(proxyStatusCommand());
+program.addCommand(proxyConfigCommand());
+program.addCommand(versionCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`meshd: ${err instanceof Error ? err.message : String(err)}\n`);

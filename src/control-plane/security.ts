@@ -50,7 +50,7 @@ export async function startSecurity(o: ControlPlaneOptions, core: Core, conn: Ku
     inUse: (key) => ads.identityInUse(key),
     log,
   });
-  ads.useWorkloadIdentity({ authenticator, workloadSecrets, trustDomain: caOptions.trustDomain });
+  ads.useWorkloadIdentity({ authenticator, workloadSecrets, trustDomain: caOptions.trustDomain, systemNamespace: caOptions.namespace });
   const servingCert = new ServingCertificate({
     ca,
     dnsNames: servingDnsNames(caOptions.namespace, o.domain),

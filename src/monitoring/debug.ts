@@ -6,15 +6,14 @@ import type { DebugHandler } from './http-server.js';
 import type { ConfigStore } from '../model/store.js';
 import type { MeshKind } from '../model/objects.js';
 import { endpointKey } from '../model/mesh.js';
+import { sentResources } from '../xds/proxy-dump.js';
+import { MESHD_VERSION, replicaName } from '../util/version.js';
+import { clientText } from '../util/client-text.js';
 
 const CONFIG_KINDS: MeshKind[] = ['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret'];
 
-/** Private keys never leave meshd through debug output. */
-function redactKeys(body: Record<string, unknown>): Record<string, unknown> {
-  const tls = body.tls_certificate as Record<string, unknown> | undefined;
-  if (!tls?.private_key) return body;
-  return { ...body, tls_certificate: { ...tls, private_key: { inline_string: '[redacted]' } } };
-}
+/** Istio's /debug/syncz names for the nonces of each type (istioctl's older readers use them). */
+const ISTIO_SYNCZ_NAMES: Record<string, string> = { cds: 'cluster', lds: 'listener', rds: 'route', eds: 'endpoint' };
 
 export function debugHandlers(ads: AdsServer, generator: ConfigGenerator, store: ConfigStore): Record<string, DebugHandler> {
   return {
@@ -29,23 +28,51 @@ export function debugHandlers(ads: AdsServer, generator: ConfigGenerator, store:
       }
       return { body: out };
     },
-    syncz: () => ({
-      body: [...ads.connections]
-        .sort((a, b) => (a.proxy.id < b.proxy.id ? -1 : 1))
-        .map((c) => ({ proxy: c.proxy.id, connection: c.id, protocol: c.protocol, connectedAt: new Date(c.connectedAt).toISOString(), types: c.syncStatus() })),
-    }),
+    // Per proxy: Istio's fields (proxy, cluster_id, istio_version, <type>_sent/_acked nonces),
+    // the replica serving it (istiod), and meshd's per-type detail (types).
+    syncz: (q) => {
+      const ns = q.get('namespace');
+      const istiod = replicaName();
+      return {
+        body: [...ads.connections]
+          .filter((c) => !ns || c.ctx.proxy.namespace === ns)
+          .sort((a, b) => (a.proxy.id < b.proxy.id ? -1 : 1))
+          .map((c) => {
+            const types = c.syncStatus() as Record<string, { sentNonce?: string; ackedNonce?: string }>;
+            const nonces: Record<string, string> = {};
+            for (const [short, t] of Object.entries(types)) {
+              const istio = ISTIO_SYNCZ_NAMES[short];
+              if (!istio) continue;
+              if (t.sentNonce) nonces[`${istio}_sent`] = t.sentNonce;
+              if (t.ackedNonce) nonces[`${istio}_acked`] = t.ackedNonce;
+            }
+            return {
+              proxy: c.proxy.id,
+              proxy_type: c.proxy.type,
+              cluster_id: c.proxy.clusterId,
+              namespace: c.ctx.proxy.namespace,
+              istio_version: c.proxy.istioVersion,
+              ...nonces,
+              istiod,
+              connection: c.id,
+              protocol: c.protocol,
+              connectedAt: new Date(c.connectedAt).toISOString(),
+              types,
+            };
+          }),
+      };
+    },
+    // This replica and its version (meshd version reads it from every replica).
+    versionz: () => ({ body: { component: 'istiod', id: replicaName(), version: MESHD_VERSION, revision: 'meshd', proxies: ads.connections.size } }),
     config_dump: (q) => {
       const id = q.get('proxyID') ?? q.get('proxyId') ?? '';
       const conns = id ? ads.findConnections(id) : [];
       const conn = conns[0];
-      if (!conn) return { status: 404, body: { error: id ? `no connected proxy "${id}"` : 'proxyID is required, e.g. /debug/config_dump?proxyID=sidecar~10.0.0.1~app-1.default~default.svc.cluster.local' } };
-      const view = generator.resourcesFor(conn.ctx);
+      if (!conn) return { status: 404, body: { error: id ? `no connected proxy "${clientText(id, 256)}"` : 'proxyID is required, e.g. /debug/config_dump?proxyID=sidecar~10.0.0.1~app-1.default~default.svc.cluster.local' } };
+      const sent = sentResources(conn, generator);
       const configs: Record<string, unknown> = {};
       for (const type of PUSH_ORDER) {
-        const sub = conn.watches.get(type)?.subscription;
-        const sent = sub ? [...sub.heldNames()].sort() : [];
-        const entries = sub?.wildcard ? [...view.byType[type].values()] : sent.map((n) => view.byType[type].get(n)).filter((e) => e !== undefined);
-        configs[SHORT_TYPE[type]] = entries.map((e) => ({ name: e.name, version: e.version, resource: { '@type': type, ...redactKeys(e.body) } }));
+        configs[SHORT_TYPE[type]] = (sent.get(type) ?? []).map((e) => ({ name: e.name, version: e.version, resource: { '@type': type, ...e.body } }));
       }
       return { body: { proxy: conn.proxy.id, class: conn.ctx.classKey, configs } };
     },

@@ -11,12 +11,14 @@ import { Connection, type ConnectionHooks, type Protocol } from './connection.js
 import { PushQueue } from './push-queue.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './wire.js';
 import { rawMethod } from '../util/raw-grpc.js';
-import { abortStream, grpcStreamSink, StreamStalledError } from './stream-sink.js';
+import { abortStream, grpcStreamSink, StreamStalledError, type StreamSink } from './stream-sink.js';
 import { AdmissionRefused, StreamAdmission } from './admission.js';
 import { clientText } from '../util/client-text.js';
 import { AuthenticationError, type Authenticator } from '../ca/authenticate.js';
 import type { WorkloadIdentity } from '../model/proxy.js';
 import { identityKey, type WorkloadSecrets } from './workload-secrets.js';
+import { answerDebugRequest, DEBUG_TYPE_PREFIX, DebugStreamState, MAX_DEBUG_REQUESTS_PER_STREAM } from './debug-types.js';
+import { controlPlaneIdentifier } from '../util/version.js';
 
 const ADS_SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService/';
 const KNOWN_TYPES = new Set<string>(Object.values(TypeUrl));
@@ -54,6 +56,8 @@ export interface AdsServerOptions {
   /** Node metadata larger than this (bytes, as JSON) or with more labels is refused. */
   maxMetadataBytes?: number;
   maxLabels?: number;
+  /** meshd's namespace: callers of istio.io/debug/* types from it see every proxy. Default istio-system. */
+  systemNamespace?: string;
 }
 
 /** Bounds on what a proxy may say about itself. */
@@ -249,7 +253,8 @@ export class AdsServer {
   }
 
   /** Turns on stream authentication (Bearer tokens) and SDS certificates for proven identities. */
-  useWorkloadIdentity(o: { authenticator: Authenticator; workloadSecrets: WorkloadSecrets; trustDomain: string }): void {
+  useWorkloadIdentity(o: { authenticator: Authenticator; workloadSecrets: WorkloadSecrets; trustDomain: string; systemNamespace?: string }): void {
+    if (o.systemNamespace) this.opts.systemNamespace = o.systemNamespace;
     this.opts.authenticator = o.authenticator;
     this.opts.workloadSecrets = o.workloadSecrets;
     this.opts.trustDomain = o.trustDomain;
@@ -366,11 +371,35 @@ export class AdsServer {
         waiting.push(buf);
       } else if (!call.destroyed) onData(buf);
     });
+    const debug = new DebugStreamState();
+    let debugSink: StreamSink | undefined;
+    const onDebug = (type: string, names: string[], nonce: string): void => {
+      if (debug.isReply(type, nonce)) return; // the ACK of our answer
+      if (++debug.requests > MAX_DEBUG_REQUESTS_PER_STREAM) return fail(grpc.status.RESOURCE_EXHAUSTED, `at most ${MAX_DEBUG_REQUESTS_PER_STREAM} istio.io/debug/* requests per stream; open a new stream`);
+      if (debug.writing) return; // one answer in flight per stream; the client asks again
+      const caller = conn ? conn.proxy.workloadIdentity : auth?.identity;
+      const out = answerDebugRequest(type, names, protocol, {
+        caller,
+        systemNamespace: this.opts.systemNamespace ?? 'istio-system',
+        connections: this.connections,
+        config: this.opts.generator,
+        controlPlane: controlPlaneIdentifier(),
+      });
+      if (out.kind === 'refuse') return fail(out.code, out.details);
+      debug.answered(type, out.nonce);
+      debug.writing = true;
+      debugSink ??= grpcStreamSink(call, { sendTimeoutMs: this.opts.sendTimeoutMs ?? 10_000, onStalled: () => abortStream(call), onDrained: () => undefined });
+      debugSink.write(out.bytes).then(
+        () => (debug.writing = false),
+        () => abortStream(call),
+      );
+    };
     const onData = (buf: Buffer): void => {
       if (failed) return;
       try {
         if (protocol === 'sotw') {
           const req = decodeDiscoveryRequest(buf);
+          if (req.type_url?.startsWith(DEBUG_TYPE_PREFIX)) return onDebug(req.type_url, req.resource_names ?? [], req.response_nonce ?? '');
           conn ??= this.open(call, protocol, req.node, fail, auth);
           if (!conn) return;
           const type = req.type_url ?? '';
@@ -378,6 +407,7 @@ export class AdsServer {
           if (conn.onSotwRequest(type as TypeUrl, req.resource_names ?? [], req.response_nonce ?? '', req.version_info ?? '', req.error_detail) && !conn.stalled) this.queue.enqueue(conn);
         } else {
           const req = decodeDeltaDiscoveryRequest(buf);
+          if (req.type_url?.startsWith(DEBUG_TYPE_PREFIX)) return onDebug(req.type_url, req.resource_names_subscribe ?? [], req.response_nonce ?? '');
           conn ??= this.open(call, protocol, req.node, fail, auth);
           if (!conn) return;
           const type = req.type_url ?? '';

@@ -31,6 +31,9 @@ export const ENVOY_PROTO_FILES: readonly string[] = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
+  // istio.io/debug/* answers: CSDS ClientConfig and the admin config dump sections.
+  'envoy/service/status/v3/csds.proto',
+  'envoy/admin/v3/config_dump.proto',
 ];
 
 /** Directory of the proto trees inside the installed @grpc/grpc-js-xds package. */

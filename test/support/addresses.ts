@@ -9,9 +9,9 @@ import { networkInterfaces } from 'node:os';
 
 const INTERFACE = 'lo';
 
-/** Returns `count` local addresses, adding them to `lo` as needed (needs root). */
-export function testAddresses(count: number): string[] {
-  const wanted = Array.from({ length: count }, (_, i) => `198.19.255.${i + 1}`);
+/** Returns `count` local addresses from 198.19.255.<first>, adding them to `lo` as needed (needs root). */
+export function testAddresses(count: number, first = 1): string[] {
+  const wanted = Array.from({ length: count }, (_, i) => `198.19.255.${i + first}`);
   const present = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)));
   if (wanted.every((a) => present.has(a))) return wanted;
   try {
