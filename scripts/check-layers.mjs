@@ -20,10 +20,11 @@ const ALLOWED = {
   xds: ['util', 'model', 'translate', 'ca'],
   controllers: ['util', 'model', 'kube', 'ca'],
   inject: ['util', 'model', 'translate'],
+  analysis: ['util', 'model', 'translate'],
   monitoring: ['util', 'model', 'translate', 'xds'],
   webhooks: ['util', 'model', 'translate', 'ca', 'inject'],
   'control-plane': ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'webhooks'],
-  cli: ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'control-plane'],
+  cli: ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'control-plane', 'analysis'],
 };
 
 function files(dir) {

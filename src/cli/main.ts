@@ -16,6 +16,7 @@ program.addCommand(serveCommand());
 program.addCommand(bootstrapCommand());
 program.addCommand(validateCommand());
 program.addCommand(kubeInjectCommand());
+program.addCommand((await import('./analyze.js')).analyzeCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`meshd: ${err instanceof Error ? err.message : String(err)}\n`);
