@@ -45,6 +45,7 @@ export interface AnalysisContext {
   readonly gateways: readonly GatewayObject[];
   readonly peerAuthentications: readonly PeerAuthenticationObject[];
   readonly pods: readonly PodObject[];
+  readonly podsByNamespace: ReadonlyMap<string, readonly PodObject[]>;
   readonly namespaces: readonly NamespaceObject[];
   /** Every Service (ExternalName ones too) by `<name>.<namespace>.svc.<domain>`. */
   readonly serviceByHost: ReadonlyMap<string, ServiceObject>;
@@ -60,6 +61,13 @@ export function analysisContext(input: AnalysisInput): AnalysisContext {
   const store = new ConfigStore();
   store.replaceSource('analysis', [...input.objects]);
   const list = <K extends MeshObject['kind']>(kind: K): Extract<MeshObject, { kind: K }>[] => byNamespacedName(store.list(kind));
+  const pods = list('Pod');
+  const podsByNamespace = new Map<string, PodObject[]>();
+  for (const p of pods) {
+    const inNs = podsByNamespace.get(p.metadata.namespace);
+    if (inNs) inNs.push(p);
+    else podsByNamespace.set(p.metadata.namespace, [p]);
+  }
   return {
     domain,
     snapshot: buildSnapshot(store, domain).snapshot,
@@ -69,7 +77,8 @@ export function analysisContext(input: AnalysisInput): AnalysisContext {
     destinationRules: list('DestinationRule'),
     gateways: list('Gateway'),
     peerAuthentications: list('PeerAuthentication'),
-    pods: list('Pod'),
+    pods,
+    podsByNamespace,
     namespaces: list('Namespace'),
     serviceByHost: new Map(list('Service').map((s) => [serviceHostname(s.metadata.name, s.metadata.namespace, domain), s])),
   };
@@ -78,7 +87,8 @@ export function analysisContext(input: AnalysisInput): AnalysisContext {
 /** Pods of `namespace` whose labels include all of `labels` (every pod of it for an empty map). */
 export function podsWithLabels(ctx: AnalysisContext, namespace: string | undefined, labels: Readonly<Record<string, string>>): PodObject[] {
   const wanted = Object.entries(labels);
-  return ctx.pods.filter((p) => (namespace === undefined || p.metadata.namespace === namespace) && wanted.every(([k, v]) => p.metadata.labels[k] === v));
+  const candidates = namespace === undefined ? ctx.pods : (ctx.podsByNamespace.get(namespace) ?? []);
+  return candidates.filter((p) => wanted.every(([k, v]) => p.metadata.labels[k] === v));
 }
 
 /** A label map as Kubernetes prints a selector: `app=reviews,version=v1`, keys sorted. */

@@ -14,8 +14,8 @@ const SYSTEM_NAMESPACES = new Set(['kube-system', 'kube-public', 'kube-node-leas
 
 /** Running pods without a sidecar that did not opt out of one. */
 function podsWithoutSidecar(ctx: AnalysisContext, namespace: string): PodObject[] {
-  return ctx.pods.filter((p) => {
-    if (p.metadata.namespace !== namespace || p.phase === 'Succeeded' || p.phase === 'Failed') return false;
+  return (ctx.podsByNamespace.get(namespace) ?? []).filter((p) => {
+    if (p.phase === 'Succeeded' || p.phase === 'Failed') return false;
     if (Object.hasOwn(p.metadata.annotations, STATUS_ANNOTATION)) return false;
     const optOut = p.metadata.labels[INJECT_KEY] ?? p.metadata.annotations[INJECT_KEY];
     return optOut?.toLowerCase() !== 'false';
