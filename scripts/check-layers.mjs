@@ -20,12 +20,13 @@ const ALLOWED = {
   xds: ['util', 'model', 'translate', 'ca'],
   controllers: ['util', 'model', 'kube', 'ca'],
   inject: ['util', 'model', 'translate'],
+  analysis: ['util', 'model', 'translate'],
   monitoring: ['util', 'model', 'translate', 'xds'],
   inspect: ['util', 'model', 'translate', 'xds'],
   webhooks: ['util', 'model', 'translate', 'ca', 'inject'],
   install: ['util', 'kube'],
   'control-plane': ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'webhooks'],
-  cli: ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'inspect', 'control-plane', 'install'],
+  cli: ['util', 'model', 'kube', 'translate', 'ca', 'sources', 'xds', 'controllers', 'inject', 'monitoring', 'inspect', 'analysis', 'control-plane', 'install'],
 };
 
 function files(dir) {

@@ -13,11 +13,13 @@ import { profileCommand } from './profile.js';
 import { proxyStatusCommand } from './proxy-status.js';
 import { proxyConfigCommand } from './proxy-config.js';
 import { versionCommand } from './version.js';
+import { analyzeCommand } from './analyze.js';
+import { MESHD_VERSION } from '../util/version.js';
 
 const program = new Command()
   .name('meshd')
   .description('A service-mesh control plane for Envoy, in the style of istiod')
-  .version('0.1.0')
+  .version(MESHD_VERSION)
   .showHelpAfterError();
 
 program.addCommand(serveCommand());
@@ -32,6 +34,9 @@ program.addCommand(profileCommand());
 program.addCommand(proxyStatusCommand());
 program.addCommand(proxyConfigCommand());
 program.addCommand(versionCommand());
+program.addCommand(analyzeCommand());
+// istioctl's experimental commands the tutorials use, under the same name: `meshd x precheck`.
+program.addCommand(new Command('x').alias('experimental').description('commands istioctl keeps under "x" (experimental)').addCommand(precheckCommand()));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`meshd: ${err instanceof Error ? err.message : String(err)}\n`);

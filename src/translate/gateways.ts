@@ -210,7 +210,7 @@ function l4Chains(snapshot: MeshSnapshot, ctx: ProxyContext, servers: GatewaySer
 }
 
 /** Gateway host patterns may carry a namespace ("ns/host"): only VirtualServices there may use them. */
-function hostAllows(pattern: string, vs: VirtualServiceObject, host: string): boolean {
+export function hostAllows(pattern: string, vs: VirtualServiceObject, host: string): boolean {
   const slash = pattern.indexOf('/');
   const ns = slash >= 0 ? pattern.slice(0, slash) : '*';
   const hostPattern = slash >= 0 ? pattern.slice(slash + 1) : pattern;

@@ -8,7 +8,7 @@
 // empty); only deleting a file removes its objects.
 import { closeSync, openSync, readdirSync, readSync, realpathSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { join, relative } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { LineCounter, parseAllDocuments } from 'yaml';
 import { formatObjectError, keyOf, objectKey, parseMeshObject, type MeshObject, type ObjectError } from '../../model/objects.js';
 import type { ConfigStore } from '../../model/store.js';
 import type { Logger } from '../../util/log.js';
@@ -42,6 +42,8 @@ export interface FileLoad extends DirectoryLoad {
   empty: boolean;
   /** The document index of each of `objects`. */
   documents: number[];
+  /** The line (1-based) where each document's content starts, by document index. */
+  documentLines: number[];
 }
 
 /** An object and where it is defined. */
@@ -67,6 +69,8 @@ export interface LastGood {
 export interface LoadOptions {
   /** Files larger than this (bytes) are not read; default 1 MiB. */
   maxFileBytes?: number;
+  /** The namespace of objects that name none; default `default`. */
+  defaultNamespace?: string;
 }
 
 /** One entry of the directory tree, in reading order. */
@@ -141,11 +145,14 @@ function walk(root: string): Tree {
 }
 
 function failedLoad(problem: FileProblem): FileLoad {
-  return { objects: [], documents: [], problems: [problem], ignored: [], syntaxError: true, invalidKeys: [], empty: false };
+  return { objects: [], documents: [], documentLines: [], problems: [problem], ignored: [], syntaxError: true, invalidKeys: [], empty: false };
 }
 
-/** Parses one file's text; every problem names the file and the document. Never throws. */
-export function parseYamlText(text: string, file: string): FileLoad {
+/**
+ * Parses one file's text; every problem names the file and the document. Objects without a
+ * namespace get `defaultNamespace`. Never throws.
+ */
+export function parseYamlText(text: string, file: string, defaultNamespace = 'default'): FileLoad {
   const objects: MeshObject[] = [];
   const documents: number[] = [];
   const problems: FileProblem[] = [];
@@ -154,12 +161,14 @@ export function parseYamlText(text: string, file: string): FileLoad {
   let syntaxError = false;
   let hasContent = false;
   let list;
+  const lineCounter = new LineCounter();
   try {
-    const docs = parseAllDocuments(text);
+    const docs = parseAllDocuments(text, { lineCounter });
     list = Array.isArray(docs) ? docs : [docs];
   } catch (err) {
     return failedLoad({ file, document: 0, message: `invalid YAML: ${errorText(err).split('\n')[0]}` });
   }
+  const documentLines = list.map((doc) => lineCounter.linePos((doc.contents?.range ?? doc.range)[0]).line);
   list.forEach((doc, index) => {
     if (doc.errors.length > 0) {
       syntaxError = true;
@@ -181,7 +190,7 @@ export function parseYamlText(text: string, file: string): FileLoad {
     for (const item of items) {
       let r: ReturnType<typeof parseMeshObject>;
       try {
-        r = parseMeshObject(item);
+        r = parseMeshObject(item, defaultNamespace);
       } catch (err) {
         problems.push({ file, document: index, message: `cannot read the object: ${errorText(err)}` });
         continue;
@@ -197,7 +206,7 @@ export function parseYamlText(text: string, file: string): FileLoad {
       }
     }
   });
-  return { objects, documents, problems, ignored, syntaxError, invalidKeys, empty: !syntaxError && !hasContent };
+  return { objects, documents, documentLines, problems, ignored, syntaxError, invalidKeys, empty: !syntaxError && !hasContent };
 }
 
 /** A parsed file and what identifies its content, so an unchanged file is not parsed again. */
@@ -247,7 +256,7 @@ function loadTree(dir: string, tree: Tree, cache: Map<string, CachedFile> | unde
     const name = entry.name;
     seen.add(name);
     if (entry.type === 'skipped') {
-      out.set(name, { objects: [], documents: [], problems: [], ignored: [entry.note], syntaxError: false, invalidKeys: [], empty: false });
+      out.set(name, { objects: [], documents: [], documentLines: [], problems: [], ignored: [entry.note], syntaxError: false, invalidKeys: [], empty: false });
       continue;
     }
     if (entry.type === 'unreadable') {
@@ -308,7 +317,7 @@ function loadTree(dir: string, tree: Tree, cache: Map<string, CachedFile> | unde
       cache?.delete(name);
       continue;
     }
-    const load = parseYamlText(text, name);
+    const load = parseYamlText(text, name, options.defaultNamespace);
     cache?.set(name, { stamp, text, load });
     out.set(name, load);
   }

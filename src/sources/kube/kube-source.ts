@@ -9,7 +9,7 @@ import type { Metrics } from '../../util/metrics.js';
 import { preferredVersion, type KubeConnection } from '../../kube/client.js';
 import { ResilientInformer, DEFAULT_BACKOFF, type BackoffPolicy } from '../../kube/resilient-informer.js';
 
-interface WatchedKind {
+export interface WatchedKind {
   kind: string;
   group: string;
   version: string;
@@ -18,7 +18,7 @@ interface WatchedKind {
   config: boolean;
 }
 
-const CORE_KINDS: WatchedKind[] = [
+export const CORE_KINDS: WatchedKind[] = [
   { kind: 'Service', group: '', version: 'v1', plural: 'services', config: false },
   { kind: 'EndpointSlice', group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', config: false },
   { kind: 'Pod', group: '', version: 'v1', plural: 'pods', config: false },
@@ -34,7 +34,7 @@ export const ISTIO_SECURITY_GROUP = 'security.istio.io';
 export const ISTIO_SECURITY_VERSIONS = ['v1', 'v1beta1'];
 
 /** An Istio API group: its kinds are watched at the version the server prefers, or not at all when its CRDs are missing. */
-interface IstioGroup {
+export interface IstioGroup {
   group: string;
   versions: string[];
   kinds: { kind: string; plural: string }[];
@@ -42,7 +42,7 @@ interface IstioGroup {
   describe: string;
 }
 
-const ISTIO_GROUPS: IstioGroup[] = [
+export const ISTIO_GROUPS: IstioGroup[] = [
   {
     group: ISTIO_NETWORKING_GROUP,
     versions: ISTIO_VERSIONS,
@@ -64,7 +64,7 @@ export interface KubeSourceOptions {
   backoff?: BackoffPolicy;
 }
 
-function collectionPath(k: WatchedKind): string {
+export function collectionPath(k: WatchedKind): string {
   return k.group ? `/apis/${k.group}/${k.version}/${k.plural}` : `/api/${k.version}/${k.plural}`;
 }
 
