@@ -7,7 +7,7 @@ import { applyClusterPolicy, effectivePolicy, unlimitedThresholds, type Effectiv
 import { isHttp2Protocol, isHttpProtocol } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { ADS_CONFIG_SOURCE } from './filters.js';
-import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.js';
+import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, istioConfigPath, outboundClusterName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 import { subsetServiceName } from './endpoints.js';
@@ -41,10 +41,12 @@ interface EdsClusterSpec {
   subset?: string;
   /** The load assignment it reads, when not its own name (a subset of a client-side DestinationRule). */
   edsServiceName?: string;
+  /** The DestinationRule that applies, if any (recorded in the cluster's metadata). */
+  rule?: { namespace: string; name: string };
 }
 
 function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions): EnvoyResource {
-  const { name, svc, port, http2, policy, subset, edsServiceName } = c;
+  const { name, svc, port, http2, policy, subset, edsServiceName, rule } = c;
   // Circuit breakers and HTTP protocol options come from applyClusterPolicy (Istio's defaults without a policy).
   const body: Json = {
     name,
@@ -55,7 +57,7 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
     common_lb_config: {},
     metadata: {
       filter_metadata: {
-        istio: { services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }], ...(subset ? { subset } : {}) },
+        istio: { ...(rule ? { config: istioConfigPath('destination-rule', rule) } : {}), services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }], ...(subset ? { subset } : {}) },
       },
     },
   };
@@ -82,12 +84,12 @@ export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o
     for (const port of svc.ports) {
       if (port.protocol === 'UDP') continue;
       const http2 = isHttp2Protocol(port.protocol);
-      out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname), svc, port, http2, policy: effectivePolicy(dr?.spec, port.port) }, o));
+      out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname), svc, port, http2, policy: effectivePolicy(dr?.spec, port.port), rule: dr?.metadata }, o));
       for (const subset of dr?.spec.subsets ?? []) {
         const policy = effectivePolicy(dr?.spec, port.port, subset.name);
         // Endpoints of the subset as this rule selects them (the rule may be this client namespace's own).
         const edsServiceName = subsetServiceName(snapshot, svc, port.port, subset.name, clientNamespace);
-        out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, policy, subset: subset.name, edsServiceName }, o));
+        out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, policy, subset: subset.name, edsServiceName, rule: dr?.metadata }, o));
       }
     }
   }

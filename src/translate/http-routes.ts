@@ -7,7 +7,7 @@ import type { VirtualServiceObject } from '../model/objects.js';
 import { selectorMatches, type Labels } from '../model/labels.js';
 import { parseDurationMs, protoDurationOf } from '../util/duration.js';
 import { destinationRuleFor, resolveGateway, resolveHost } from './istio-config.js';
-import { outboundClusterName } from './names.js';
+import { istioConfigPath, outboundClusterName } from './names.js';
 import { effectivePolicy, hashPolicy } from './traffic-policy.js';
 import { anyOf, type Json } from './types.js';
 import type { MeshConfig, MeshRetryPolicy } from '../model/mesh-config.js';
@@ -253,6 +253,7 @@ function redirectAction(r: NonNullable<HttpRoute['redirect']>): Json {
 /** The Envoy routes of one VirtualService for one listener port and client. */
 export function virtualServiceRoutes(vs: VirtualServiceObject, rc: RouteContext): Json[] {
   const out: Json[] = [];
+  const metadata = { filter_metadata: { istio: { config: istioConfigPath('virtual-service', vs.metadata) } } };
   for (const [i, r] of (vs.spec.http ?? []).entries()) {
     const matches = r.match?.length ? r.match.filter((m) => matchApplies(m, rc, vs.metadata.namespace)) : [undefined];
     if (matches.length === 0) continue;
@@ -273,6 +274,7 @@ export function virtualServiceRoutes(vs: VirtualServiceObject, rc: RouteContext)
       } else route.route = routeAction(r, rc, vs, m);
       Object.assign(route, headerOperations(r.headers));
       if (Object.keys(perFilter).length) route.typed_per_filter_config = perFilter;
+      route.metadata = metadata;
       out.push(route);
     }
   }

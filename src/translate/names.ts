@@ -27,3 +27,11 @@ export function* proxylessTargets(snapshot: MeshSnapshot): Generator<{ svc: Mesh
     for (const port of svc.ports) if (port.protocol !== 'UDP') yield { svc, port, name: `${svc.hostname}:${port.port}` };
   }
 }
+
+/**
+ * Where an Envoy resource came from, as Istio records it in `metadata.filter_metadata.istio.config`
+ * (read by `proxy-config`'s DESTINATION RULE and VIRTUAL SERVICE columns).
+ */
+export function istioConfigPath(kind: 'destination-rule' | 'virtual-service', meta: { namespace: string; name: string }): string {
+  return `/apis/networking.istio.io/v1/namespaces/${meta.namespace}/${kind}/${meta.name}`;
+}
