@@ -16,6 +16,12 @@ import { versionCommand } from './version.js';
 import { analyzeCommand } from './analyze.js';
 import { MESHD_VERSION } from '../util/version.js';
 
+// A reader that stops early (`meshd profile dump | head`) is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command()
   .name('meshd')
   .description('A service-mesh control plane for Envoy, in the style of istiod')
