@@ -52,7 +52,7 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
   let stopped = false;
 
   const startLeaderElection = async (c: KubeConnection, security: Security): Promise<void> => {
-    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }, { WebhookCaBundlePatcher, INJECTOR_WEBHOOK_CONFIG }] = await Promise.all([
+    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }, { WebhookCaBundlePatcher, INJECTOR_WEBHOOK_CONFIG, VALIDATOR_WEBHOOK_CONFIG }] = await Promise.all([
       import('../controllers/root-publisher.js'),
       import('../kube/leader-election.js'),
       import('../controllers/webhook-ca-bundle.js'),
@@ -70,7 +70,7 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
         publisher.start();
         // The webhook configurations trust meshd's root (caBundle).
         if (o.webhookAddr !== undefined) {
-          caBundle = new WebhookCaBundlePatcher({ conn: c, rootCertPem: security.ca.rootCertPem, targets: [{ resource: 'mutatingwebhookconfigurations', name: INJECTOR_WEBHOOK_CONFIG }], log: log.child({ component: 'webhook-ca-bundle' }) });
+          caBundle = new WebhookCaBundlePatcher({ conn: c, rootCertPem: security.ca.rootCertPem, targets: [{ resource: 'mutatingwebhookconfigurations', name: INJECTOR_WEBHOOK_CONFIG }, { resource: 'validatingwebhookconfigurations', name: VALIDATOR_WEBHOOK_CONFIG }], log: log.child({ component: 'webhook-ca-bundle' }) });
           caBundle.start();
         }
       },

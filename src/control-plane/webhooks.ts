@@ -1,10 +1,11 @@
-// The webhook port of a control plane (Istio's 15017): sidecar injection at /inject, with
+// The webhook port of a control plane (Istio's 15017): config validation at /validate; sidecar injection at /inject, with
 // the injector's settings following ConfigMap istio-sidecar-injector in meshd's namespace
 // (applied without a restart; a bad edit is logged and the last good settings stay).
 import { ConfigMapWatch } from '../kube/configmap-watch.js';
 import { defaultInjectorSettings, parseInjectorSettings, type InjectorSettings } from '../inject/injector.js';
 import { startWebhookServer, type WebhookServer } from '../webhooks/https-server.js';
 import { injectWebhook } from '../webhooks/inject.js';
+import { validateWebhook } from '../webhooks/validate.js';
 import type { Core } from './core.js';
 import type { Security } from './security.js';
 import type { ConfigSource } from './config-source.js';
@@ -65,7 +66,7 @@ export async function startWebhooks(o: ControlPlaneOptions, core: Core, security
     log,
   });
   const a = splitHostPort(o.webhookAddr);
-  const server: WebhookServer = await startWebhookServer({ host: a.host, port: a.port, servingCert: security.servingCert, handlers: { '/inject': inject }, log });
+  const server: WebhookServer = await startWebhookServer({ host: a.host, port: a.port, servingCert: security.servingCert, handlers: { '/inject': inject, '/validate': validateWebhook({ log }) }, log });
   return {
     port: server.port,
     address: `${a.host}:${server.port}`,

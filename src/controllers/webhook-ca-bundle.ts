@@ -9,6 +9,7 @@ import { ResilientInformer, type BackoffPolicy } from '../kube/resilient-informe
 import type { Logger } from '../util/log.js';
 
 export const INJECTOR_WEBHOOK_CONFIG = 'istio-sidecar-injector';
+export const VALIDATOR_WEBHOOK_CONFIG = 'istio-validator-istio-system';
 
 interface WebhookConfiguration extends KubernetesObject {
   webhooks?: { name: string; clientConfig?: { caBundle?: string; [k: string]: unknown }; [k: string]: unknown }[];

@@ -123,6 +123,7 @@ describe('manifests: files', () => {
       'RoleBinding/istiod',
       'Service/istiod',
       'ServiceAccount/istiod',
+      'ValidatingWebhookConfiguration/istio-validator-istio-system',
     ]);
     assert.deepEqual(kinds(r.default), [...kinds(r.minimal), 'PodDisruptionBudget/istiod', ...gateway('istio-ingressgateway')].sort());
     assert.deepEqual(kinds(r.demo), [...kinds(r.default), ...gateway('istio-egressgateway')].sort());

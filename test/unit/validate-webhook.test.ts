@@ -1,0 +1,76 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateWebhook } from '../../src/webhooks/validate.js';
+import { AdmissionError, parseAdmissionReview, type AdmissionRequest } from '../../src/webhooks/admission.js';
+import { silentLogger } from '../../src/util/log.js';
+
+const handle = validateWebhook({ log: silentLogger });
+
+function vs(weights: number[], name = 'reviews'): Record<string, unknown> {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name, namespace: 'bookinfo' },
+    spec: { hosts: ['reviews'], http: [{ route: weights.map((weight, i) => ({ destination: { host: 'reviews', subset: `v${i + 1}` }, weight })) }] },
+  };
+}
+
+function request(kind: string, object: unknown, operation = 'CREATE'): AdmissionRequest {
+  return { uid: 'u1', kind: { group: 'networking.istio.io', version: 'v1', kind }, namespace: 'bookinfo', operation, object };
+}
+
+describe('validating webhook (/validate)', () => {
+  it('refuses a VirtualService whose weights sum to 130, naming the field, with code 400', () => {
+    const r = handle(request('VirtualService', vs([80, 50])));
+    assert.equal(r.allowed, false);
+    assert.equal(r.uid, 'u1');
+    assert.equal(r.status?.code, 400);
+    assert.match(r.status?.message ?? '', /^VirtualService bookinfo\/reviews: spec\.http\[0\]\.route/);
+    assert.match(r.status?.message ?? '', /130/);
+  });
+
+  it('allows a valid VirtualService, on CREATE and UPDATE', () => {
+    for (const op of ['CREATE', 'UPDATE']) {
+      const r = handle(request('VirtualService', vs([80, 20]), op));
+      assert.deepEqual(r, { uid: 'u1', allowed: true });
+    }
+  });
+
+  it('refuses an invalid Gateway and DestinationRule with their fields', () => {
+    const gw = handle(request('Gateway', { apiVersion: 'networking.istio.io/v1', kind: 'Gateway', metadata: { name: 'gw' }, spec: { servers: [{ port: { number: 99999, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] } }));
+    assert.equal(gw.allowed, false);
+    assert.match(gw.status?.message ?? '', /Gateway bookinfo\/gw: spec\.servers\[0\]\.port/);
+    const dr = handle(request('DestinationRule', { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'dr' }, spec: { host: 'reviews', subsets: [{ labels: { version: 'v1' } }] } }));
+    assert.equal(dr.allowed, false);
+    assert.match(dr.status?.message ?? '', /DestinationRule bookinfo\/dr: spec\.subsets\[0\]/);
+  });
+
+  it('names an object created with generateName', () => {
+    const o = vs([80, 50]);
+    o.metadata = { generateName: 'rev-', namespace: 'bookinfo' };
+    const r = handle(request('VirtualService', o));
+    assert.match(r.status?.message ?? '', /VirtualService bookinfo\/rev-<generated>:/);
+  });
+
+  it('allows DELETE and other kinds without reading them', () => {
+    assert.equal(handle(request('VirtualService', undefined, 'DELETE')).allowed, true);
+    assert.equal(handle(request('ServiceEntry', { nonsense: true })).allowed, true);
+  });
+
+  it('refuses a request whose object is not an object, and garbage reviews are AdmissionErrors (4xx)', () => {
+    const r = handle(request('VirtualService', 'not an object'));
+    assert.equal(r.allowed, false);
+    assert.equal(r.status?.code, 400);
+    for (const body of [null, 'x', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, { apiVersion: 'v1', kind: 'Pod' }]) {
+      assert.throws(() => parseAdmissionReview(body), (e) => e instanceof AdmissionError && e.httpStatus >= 400 && e.httpStatus < 500);
+    }
+  });
+
+  it('bounds the message: at most 10 errors and a count of the rest', () => {
+    const o = vs([]);
+    (o.spec as { http: unknown[] }).http = Array.from({ length: 15 }, () => ({ route: [{ destination: { host: 'reviews' }, weight: 130 }] }));
+    const r = handle(request('VirtualService', o));
+    assert.equal(r.allowed, false);
+    assert.ok((r.status?.message.split('; ').length ?? 0) <= 11);
+  });
+});
