@@ -13,7 +13,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startKube, type KubeCluster } from '../support/kube.js';
-import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js';
+import { applyAll, readManifests, readyEndpointSlice, waitForCrds } from '../support/kube-objects.js';
 import { httpText, startMeshd, MESHD_CLI, REPO_ROOT, type MeshdProcess } from '../support/meshd.js';
 import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
 import { freePort } from '../support/backends.js';
@@ -102,14 +102,7 @@ describe('proxy-status, proxy-config and version', () => {
     await pod(NS, 'httpbin-1', backendIp, { app: 'httpbin', version: 'v1' });
     await pod('istio-system', REPLICA, meshdIp, { app: 'istiod' });
     await kube.request('POST', `/api/v1/namespaces/${NS}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'httpbin' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'http', port: servicePort, targetPort: 8080 }] } });
-    await kube.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, {
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { name: 'httpbin-abc', labels: { 'kubernetes.io/service-name': 'httpbin' } },
-      addressType: 'IPv4',
-      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-      endpoints: [{ addresses: [backendIp], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'httpbin-1', namespace: NS } }],
-    });
+    await kube.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, readyEndpointSlice({ name: 'httpbin-abc', service: 'httpbin', ports: [{ name: 'http', port: 8080 }], pods: [{ ip: backendIp, name: 'httpbin-1', namespace: NS }] }));
     await kube.request('POST', `/apis/networking.istio.io/v1/namespaces/${NS}/destinationrules`, { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'httpbin' }, spec: { host: 'httpbin', subsets: [{ name: 'v1', labels: { version: 'v1' } }] } });
     const cert = selfSignedCertificate('httpbin.example.com');
     await kube.request('POST', `/api/v1/namespaces/${GW_NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'httpbin-cred' }, type: 'kubernetes.io/tls', data: { 'tls.crt': Buffer.from(cert.certPem).toString('base64'), 'tls.key': Buffer.from(cert.keyPem).toString('base64') } });

@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startKube, type KubeCluster } from '../support/kube.js';
-import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js';
+import { applyAll, readManifests, readyEndpointSlice, waitForCrds } from '../support/kube-objects.js';
 import { startMeshd, REPO_ROOT, type MeshdProcess } from '../support/meshd.js';
 import { createPilotAgent, istioCaToken, meshdRootCert, type PilotAgent } from '../support/pilot-agent.js';
 import { eventually, metricValue } from '../support/poll.js';
@@ -116,14 +116,7 @@ describe('Istio\'s pilot-agent against meshd', { timeout: 240_000 }, () => {
 
     // A Service selecting the pod: its Envoy gets inbound mTLS chains and an auto-mTLS outbound cluster.
     await kube.request('POST', `/api/v1/namespaces/${NS}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'httpbin' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'http', port: 8000, targetPort: 8080 }] } });
-    await kube.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, {
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { name: 'httpbin-abc', labels: { 'kubernetes.io/service-name': 'httpbin' } },
-      addressType: 'IPv4',
-      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-      endpoints: [{ addresses: [agent.podIp], conditions: { ready: true }, targetRef: { kind: 'Pod', name: POD, namespace: NS } }],
-    });
+    await kube.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, readyEndpointSlice({ name: 'httpbin-abc', service: 'httpbin', ports: [{ name: 'http', port: 8080 }], pods: [{ ip: agent.podIp, name: POD, namespace: NS }] }));
 
     await agent.start();
     await agent.waitReady(90_000).catch(withLogs);

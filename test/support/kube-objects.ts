@@ -68,3 +68,15 @@ export async function waitForCrds(kube: KubeCluster, names: string[], timeoutMs 
     }
   }
 }
+
+/** An EndpointSlice of `service` with ready endpoints, each the Pod `name` at `ip`, as the EndpointSlice controller writes it. */
+export function readyEndpointSlice(o: { name: string; service: string; ports: { name: string; port: number }[]; pods: { ip: string; name: string; namespace: string }[] }): KubeObject {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: o.name, labels: { 'kubernetes.io/service-name': o.service } },
+    addressType: 'IPv4',
+    ports: o.ports.map((p) => ({ ...p, protocol: 'TCP' })),
+    endpoints: o.pods.map((p) => ({ addresses: [p.ip], conditions: { ready: true }, targetRef: { kind: 'Pod', name: p.name, namespace: p.namespace } })),
+  };
+}
