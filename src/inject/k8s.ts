@@ -139,6 +139,4 @@ export interface WorkloadMeta {
   apiVersion: string;
 }
 
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { isRecord } from '../util/is-record.js';

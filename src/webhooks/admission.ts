@@ -1,6 +1,7 @@
 // Kubernetes admission reviews (admission.k8s.io/v1), as a webhook receives and answers
 // them: the request is checked before anything reads it, and a mutation is answered as a
 // JSON Patch (RFC 6902).
+import { isRecord } from '../util/is-record.js';
 
 export interface AdmissionRequest {
   uid: string;
@@ -40,20 +41,17 @@ export class AdmissionError extends Error {
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 /** Reads an AdmissionReview body; throws AdmissionError naming what is wrong. */
 export function parseAdmissionReview(body: unknown): AdmissionRequest {
-  if (!isObject(body)) throw new AdmissionError('the body is not a JSON object');
+  if (!isRecord(body)) throw new AdmissionError('the body is not a JSON object');
   if (body.apiVersion !== 'admission.k8s.io/v1' || body.kind !== 'AdmissionReview') {
     throw new AdmissionError(`expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got ${JSON.stringify(String(body.apiVersion)).slice(0, 80)}, ${JSON.stringify(String(body.kind)).slice(0, 80)}`);
   }
   const r = body.request;
-  if (!isObject(r)) throw new AdmissionError('request is missing');
+  if (!isRecord(r)) throw new AdmissionError('request is missing');
   if (typeof r.uid !== 'string' || !r.uid || r.uid.length > 128) throw new AdmissionError('request.uid must be a non-empty string of at most 128 characters');
-  if (!isObject(r.kind) || typeof r.kind.kind !== 'string') throw new AdmissionError('request.kind is missing');
+  if (!isRecord(r.kind) || typeof r.kind.kind !== 'string') throw new AdmissionError('request.kind is missing');
   if (typeof r.operation !== 'string') throw new AdmissionError('request.operation is missing');
   return r as unknown as AdmissionRequest;
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../util/log.js';
 import { clientText } from '../util/client-text.js';
 import { podPatch } from '../inject/patch.js';
 import { allowed, denied, type AdmissionRequest, type AdmissionResponse } from './admission.js';
+import { isRecord } from '../util/is-record.js';
 
 export interface InjectWebhookOptions {
   /** The injector's settings now (they follow the istio-sidecar-injector ConfigMap). */
@@ -18,10 +19,6 @@ export interface InjectWebhookOptions {
   namespaceLabels(namespace: string): Labels | undefined;
   metrics: Metrics;
   log: Logger;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 export function injectWebhook(o: InjectWebhookOptions): (request: AdmissionRequest) => AdmissionResponse {

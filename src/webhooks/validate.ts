@@ -6,6 +6,7 @@ import { formatObjectError, parseMeshObject } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
 import { clientText } from '../util/client-text.js';
 import { allowed, denied, type AdmissionRequest, type AdmissionResponse } from './admission.js';
+import { isRecord } from '../util/is-record.js';
 
 /** The kinds this webhook checks (Istio's validating webhook checks these and more). */
 export const VALIDATED_KINDS: ReadonlySet<string> = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication']);
@@ -15,10 +16,6 @@ const MAX_ERRORS = 10;
 
 export interface ValidateWebhookOptions {
   log: Logger;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 export function validateWebhook(o: ValidateWebhookOptions): (request: AdmissionRequest) => AdmissionResponse {
