@@ -6,6 +6,7 @@ import type { ConfigStore } from './store.js';
 import { portProtocol, type Protocol } from './protocol.js';
 import type { Labels } from './labels.js';
 import { defaultMeshConfig, type MeshConfig } from './mesh-config.js';
+import type { Finding } from './finding.js';
 
 export interface MeshServicePort {
   name: string;
@@ -55,6 +56,8 @@ export interface MeshSnapshot {
   readonly config: IstioConfig;
   /** The mesh config (ConfigMap istio, key mesh; or --mesh-config). */
   readonly meshConfig: MeshConfig;
+  /** What validation found about the objects (status, logs and analysis read these). */
+  readonly findings: readonly Finding[];
 }
 
 export interface IstioConfig {
@@ -257,7 +260,10 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
   }
   if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
-  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config: istioConfig(store, domain, meshConfig.rootNamespace), meshConfig }, changedEndpoints, full: true };
+  const config = istioConfig(store, domain, meshConfig.rootNamespace);
+  // Until the validation stage fills them: the objects left out for errors across objects.
+  const findings: Finding[] = config.rejected.map((e) => ({ ...e, code: 'IST0101', severity: 'Error', message: e.message, generation: store.get(e.kind as 'VirtualService', e.namespace, e.name)?.metadata.generation }));
+  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config, meshConfig, findings }, changedEndpoints, full: true };
 }
 
 /** The service accounts (`namespace/name`) behind a service's endpoints, sorted. */
@@ -307,7 +313,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
   }
   if (identitiesChanged) return { ...buildSnapshot(store, prev.domain, prev), full: true };
   return {
-    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods, config: prev.config, meshConfig: prev.meshConfig },
+    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods, config: prev.config, meshConfig: prev.meshConfig, findings: prev.findings },
     changedEndpoints,
     full: false,
   };

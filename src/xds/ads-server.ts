@@ -100,6 +100,8 @@ export class AdsServer {
   /** Retry delays of connections whose last push failed. */
   private readonly retryDelays = new WeakMap<Connection, number>();
   private draining = false;
+  /** Told when any proxy's distribution state may have changed (status tracking); must be cheap. */
+  private readonly distributionListeners = new Set<() => void>();
 
   constructor(private readonly opts: AdsServerOptions) {
     this.controlPlaneId = opts.controlPlaneId ?? 'meshd';
@@ -117,8 +119,11 @@ export class AdsServer {
       },
       onAck: (_conn, _type, convergenceMs) => {
         if (convergenceMs !== undefined) m.proxyConvergenceTime.observe(convergenceMs / 1000);
+        this.distributionChanged();
       },
+      onFlushed: () => this.distributionChanged(),
       onNack: (conn, type, message) => {
+        this.distributionChanged();
         m.xdsRejects.inc({ type: SHORT_TYPE[type] });
         opts.log.warn({ proxy: conn.id, type: SHORT_TYPE[type], error: message }, 'proxy rejected config (NACK)');
       },
@@ -179,8 +184,22 @@ export class AdsServer {
     });
   }
 
+  /**
+   * Calls `listener` whenever a proxy's distribution state may have changed: a push, an ACK
+   * or NACK, a proxy that connected or left. Called often: it should only note the change.
+   */
+  onDistributionChange(listener: () => void): () => void {
+    this.distributionListeners.add(listener);
+    return () => this.distributionListeners.delete(listener);
+  }
+
+  private distributionChanged(): void {
+    for (const l of this.distributionListeners) l();
+  }
+
   /** Schedules a push to every connected proxy (a stalled one gets it when it drains). */
   push(req: PushRequest): void {
+    this.distributionChanged();
     const start = performance.now();
     for (const conn of this.connections) {
       conn.schedule(req);
@@ -250,6 +269,7 @@ export class AdsServer {
     this.calls.delete(conn);
     this.opts.metrics.xdsClients.dec({ version: this.versionLabel(conn.proxy.istioVersion) });
     this.opts.log.info({ proxy: conn.id }, 'proxy disconnected');
+    this.distributionChanged();
   }
 
   /** Turns on stream authentication (Bearer tokens) and SDS certificates for proven identities. */

@@ -27,6 +27,8 @@ export interface ConnectionHooks {
   onStaleNonce(conn: Connection, type: TypeUrl): void;
   /** A credential the proxy asked for was withheld (sent empty): once per connection and name. */
   onSecretRefused(conn: Connection, name: string, reason: SecretRefusal): void;
+  /** A push to this proxy finished (whether or not it sent anything). */
+  onFlushed?(conn: Connection): void;
 }
 
 /** Why a gateway credential was sent empty. */
@@ -175,6 +177,11 @@ export class Connection {
   private readonly refusedSecrets = new Set<string>();
   /** Types asked for that meshd does not serve (at most MAX_UNKNOWN_TYPES remembered). */
   private readonly unknownTypes = new Set<string>();
+  /** The newest snapshot version this proxy was pushed or had its resources read from. */
+  private knownVersion = 0;
+  /** While it is not settled: the snapshot version up to which all it was sent is acknowledged. */
+  private syncedThrough = 0;
+  private flushing = false;
 
   constructor(
     readonly proxy: Proxy,
@@ -224,13 +231,52 @@ export class Connection {
     return this.pending !== undefined;
   }
 
-  private pendingPush(since: number): PendingPush {
+  private pendingPush(since: number, settledThrough = this.knownVersion): PendingPush {
+    if (!this.pending && this.settled) this.syncedThrough = Math.max(this.syncedThrough, settledThrough);
     return (this.pending ??= { full: false, types: new Set(), edsNames: new Set(), since });
+  }
+
+  // ---- distribution: how far this proxy has acknowledged meshd's snapshots ----
+
+  /** Nothing pending or being sent, and every response sent acknowledged (none rejected). */
+  get settled(): boolean {
+    if (this.pending || this.flushing) return false;
+    for (const w of this.watches.values()) {
+      const d = w.delivery;
+      if (d.sentResponses > 0 && d.ackedNonce !== d.lastNonce) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The snapshot version up to which everything meshd computed for this proxy is
+   * acknowledged, `current` being the newest snapshot: a settled proxy is in sync with it
+   * (a snapshot that changes nothing for a proxy pushes nothing to it).
+   */
+  syncedVersion(current: number): number {
+    return this.settled ? current : this.syncedThrough;
+  }
+
+  /** It acknowledged at least one response (a proxy still connecting has not). */
+  get acknowledgedAny(): boolean {
+    for (const w of this.watches.values()) if (w.delivery.ackedNonce) return true;
+    return false;
+  }
+
+  /** The proxy's rejection (NACK) of the last response of a type, as `TYPE: message`; undefined when none stands. */
+  rejection(): string | undefined {
+    for (const type of PUSH_ORDER) {
+      const d = this.watches.get(type)?.delivery;
+      if (d?.nack && d.nack.nonce === d.lastNonce) return `${SHORT_TYPE[type]}: ${d.nack.message}`;
+    }
+    return undefined;
   }
 
   /** Marks what a push must bring to this proxy; the push queue calls flush(). */
   schedule(req: PushRequest): void {
-    const p = this.pendingPush(req.since);
+    // Settled until this snapshot: in sync with the one before it.
+    const p = this.pendingPush(req.since, req.version !== undefined ? req.version - 1 : this.knownVersion);
+    if (req.version !== undefined) this.knownVersion = Math.max(this.knownVersion, req.version);
     p.since = Math.min(p.since, req.since);
     if (req.full) {
       p.full = true;
@@ -311,17 +357,23 @@ export class Connection {
 
   /** Sends everything pending, in make-before-break order. */
   async flush(): Promise<void> {
+    let flushed = false;
     while (this.pending && !this.detached) {
       const p = this.pending;
       this.pending = undefined;
+      this.flushing = true;
       try {
         await this.flushOne(p);
+        flushed = true;
       } catch (err) {
         // Nothing of a failed push is lost: it is pending again, merged with what came since.
         if (!this.closed) this.pending = mergePending(p, this.pending);
         throw err;
+      } finally {
+        this.flushing = false;
       }
     }
+    if (flushed) this.hooks.onFlushed?.(this);
   }
 
   private async flushOne(p: PendingPush): Promise<void> {
@@ -331,6 +383,7 @@ export class Connection {
       this.ctx = next;
     }
     const view = this.config.resourcesFor(this.ctx);
+    if (view.snapshotVersion !== undefined) this.knownVersion = Math.max(this.knownVersion, view.snapshotVersion);
     const refusal = this.credentialAccess();
     const secrets = this.config.secretsFor(view.byType[TypeUrl.Secret], this.ownSecrets, refusal === undefined);
     if (refusal) this.reportWithheld(view.byType[TypeUrl.Secret], refusal);

@@ -16,6 +16,8 @@ export type ResourceMap = ReadonlyMap<string, CachedResource>;
 export interface ProxyResources {
   readonly classKey: string;
   readonly configVersion: number;
+  /** The snapshot (MeshSnapshot.version) these resources were read from. */
+  readonly snapshotVersion?: number;
   readonly byType: Readonly<Record<TypeUrl, ResourceMap>>;
 }
 
@@ -27,6 +29,8 @@ export interface PushRequest {
   /** When the triggering change arrived (ms since epoch), for convergence metrics. */
   since: number;
   reason: string;
+  /** The snapshot (MeshSnapshot.version) this push brings. */
+  version?: number;
 }
 
 /**
@@ -131,7 +135,7 @@ export class ConfigGenerator {
       this.views.clear();
       this.contexts.clear();
     }
-    return { full: delta.full, edsNames, since, reason };
+    return { full: delta.full, edsNames, since, reason, version: s.version };
   }
 
   /** The proxy as meshd believes it: labels, service account and IPs from its Pod when known. */
@@ -225,7 +229,7 @@ export class ConfigGenerator {
       this.views.set(ctx.classKey, view);
     }
     // Endpoints are shared by every class and move on without a new translation.
-    return { ...view, byType: { ...view.byType, [TypeUrl.ClusterLoadAssignment]: this.eds } };
+    return { ...view, snapshotVersion: s.version, byType: { ...view.byType, [TypeUrl.ClusterLoadAssignment]: this.eds } };
   }
 
   /**
