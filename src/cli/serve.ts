@@ -62,6 +62,7 @@ interface ServeFlags {
   xdsStallGrace: number;
   pushSlotTimeout: number;
   streamAdmissionRate: number;
+  statusWriteRate: number;
   streamAdmissionQueue: number;
   maxConnectionAge: number;
   drainDuration: number;
@@ -124,6 +125,7 @@ export function serveCommand(): Command {
     .addOption(new Option('--max-workload-cert-ttl <duration>', 'longest lifetime granted; longer requests are cut to it').env('MESHD_MAX_WORKLOAD_CERT_TTL').default(90 * 86_400, '90d').argParser(certTtl('--max-workload-cert-ttl')))
     .addOption(new Option('--token-audience <aud>', 'audience callers\' service-account tokens must carry for the CA').env('MESHD_TOKEN_AUDIENCE').default('istio-ca'))
     // Leader election (a cluster only): renew deadline 2/3 and retry period 2/15 of it. For tests; hidden.
+    .addOption(new Option('--status-write-rate <n>', 'status writes per second to Istio objects in the cluster (the leader writes them); 0 writes no status').env('MESHD_STATUS_WRITE_RATE').default(20).argParser(count('--status-write-rate')))
     .addOption(new Option('--leader-lease-duration <duration>', 'how long the leader Lease outlives its holder').env('MESHD_LEADER_LEASE_DURATION').default(15_000, '15s').argParser(duration('--leader-lease-duration')).hideHelp())
     .addOption(new Option('--log-level <level>', 'trace, debug, info, warn or error').env('MESHD_LOG_LEVEL').default('info'))
     .addOption(new Option('--log-format <format>', 'json or text').env('MESHD_LOG_FORMAT').choices(['json', 'text']).default('json'))
@@ -179,6 +181,7 @@ export function serveCommand(): Command {
         authKubeconfig,
         certGraceRatio: o.workloadCertGraceRatio,
         leaderElection: { leaseDurationMs: o.leaderLeaseDuration },
+        statusWriteRate: o.statusWriteRate,
       });
       let stopping = false;
       const shutdown = (signal: string): void => {

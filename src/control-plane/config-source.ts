@@ -7,6 +7,8 @@ import { FileSource } from '../sources/file/file-source.js';
 import type { KubeSource } from '../sources/kube/kube-source.js';
 import type { RootPublisher } from '../controllers/root-publisher.js';
 import type { WebhookCaBundlePatcher } from '../controllers/webhook-ca-bundle.js';
+import { ObservedObjects } from '../controllers/observed-objects.js';
+import type { StatusWriter } from '../controllers/status-writer.js';
 import { envoyRoot } from '../xds/protos.js';
 import type { Core } from './core.js';
 import type { Security } from './security.js';
@@ -34,6 +36,8 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
   let files: FileSource | undefined;
   let kube: KubeSource | undefined;
   let conn: KubeConnection | undefined;
+  /** The Istio objects as stored (their status), for the status writer. */
+  let observed: ObservedObjects | undefined;
   if (source.type === 'file') {
     files = new FileSource({
       dir: source.dir,
@@ -44,18 +48,22 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
   } else {
     const [{ KubeSource }, { loadKubeConfig }] = await Promise.all([import('../sources/kube/kube-source.js'), import('../kube/client.js')]);
     conn = loadKubeConfig(source.kubeconfig);
-    kube = new KubeSource({ conn, store, log: log.child({ component: 'kube-source' }), metrics });
+    observed = new ObservedObjects();
+    kube = new KubeSource({ conn, store, log: log.child({ component: 'kube-source' }), metrics, observer: observed });
   }
   let elector: LeaderElector | undefined;
   let publisher: RootPublisher | undefined;
   let caBundle: WebhookCaBundlePatcher | undefined;
+  let status: StatusWriter | undefined;
   let stopped = false;
 
   const startLeaderElection = async (c: KubeConnection, security: Security): Promise<void> => {
-    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }, { WebhookCaBundlePatcher, INJECTOR_WEBHOOK_CONFIG, VALIDATOR_WEBHOOK_CONFIG }] = await Promise.all([
+    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }, { WebhookCaBundlePatcher, INJECTOR_WEBHOOK_CONFIG, VALIDATOR_WEBHOOK_CONFIG }, { StatusWriter }, { DistributionIndex }] = await Promise.all([
       import('../controllers/root-publisher.js'),
       import('../kube/leader-election.js'),
       import('../controllers/webhook-ca-bundle.js'),
+      import('../controllers/status-writer.js'),
+      import('../xds/distribution.js'),
     ]);
     if (stopped) return;
     elector = new LeaderElector({
@@ -73,13 +81,30 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
           caBundle = new WebhookCaBundlePatcher({ conn: c, rootCertPem: security.ca.rootCertPem, targets: [{ resource: 'mutatingwebhookconfigurations', name: INJECTOR_WEBHOOK_CONFIG }, { resource: 'validatingwebhookconfigurations', name: VALIDATOR_WEBHOOK_CONFIG }], log: log.child({ component: 'webhook-ca-bundle' }) });
           caBundle.start();
         }
+        // Status on the Istio objects: accepted or not, and whether their proxies have them.
+        if (observed && o.statusWriteRate !== 0) {
+          const { generator, ads } = core;
+          status = new StatusWriter({
+            conn: c,
+            objects: observed,
+            snapshot: () => generator.snapshot,
+            distribution: (current) => DistributionIndex.of(ads.connections, current),
+            onDistributionChange: (l) => ads.onDistributionChange(l),
+            writeRate: o.statusWriteRate,
+            metrics,
+            log: log.child({ component: 'status' }),
+          });
+          status.start();
+        }
       },
       onStoppedLeading: async () => {
         const p = publisher;
         const b = caBundle;
+        const w = status;
         publisher = undefined;
         caBundle = undefined;
-        await Promise.all([p?.stop(), b?.stop()]);
+        status = undefined;
+        await Promise.all([p?.stop(), b?.stop(), w?.stop()]);
       },
     });
     elector.start();
@@ -114,6 +139,7 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
       await kube?.stop();
       await publisher?.stop();
       await caBundle?.stop();
+      await status?.stop();
     },
   };
 }

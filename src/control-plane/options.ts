@@ -50,6 +50,8 @@ export interface ControlPlaneOptions {
   meshConfigFile?: string;
   /** With a kube source: the Lease under which one replica does the single-writer work (the root ConfigMaps). */
   leaderElection?: { leaseDurationMs?: number; name?: string };
+  /** With a kube source: status writes per second to Istio objects (by the leader) [20]; 0 writes none. */
+  statusWriteRate?: number;
 }
 
 /** How ADS streams are bounded, admitted, rebalanced and drained. */

@@ -50,6 +50,7 @@ export class Metrics {
   readonly informerSynced = new Gauge({ name: 'meshd_informer_synced', help: 'Whether the informer for a kind has listed (1) or not yet (0).', labelNames: ['kind'], registers: [this.registry] });
   readonly informerRestarts = new Counter({ name: 'meshd_informer_restarts_total', help: 'Informer failures followed by a relist, by kind.', labelNames: ['kind'], registers: [this.registry] });
   readonly configErrors = new Counter({ name: 'meshd_config_errors_total', help: 'Objects rejected by validation, by kind.', labelNames: ['kind'], registers: [this.registry] });
+  readonly statusWrites = new Counter({ name: 'meshd_status_writes_total', help: 'Status computed for Istio objects, by kind and result: written, unchanged (already held, not written), failed, gone (deleted meanwhile).', labelNames: ['kind', 'result'], registers: [this.registry] });
   // Hardening: what hostile or stuck clients were refused or cut off.
   readonly secretRefusals = new Counter({ name: 'meshd_sds_refusals_total', help: 'Secrets withheld from a proxy (sent empty) because its stream has no verified identity allowed to read them, by reason.', labelNames: ['reason'], registers: [this.registry] });
   readonly stalledStreams = new Counter({ name: 'meshd_xds_stalled_streams_total', help: 'xDS streams detached because their writes did not drain within the send timeout.', registers: [this.registry] });

@@ -2,6 +2,7 @@
 // thousand proxies come at once) waits in a queue and is served in order, instead of
 // every stream asking for its full config in the same second. Beyond the queue's bound a
 // stream is refused, and its proxy retries with backoff.
+import { TokenBucket } from '../util/token-bucket.js';
 
 export interface AdmissionOptions {
   /** Streams admitted per second, on average. 0 or Infinity: no limit. */
@@ -25,18 +26,12 @@ interface Waiter {
 }
 
 export class StreamAdmission {
-  private tokens: number;
-  private last: number;
-  private readonly burst: number;
+  private readonly bucket: TokenBucket;
   private readonly queue: Waiter[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private readonly now: () => number;
 
   constructor(private readonly o: AdmissionOptions) {
-    this.now = o.now ?? (() => performance.now());
-    this.burst = Math.max(1, o.burst ?? (Number.isFinite(o.ratePerSecond) ? o.ratePerSecond : 1));
-    this.tokens = this.burst;
-    this.last = this.now();
+    this.bucket = new TokenBucket(o.ratePerSecond, o.burst ?? (Number.isFinite(o.ratePerSecond) ? o.ratePerSecond : 1), o.now);
   }
 
   get unlimited(): boolean {
@@ -57,9 +52,7 @@ export class StreamAdmission {
       onAdmitted();
       return () => undefined;
     }
-    this.refill();
-    if (this.queue.length === 0 && this.tokens >= 1) {
-      this.tokens -= 1;
+    if (this.queue.length === 0 && this.bucket.take()) {
       onAdmitted();
       return () => undefined;
     }
@@ -79,24 +72,13 @@ export class StreamAdmission {
     this.queue.length = 0;
   }
 
-  private refill(): void {
-    const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.o.ratePerSecond);
-    this.last = t;
-  }
-
   private schedule(): void {
     if (this.timer || this.queue.length === 0) return;
-    const wait = Math.max(1, Math.ceil(((1 - this.tokens) / this.o.ratePerSecond) * 1000));
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.refill();
-      while (this.queue.length > 0 && this.tokens >= 1) {
-        this.tokens -= 1;
-        this.queue.shift()!.admit();
-      }
+      while (this.queue.length > 0 && this.bucket.take()) this.queue.shift()!.admit();
       this.schedule();
-    }, wait);
+    }, this.bucket.waitMs());
     this.timer.unref();
   }
 }

@@ -62,6 +62,15 @@ export interface KubeSourceOptions {
   log: Logger;
   metrics?: Metrics;
   backoff?: BackoffPolicy;
+  /** Told every Istio config object as stored (generation, status...), for status writing. */
+  observer?: RawObjectObserver;
+}
+
+/** Sees the raw Istio config objects the informers bring, valid or not. */
+export interface RawObjectObserver {
+  upsert(kind: WatchedKind, raw: KubernetesObject): void;
+  remove(kind: WatchedKind, raw: KubernetesObject): void;
+  resync(kind: WatchedKind, list: readonly KubernetesObject[]): void;
 }
 
 export function collectionPath(k: WatchedKind): string {
@@ -126,6 +135,7 @@ export class KubeSource {
       return r.value;
     };
     const eventCounter = k.config ? metrics?.k8sConfigEvents : metrics?.k8sRegistryEvents;
+    const observer = k.config ? this.o.observer : undefined;
     const inf = new ResilientInformer<KubernetesObject>(
       this.o.conn,
       collectionPath(k),
@@ -133,11 +143,16 @@ export class KubeSource {
       k.kind,
       {
         upsert: (raw) => {
+          observer?.upsert(k, raw);
           const obj = parse(raw);
           if (obj) store.upsert(source, obj);
         },
-        remove: (raw) => store.delete(source, k.kind as MeshKind, raw.metadata?.namespace ?? '', raw.metadata?.name ?? ''),
+        remove: (raw) => {
+          observer?.remove(k, raw);
+          store.delete(source, k.kind as MeshKind, raw.metadata?.namespace ?? '', raw.metadata?.name ?? '');
+        },
         resync: (list) => {
+          observer?.resync(k, list);
           const objects: MeshObject[] = [];
           for (const raw of list) {
             const obj = parse(raw);
