@@ -2,7 +2,8 @@
 // serve from them (so checks that depend on translation, such as Gateway conflicts, see
 // exactly what the translator sees).
 import { buildSnapshot, serviceHostname, type MeshSnapshot } from '../model/mesh.js';
-import { ConfigStore } from '../model/store.js';
+import { ConfigStore, type Refusal } from '../model/store.js';
+import { keyOf } from '../model/objects.js';
 import type {
   DestinationRuleObject,
   GatewayObject,
@@ -51,6 +52,17 @@ export interface AnalysisContext {
   readonly serviceByHost: ReadonlyMap<string, ServiceObject>;
 }
 
+function refusalsOf(errors: readonly ObjectError[]): Refusal[] {
+  const byKey = new Map<string, Refusal & { errors: ObjectError[] }>();
+  for (const e of errors) {
+    const key = keyOf(e.kind, e.namespace, e.name);
+    const r = byKey.get(key);
+    if (r) r.errors.push(e);
+    else byKey.set(key, { kind: e.kind, namespace: e.namespace, name: e.name, errors: [e] });
+  }
+  return [...byKey.values()];
+}
+
 function byNamespacedName<T extends MeshObject>(list: T[]): T[] {
   const key = (o: T): string => `${o.metadata.namespace}/${o.metadata.name}`;
   return list.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
@@ -59,7 +71,8 @@ function byNamespacedName<T extends MeshObject>(list: T[]): T[] {
 export function analysisContext(input: AnalysisInput): AnalysisContext {
   const domain = input.domain ?? 'cluster.local';
   const store = new ConfigStore();
-  store.replaceSource('analysis', [...input.objects]);
+  // Objects that failed their own validation are refusals, as a source records them: the snapshot reports them (IST0106).
+  store.replaceSource('analysis', [...input.objects], refusalsOf(input.invalid ?? []));
   const list = <K extends MeshObject['kind']>(kind: K): Extract<MeshObject, { kind: K }>[] => byNamespacedName(store.list(kind));
   const pods = list('Pod');
   const podsByNamespace = new Map<string, PodObject[]>();

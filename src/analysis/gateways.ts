@@ -1,8 +1,7 @@
-// Checks of Gateways: pods their selector matches, the Services that bring traffic to those
-// pods, and servers another Gateway takes first.
+// Checks of Gateways: pods their selector matches, and the Services that bring traffic to
+// those pods. (Servers another Gateway takes first: the validation stage, see validation.ts.)
 import type { GatewayObject, PodObject } from '../model/objects.js';
 import { selectorMatches } from '../model/labels.js';
-import { gatewayConflicts as translatorGatewayConflicts } from '../translate/gateways.js';
 import { podsWithLabels, selectorText, type AnalysisContext } from './context.js';
 import { finding, notFound, type Finding } from './finding.js';
 
@@ -51,23 +50,6 @@ export function gatewayServicePorts(ctx: AnalysisContext): Finding[] {
         ),
       );
     });
-  }
-  return out;
-}
-
-/** IST0145: a Gateway server that another Gateway on the same proxies takes first (the first by namespace/name keeps a port and host). */
-export function gatewayConflicts(ctx: AnalysisContext): Finding[] {
-  const byRef = new Map(ctx.gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g]));
-  const out: Finding[] = [];
-  for (const c of translatorGatewayConflicts(ctx.snapshot)) {
-    const gw = byRef.get(c.loser);
-    if (!gw) continue;
-    const selector = selectorText(gw.spec.selector ?? {});
-    const protocol = c.host.startsWith('protocol ') ? c.host.slice('protocol '.length) : undefined;
-    const message = protocol
-      ? `Conflict with gateway ${c.winner} (workload selector ${selector}, port ${c.port}): it serves another protocol than ${protocol} on the same listening port, so this server is ignored.`
-      : `Conflict with gateway ${c.winner} (workload selector ${selector}, port ${c.port}, host ${c.host}): ${c.winner} comes first by namespace/name and keeps this port and host, so this server is ignored for it.`;
-    out.push(finding('ConflictingGateways', gw, 'spec.servers', message));
   }
   return out;
 }

@@ -2,11 +2,10 @@
 // analysis context to findings; `analyze` runs them all. Used by `meshd analyze`.
 import { analysisContext, type AnalysisContext, type AnalysisInput } from './context.js';
 import { unknownDestinationRuleHosts, subsetsWithoutPods } from './destination-rules.js';
-import { gatewayConflicts, gatewaySelectors, gatewayServicePorts } from './gateways.js';
+import { gatewaySelectors, gatewayServicePorts } from './gateways.js';
 import { namespacesNotInjected, podsMissingProxy } from './injection.js';
-import { ineffectivePeerAuthentications } from './policies.js';
-import { schemaErrors } from './schema.js';
-import { boundGateways, destinationHosts, destinationPortRequired, destinationSubsets, meshHostConflicts } from './virtual-services.js';
+import { validationFindings } from './validation.js';
+import { boundGateways, destinationHosts, destinationPortRequired } from './virtual-services.js';
 import { sortFindings, type Finding } from './finding.js';
 import { keyOf } from '../model/objects.js';
 
@@ -14,18 +13,14 @@ export type Analyzer = (ctx: AnalysisContext) => Finding[];
 
 /** Every check, by name. */
 export const ANALYZERS: Readonly<Record<string, Analyzer>> = {
-  schemaErrors,
+  validationFindings,
   destinationHosts,
   destinationPortRequired,
-  destinationSubsets,
   boundGateways,
-  meshHostConflicts,
   gatewaySelectors,
   gatewayServicePorts,
-  gatewayConflicts,
   unknownDestinationRuleHosts,
   subsetsWithoutPods,
-  ineffectivePeerAuthentications,
   namespacesNotInjected,
   podsMissingProxy,
 };

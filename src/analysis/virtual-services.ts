@@ -1,11 +1,11 @@
-// Checks of VirtualServices against the objects they name: destination hosts, ports and
-// subsets, the Gateways they bind to, and hosts two of them claim for sidecars.
+// Checks of VirtualServices against the objects they name: destination hosts and ports, and
+// the Gateways they bind to. (Subsets and hosts two of them claim for sidecars are the
+// validation stage's rules: see validation.ts.)
 import { resolveHost } from '../model/istio.js';
-import type { VirtualServiceObject } from '../model/objects.js';
 import { MESH_GATEWAY, resolveGateway } from '../translate/istio-config.js';
 import { hostAllows } from '../translate/gateways.js';
 import type { AnalysisContext } from './context.js';
-import { destinationsOf, gatewaysOf } from './destinations.js';
+import { destinationsOf, gatewaysOf } from '../model/validation/destinations.js';
 import { finding, notFound, type Finding } from './finding.js';
 
 const isWildcard = (host: string): boolean => host.includes('*');
@@ -55,23 +55,6 @@ export function destinationPortRequired(ctx: AnalysisContext): Finding[] {
   return out;
 }
 
-/** IST0101 for a subset that no DestinationRule of the destination's host defines. */
-export function destinationSubsets(ctx: AnalysisContext): Finding[] {
-  const defined = new Set<string>();
-  for (const dr of ctx.destinationRules) {
-    const host = resolveHost(dr.spec.host, dr.metadata.namespace, ctx.domain);
-    for (const s of dr.spec.subsets ?? []) defined.add(`${host}|${s.name}`);
-  }
-  const out: Finding[] = [];
-  for (const vs of ctx.virtualServices) {
-    for (const d of destinationsOf(vs)) {
-      if (!d.subset || defined.has(`${resolveHost(d.host, vs.metadata.namespace, ctx.domain)}|${d.subset}`)) continue;
-      out.push(notFound(vs, `${d.field}.subset`, d.mirror ? 'mirror+subset in destinationrule' : 'host+subset in destinationrule', `${d.host}+${d.subset}`));
-    }
-  }
-  return out;
-}
-
 /** IST0101 for a Gateway that does not exist; IST0132 for one that exists but serves none of the VirtualService's hosts. */
 export function boundGateways(ctx: AnalysisContext): Finding[] {
   const byRef = new Map(ctx.gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g]));
@@ -99,46 +82,6 @@ export function boundGateways(ctx: AnalysisContext): Finding[] {
         );
       }
     });
-  }
-  return out;
-}
-
-/** The namespaces a mesh VirtualService's hosts are visible in (`*`: all). */
-function scopes(vs: VirtualServiceObject): string[] {
-  const exportTo = vs.spec.exportTo ?? [];
-  if (exportTo.length === 0 || exportTo.includes('*')) return ['*'];
-  return [...new Set(exportTo.map((e) => (e === '.' ? vs.metadata.namespace : e)))];
-}
-
-/** IST0109: two VirtualServices bound to the mesh claim one host; sidecars use only the first. */
-export function meshHostConflicts(ctx: AnalysisContext): Finding[] {
-  const claims = new Map<string, { host: string; list: VirtualServiceObject[] }>();
-  for (const vs of ctx.virtualServices) {
-    if (!gatewaysOf(vs).includes(MESH_GATEWAY)) continue;
-    for (const h of new Set(vs.spec.hosts ?? [])) {
-      const host = resolveHost(h, vs.metadata.namespace, ctx.domain);
-      for (const scope of scopes(vs)) {
-        const key = `${scope}/${host}`;
-        let claim = claims.get(key);
-        if (!claim) claims.set(key, (claim = { host, list: [] }));
-        claim.list.push(vs);
-      }
-    }
-  }
-  const out: Finding[] = [];
-  for (const { host, list } of claims.values()) {
-    if (list.length < 2) continue;
-    const names = list.map((v) => `${v.metadata.namespace}/${v.metadata.name}`);
-    for (const vs of list) {
-      out.push(
-        finding(
-          'ConflictingMeshGatewayVirtualServiceHosts',
-          vs,
-          'spec.hosts',
-          `The VirtualServices ${names.join(',')} bound to the mesh gateway all define host ${host}: sidecars use only ${names[0]} (the first by namespace/name) for it and ignore the others. Merge them into one VirtualService.`,
-        ),
-      );
-    }
   }
   return out;
 }

@@ -43,7 +43,10 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
       dir: source.dir,
       store,
       log: log.child({ component: 'file-source' }),
-      onProblem: (p) => metrics.configErrors.inc({ kind: p.object?.kind ?? 'file' }),
+      // Objects' errors are refusals, counted by the push controller from the snapshot's findings.
+      onProblem: (p) => {
+        if (!p.object) metrics.configErrors.inc({ kind: 'file' });
+      },
     });
   } else {
     const [{ KubeSource }, { loadKubeConfig }] = await Promise.all([import('../sources/kube/kube-source.js'), import('../kube/client.js')]);

@@ -1,7 +1,7 @@
 // What validation and analysis report: typed findings about one object each, with Istio's analysis
 // message codes (IST0101...) where Istio has one, so `meshd analyze` reads as `istioctl
 // analyze` does. Severities and their order are Istio's (Error, Warning, Info).
-import type { MeshObject } from '../model/objects.js';
+import type { MeshObject, ObjectError } from './objects.js';
 
 export const SEVERITIES = ['Error', 'Warning', 'Info'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -50,10 +50,27 @@ export type CodeName = keyof typeof CODES;
 /** The object a finding is about: kind, namespace and name. */
 export type Subject = Pick<MeshObject, 'kind' | 'metadata'> | { kind: string; metadata: { namespace: string; name: string } };
 
-/** A finding of `code` about `subject`, at `field`. */
-export function finding(code: CodeName, subject: Subject, field: string, message: string): Finding {
+/**
+ * A finding of `code` about `subject`, at `field`, with the code's severity unless `severity`
+ * is given; with the subject's generation (metadata.generation) when it has one.
+ */
+export function finding(code: CodeName, subject: Subject, field: string, message: string, severity?: Severity): Finding {
   const c = CODES[code];
-  return { kind: subject.kind, namespace: subject.metadata.namespace, name: subject.metadata.name, field, code: c.code, severity: c.severity, message };
+  const f: Finding = { kind: subject.kind, namespace: subject.metadata.namespace, name: subject.metadata.name, field, code: c.code, severity: severity ?? c.severity, message };
+  const generation = (subject.metadata as { generation?: unknown }).generation;
+  if (typeof generation === 'number') f.generation = generation;
+  return f;
+}
+
+/**
+ * An object's own validation error (model/objects.ts, istio.ts, security.ts) as Istio reports
+ * one: IST0106 SchemaValidationError (istioctl analyze and istiod's webhook use it for config
+ * that fails validation), an Error: meshd does not serve the object.
+ */
+export function schemaFinding(e: ObjectError, generation?: number): Finding {
+  const f = finding('SchemaValidationError', { kind: e.kind, metadata: { namespace: e.namespace, name: e.name } }, e.field, `Schema validation error: ${e.field ? `${e.field}: ` : ''}${e.message}`);
+  if (generation !== undefined) f.generation = generation;
+  return f;
 }
 
 /** Istio's message for a reference to something that does not exist: `Referenced host not found: "reviews2"`. */
@@ -76,6 +93,11 @@ export function parseSeverity(text: string): Severity | undefined {
 /** `Kind namespace/name`, or `Kind name` for cluster-scoped objects: how findings name their object. */
 export function subjectName(f: Pick<Finding, 'kind' | 'namespace' | 'name'>): string {
   return f.namespace ? `${f.kind} ${f.namespace}/${f.name}` : `${f.kind} ${f.name}`;
+}
+
+/** One line, as `meshd analyze`, `meshd validate`, the log and the webhook print a finding: `Error [IST0106] (VirtualService default/x) ...`. */
+export function findingLine(f: Finding): string {
+  return `${f.severity} [${f.code}] (${f.origin ? `${subjectName(f)} ${f.origin.file}:${f.origin.line}` : subjectName(f)}) ${f.message}`;
 }
 
 /** istioctl's order: severity, code, object, then message; equal findings once. */

@@ -1,31 +1,17 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import { formatFieldPath, type DestinationRuleObject, type EndpointSliceObject, type GatewayObject, type ObjectError, type PeerAuthenticationObject, type PodObject, type SecretObject, type ServiceObject, type VirtualServiceObject } from './objects.js';
-import { resolveHost, undefinedSubsets } from './istio.js';
+import type { DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
-import { portProtocol, type Protocol } from './protocol.js';
+import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
 import { defaultMeshConfig, type MeshConfig } from './mesh-config.js';
-import type { Finding } from './finding.js';
+import { sortFindings, type Finding } from './finding.js';
+import type { MeshService } from './service.js';
+import { ROOT_NAMESPACE } from './istio-scope.js';
+import { refusalFindings, validateConfig } from './validation/index.js';
+import type { PeerAuthenticationDecisions } from './validation/peer-authentications.js';
 
-export interface MeshServicePort {
-  name: string;
-  port: number;
-  targetPort: number | string;
-  protocol: Protocol;
-}
-
-export interface MeshService {
-  /** `<name>.<namespace>.svc.<domain>` */
-  hostname: string;
-  name: string;
-  namespace: string;
-  /** Undefined for headless services. */
-  clusterIP: string | undefined;
-  ports: MeshServicePort[];
-  selector: Labels | undefined;
-  labels: Labels;
-}
+export type { MeshService, MeshServicePort } from './service.js';
 
 export interface MeshEndpoint {
   address: string;
@@ -56,24 +42,27 @@ export interface MeshSnapshot {
   readonly config: IstioConfig;
   /** The mesh config (ConfigMap istio, key mesh; or --mesh-config). */
   readonly meshConfig: MeshConfig;
-  /** What validation found about the objects (status, logs and analysis read these). */
+  /**
+   * What validation found (model/validation/): the config's findings and the store's
+   * refusals, sorted. A change of refusals alone makes a new snapshot with the same config
+   * (`updateFindings`), which pushes nothing.
+   */
   readonly findings: readonly Finding[];
 }
 
 export interface IstioConfig {
-  /** Valid VirtualServices (those with errors that need other objects to see are left out, see `rejected`). */
+  /** Valid VirtualServices (those with errors that need other objects to see are left out, see `findings`). */
   readonly virtualServices: readonly VirtualServiceObject[];
   readonly destinationRules: readonly DestinationRuleObject[];
   readonly gateways: readonly GatewayObject[];
-  /**
-   * Every valid PeerAuthentication, sorted by namespace/name. Several may claim one scope;
-   * translate/peer-authentication.ts picks the oldest, as Istio does, and reports the others.
-   */
+  /** Every valid PeerAuthentication, sorted by namespace/name. Several may claim one scope: see `peerAuthenticationDecisions`. */
   readonly peerAuthentications: readonly PeerAuthenticationObject[];
+  /** Which PeerAuthentications apply (the oldest of several, as Istio decides): the validation stage's decision. */
+  readonly peerAuthenticationDecisions: PeerAuthenticationDecisions;
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
-  /** Objects left out because of errors across objects (e.g. a subset no DestinationRule defines). */
-  readonly rejected: readonly ObjectError[];
+  /** The validation stage's findings about this config (objects or parts left out or ignored), sorted; refusals are not here. */
+  readonly findings: readonly Finding[];
   /** The mesh config's rootNamespace (mesh-wide policies, DestinationRule fallback); istio-system when unset. */
   readonly rootNamespace?: string;
 }
@@ -87,42 +76,40 @@ function byNamespacedName<T extends { metadata: { namespace: string; name: strin
 /** Secrets holding meshd's CA key (Istio's names for them). */
 const CA_SECRET_NAMES = new Set(['istio-ca-secret', 'cacerts']);
 
-export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: string): IstioConfig {
+/**
+ * The Istio config served from the store, as the validation stage (model/validation/)
+ * decides it, with its findings. `services` (the snapshot's) default to the store's.
+ */
+export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: string, services?: readonly MeshService[]): IstioConfig {
+  const gateways = store.list('Gateway').sort(byNamespacedName);
   const destinationRules = store.list('DestinationRule').sort(byNamespacedName);
-  const subsets = new Map<string, Set<string>>();
-  for (const dr of destinationRules) {
-    const host = resolveHost(dr.spec.host, dr.metadata.namespace, domain);
-    let names = subsets.get(host);
-    if (!names) subsets.set(host, (names = new Set()));
-    for (const s of dr.spec.subsets ?? []) names.add(s.name);
-  }
-  const rejected: ObjectError[] = [];
-  const virtualServices = store
-    .list('VirtualService')
-    .sort(byNamespacedName)
-    .filter((vs) => {
-      const issues = undefinedSubsets(vs.spec, vs.metadata.namespace, domain, subsets);
-      for (const i of issues) {
-        rejected.push({
-          kind: 'VirtualService',
-          namespace: vs.metadata.namespace,
-          name: vs.metadata.name,
-          field: formatFieldPath(['spec', ...i.path]),
-          message: i.message,
-        });
-      }
-      return issues.length === 0;
-    });
-  return {
-    virtualServices,
+  const peerAuthentications = store.list('PeerAuthentication').sort(byNamespacedName);
+  const v = validateConfig({
+    virtualServices: store.list('VirtualService').sort(byNamespacedName),
     destinationRules,
-    rejected,
+    gateways,
+    peerAuthentications,
+    services: services ?? meshServices(store, domain),
+    domain,
+    rootNamespace: rootNamespace ?? ROOT_NAMESPACE,
+  });
+  return {
+    virtualServices: v.virtualServices,
+    destinationRules,
+    findings: v.findings,
     ...(rootNamespace !== undefined ? { rootNamespace } : {}),
-    gateways: store.list('Gateway').sort(byNamespacedName),
-    peerAuthentications: store.list('PeerAuthentication').sort(byNamespacedName),
+    gateways,
+    peerAuthentications,
+    peerAuthenticationDecisions: v.peerAuthenticationDecisions,
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };
+}
+
+/** The config's findings and the store's refusals, sorted. */
+function snapshotFindings(store: ConfigStore, config: IstioConfig): readonly Finding[] {
+  const refused = refusalFindings(store.refusals());
+  return refused.length === 0 ? config.findings : sortFindings([...config.findings, ...refused]);
 }
 
 const NO_LABELS: Labels = Object.freeze({});
@@ -228,12 +215,17 @@ export interface SnapshotDelta {
  * Builds a whole new snapshot from the store. Endpoint lists equal to the previous ones are
  * reused. The mesh config is the previous snapshot's unless one is given (Istio's defaults at first).
  */
-export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSnapshot, meshConfig: MeshConfig = prev?.meshConfig ?? defaultMeshConfig()): SnapshotDelta {
-  const services = store
+/** The store's Services (not ExternalName ones), sorted by hostname. */
+function meshServices(store: ConfigStore, domain: string): MeshService[] {
+  return store
     .list('Service')
     .filter((s) => s.spec.type !== 'ExternalName')
     .map((s) => toMeshService(s, domain))
     .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+}
+
+export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSnapshot, meshConfig: MeshConfig = prev?.meshConfig ?? defaultMeshConfig()): SnapshotDelta {
+  const services = meshServices(store, domain);
   const serviceByHost = new Map(services.map((s) => [s.hostname, s]));
   const slices = slicesByService(store);
   const pods = new Map(store.list('Pod').map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
@@ -260,10 +252,17 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
   }
   if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
-  const config = istioConfig(store, domain, meshConfig.rootNamespace);
-  // Until the validation stage fills them: the objects left out for errors across objects.
-  const findings: Finding[] = config.rejected.map((e) => ({ ...e, code: 'IST0101', severity: 'Error', message: e.message, generation: store.get(e.kind as 'VirtualService', e.namespace, e.name)?.metadata.generation }));
-  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config, meshConfig, findings }, changedEndpoints, full: true };
+  const config = istioConfig(store, domain, meshConfig.rootNamespace, services);
+  return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config, meshConfig, findings: snapshotFindings(store, config) }, changedEndpoints, full: true };
+}
+
+/**
+ * The cheapest path: only refusals changed (a source refused a new version of an object
+ * whose last good version, if any, still serves). The config is the previous snapshot's,
+ * so nothing is translated or pushed; only the findings are new.
+ */
+export function updateFindings(store: ConfigStore, prev: MeshSnapshot): SnapshotDelta {
+  return { snapshot: { ...prev, version: prev.version + 1, findings: snapshotFindings(store, prev.config) }, changedEndpoints: new Set(), full: false };
 }
 
 /** The service accounts (`namespace/name`) behind a service's endpoints, sorted. */
@@ -313,7 +312,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
   }
   if (identitiesChanged) return { ...buildSnapshot(store, prev.domain, prev), full: true };
   return {
-    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods, config: prev.config, meshConfig: prev.meshConfig, findings: prev.findings },
+    snapshot: { version, domain: prev.domain, services: prev.services, serviceByHost: prev.serviceByHost, endpoints, endpointVersions, pods: prev.pods, config: prev.config, meshConfig: prev.meshConfig, findings: snapshotFindings(store, prev.config) },
     changedEndpoints,
     full: false,
   };

@@ -1,13 +1,29 @@
 // The config store: validated objects by kind/namespace/name, with change events.
-// Sources write into it; the push controller listens and builds snapshots.
+// Sources write into it; the push controller listens and builds snapshots. It also holds
+// the refusals: the versions sources read but validation refused (the last good version, if
+// any, stays), until a valid version arrives or the object is deleted.
 import { isDeepStrictEqual } from 'node:util';
-import { keyOf, objectKey, type MeshKind, type MeshObject } from './objects.js';
+import { keyOf, objectKey, type MeshKind, type MeshObject, type ObjectError } from './objects.js';
+import type { FindingOrigin } from './finding.js';
+
+/** A version of an object that validation refused: it is not served (its last good version, if any, is). */
+export interface Refusal {
+  kind: string;
+  namespace: string;
+  name: string;
+  /** metadata.generation of the refused version, when it has one. */
+  generation?: number;
+  errors: readonly ObjectError[];
+  /** Where it was read from, for a file. */
+  origin?: FindingOrigin;
+}
 
 export interface ConfigChange {
   kind: MeshKind;
   namespace: string;
   name: string;
-  op: 'add' | 'update' | 'delete';
+  /** `refusal`: only the object's refusal changed (recorded or cleared); no served config did. */
+  op: 'add' | 'update' | 'delete' | 'refusal';
   /** For EndpointSlices: the Service (namespace/name) they belong to. */
   service?: string;
 }
@@ -32,6 +48,8 @@ export class ConfigStore {
   private readonly listeners = new Set<ChangeListener>();
   /** Object keys grouped by the source that owns them (a file directory, a kube informer...). */
   private readonly bySource = new Map<string, Set<string>>();
+  /** Refusals by object key, and the source that recorded each. */
+  private readonly refused = new Map<string, { source: string; refusal: Refusal }>();
 
   onChange(listener: ChangeListener): () => void {
     this.listeners.add(listener);
@@ -52,23 +70,43 @@ export class ConfigStore {
     return this.objects.size;
   }
 
-  /** Adds or replaces one object; emits a change only when it differs. */
+  /** The refusals now, sorted by kind/namespace/name. */
+  refusals(): Refusal[] {
+    return [...this.refused.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, r]) => r.refusal);
+  }
+
+  /** Adds or replaces one object (clearing its refusal); emits a change only when something differs. */
   upsert(source: string, obj: MeshObject): void {
-    const c = this.put(source, obj);
+    const cleared = this.clearRefusal(objectKey(obj), obj.kind, obj.metadata.namespace, obj.metadata.name);
+    const c = this.put(source, obj) ?? cleared;
     if (c) this.emit([c]);
   }
 
+  /** Records that validation refused a version of an object; what the store serves for it stays. */
+  refuse(source: string, refusal: Refusal): void {
+    const c = this.setRefusal(source, refusal);
+    if (c) this.emit([c]);
+  }
+
+  /** Removes an object and its refusal. */
   delete(source: string, kind: MeshKind, namespace: string, name: string): void {
     const key = keyOf(kind, namespace, name);
+    const cleared = this.clearRefusal(key, kind, namespace, name);
     const old = this.objects.get(key);
-    if (!old) return;
+    if (!old) {
+      if (cleared) this.emit([cleared]);
+      return;
+    }
     this.objects.delete(key);
     this.bySource.get(source)?.delete(key);
     this.emit([describe(old, 'delete')]);
   }
 
-  /** Replaces everything a source owns with `objects` (a full resync), emitting one batch of changes. */
-  replaceSource(source: string, objects: MeshObject[]): ConfigChange[] {
+  /**
+   * Replaces everything a source owns with `objects` and its refusals with `refusals` (a full
+   * resync), emitting one batch of changes.
+   */
+  replaceSource(source: string, objects: MeshObject[], refusals: readonly Refusal[] = []): ConfigChange[] {
     const owned = this.bySource.get(source) ?? new Set<string>();
     const next = new Set(objects.map(objectKey));
     const changes: ConfigChange[] = [];
@@ -85,8 +123,31 @@ export class ConfigStore {
       const c = this.put(source, o);
       if (c) changes.push(c);
     }
+    const refusedNext = new Set(refusals.map((r) => keyOf(r.kind, r.namespace, r.name)));
+    for (const [key, { source: s, refusal: r }] of [...this.refused]) {
+      if (s !== source || refusedNext.has(key)) continue;
+      const c = this.clearRefusal(key, r.kind as MeshKind, r.namespace, r.name);
+      if (c) changes.push(c);
+    }
+    for (const r of refusals) {
+      const c = this.setRefusal(source, r);
+      if (c) changes.push(c);
+    }
     if (changes.length) this.emit(changes);
     return changes;
+  }
+
+  private setRefusal(source: string, refusal: Refusal): ConfigChange | undefined {
+    const key = keyOf(refusal.kind, refusal.namespace, refusal.name);
+    const old = this.refused.get(key);
+    this.refused.set(key, { source, refusal });
+    if (old && isDeepStrictEqual(old.refusal, refusal)) return undefined;
+    return { kind: refusal.kind as MeshKind, namespace: refusal.namespace, name: refusal.name, op: 'refusal' };
+  }
+
+  private clearRefusal(key: string, kind: MeshKind, namespace: string, name: string): ConfigChange | undefined {
+    if (!this.refused.delete(key)) return undefined;
+    return { kind, namespace, name, op: 'refusal' };
   }
 
   private put(source: string, obj: MeshObject): ConfigChange | undefined {

@@ -1,86 +1,31 @@
 // Gateways: for a router proxy, the Gateway servers whose selector matches its labels
 // become listeners `0.0.0.0_<port>`, bound as Istio binds them on the targetPort of the
-// gateway pod's Service for the server port (gateway-ports.ts); the VirtualServices bound to
+// gateway pod's Service for the server port (model/gateway-ports.ts); the VirtualServices bound to
 // those Gateways become route configurations `http.<port>` (the port listened on, as Istio
 // names them), with a virtual host `<host>:<server port>` per Gateway host.
 import type { MeshSnapshot } from '../model/mesh.js';
-import type { GatewayObject, VirtualServiceObject } from '../model/objects.js';
-import type { GatewaySpec } from '../model/istio.js';
-import { selectorMatches } from '../model/labels.js';
+import type { VirtualServiceObject } from '../model/objects.js';
+import { claimGatewayServers, HTTP_PROTOCOLS, type ClaimedServer } from '../model/validation/gateway-servers.js';
 import type { ProxyContext } from './proxy-context.js';
 import { httpConnectionManager, routeConfigurableFilters, socketAddress, tlsInspector } from './filters.js';
 import { hostMatches, resolveHost, virtualServicesFor } from './istio-config.js';
 import { meshRetryPolicy, matchApplies, virtualServiceRoutes, type RouteContext } from './http-routes.js';
 import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
 import { listenerName } from './names.js';
-import { gatewayListenPort } from './gateway-ports.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { accessLogs, listenerAccessLog } from './access-log.js';
 import type { MeshConfig } from '../model/mesh-config.js';
 
-type Server = GatewaySpec['servers'][number];
-
-const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
-
-export interface GatewayServer {
-  gateway: GatewayObject;
-  /** "ns/name" */
-  ref: string;
-  server: Server;
-  index: number;
-  /** The port the proxy listens on for this server: the gateway Service's targetPort for `server.port.number`, else that number. */
-  listenPort: number;
-}
-
-export interface GatewayConflict {
-  loser: string;
-  winner: string;
-  /** The Gateway server's port number, as written. */
-  port: number;
-  host: string;
-}
+/** A server a gateway proxy serves: the Gateway that keeps it, with the hosts it keeps. */
+export type GatewayServer = ClaimedServer;
 
 /**
- * The servers this router serves, by the port it listens on for them. Two Gateways claiming
- * one listening port and host: the first by namespace/name keeps it, the other is reported.
- * Listening ports carry one protocol.
+ * The servers this router serves, by the port it listens on for them, as the validation
+ * stage decides them (model/validation/gateway-servers.ts: the first Gateway by
+ * namespace/name keeps a listening port and host; a listening port carries one protocol).
  */
-export function gatewayServers(snapshot: MeshSnapshot, ctx: ProxyContext): { byPort: Map<number, GatewayServer[]>; conflicts: GatewayConflict[] } {
-  const byPort = new Map<number, GatewayServer[]>();
-  const conflicts: GatewayConflict[] = [];
-  const claimed = new Map<string, string>();
-  const portProtocol = new Map<number, string>();
-  for (const gw of snapshot.config.gateways) {
-    if (!selectorMatches(gw.spec.selector, ctx.proxy.labels)) continue;
-    const ref = `${gw.metadata.namespace}/${gw.metadata.name}`;
-    gw.spec.servers.forEach((server, index) => {
-      const protocol = server.port.protocol.toUpperCase();
-      const port = gatewayListenPort(snapshot, ctx.proxy, server.port.number);
-      const family = HTTP_PROTOCOLS.has(protocol) ? 'HTTP' : protocol === 'HTTPS' || (protocol === 'TLS' && server.tls?.mode !== 'PASSTHROUGH') ? 'HTTPS' : protocol;
-      const existing = portProtocol.get(port);
-      if (existing && existing !== family) {
-        conflicts.push({ loser: ref, winner: claimed.get(`${port}/*proto`) ?? '', port: server.port.number, host: `protocol ${protocol}` });
-        return;
-      }
-      const hosts = server.hosts.filter((h) => {
-        const key = `${port}/${h}`;
-        const owner = claimed.get(key);
-        if (owner && owner !== ref) {
-          conflicts.push({ loser: ref, winner: owner, port: server.port.number, host: h });
-          return false;
-        }
-        claimed.set(key, ref);
-        return true;
-      });
-      if (hosts.length === 0) return;
-      portProtocol.set(port, family);
-      claimed.set(`${port}/*proto`, claimed.get(`${port}/*proto`) ?? ref);
-      let list = byPort.get(port);
-      if (!list) byPort.set(port, (list = []));
-      list.push({ gateway: gw, ref, server: { ...server, hosts }, index, listenPort: port });
-    });
-  }
-  return { byPort: new Map([...byPort.entries()].sort((a, b) => a[0] - b[0])), conflicts };
+export function gatewayServers(snapshot: MeshSnapshot, ctx: ProxyContext): Map<number, GatewayServer[]> {
+  return claimGatewayServers(snapshot.config.gateways, snapshot.services, ctx.proxy).byPort;
 }
 
 /** Istio's name for the route configuration of the HTTP servers on a listening port: `http.<listening port>`. */
@@ -153,7 +98,7 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   const out: EnvoyResource[] = [];
   const mesh = snapshot.meshConfig;
   const logs = accessLogs(mesh).filter;
-  for (const [port, servers] of gatewayServers(snapshot, ctx).byPort) {
+  for (const [port, servers] of gatewayServers(snapshot, ctx)) {
     const protocol = servers[0]!.server.port.protocol.toUpperCase();
     const statPrefix = `outbound_${listenerName('0.0.0.0', port)}`;
     if (HTTP_PROTOCOLS.has(protocol)) {
@@ -252,7 +197,7 @@ function serverVirtualHosts(snapshot: MeshSnapshot, ctx: ProxyContext, servers: 
 
 export function gatewayRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
-  for (const [port, servers] of gatewayServers(snapshot, ctx).byPort) {
+  for (const [port, servers] of gatewayServers(snapshot, ctx)) {
     if (HTTP_PROTOCOLS.has(servers[0]!.server.port.protocol.toUpperCase())) {
       const name = routeName(port);
       out.push({ name, body: { name, virtual_hosts: serverVirtualHosts(snapshot, ctx, servers), validate_clusters: false } });
@@ -274,7 +219,7 @@ export function gatewayRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyR
  */
 export function gatewaySecrets(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out = new Map<string, EnvoyResource>();
-  for (const servers of gatewayServers(snapshot, ctx).byPort.values()) {
+  for (const servers of gatewayServers(snapshot, ctx).values()) {
     for (const s of servers) {
       if (!terminatesTls(s, snapshot, ctx.proxy.namespace)) continue;
       const credential = s.server.tls!.credentialName!;
@@ -293,18 +238,4 @@ export function gatewaySecrets(snapshot: MeshSnapshot, ctx: ProxyContext): Envoy
     }
   }
   return [...out.values()].sort(byName);
-}
-
-/**
- * Conflicts between Gateways that select the same gateway proxies: for each distinct
- * selector, the servers a proxy with exactly those labels would get.
- */
-export function gatewayConflicts(snapshot: MeshSnapshot): GatewayConflict[] {
-  const seen = new Map<string, GatewayConflict>();
-  for (const gw of snapshot.config.gateways) {
-    const labels = gw.spec.selector ?? {};
-    const proxy = { type: 'router', namespace: gw.metadata.namespace, labels } as unknown as ProxyContext['proxy'];
-    for (const c of gatewayServers(snapshot, { proxy } as ProxyContext).conflicts) seen.set(`${c.loser}|${c.winner}|${c.port}|${c.host}`, c);
-  }
-  return [...seen.values()];
 }

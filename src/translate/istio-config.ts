@@ -3,33 +3,14 @@
 import type { IstioConfig } from '../model/mesh.js';
 import type { DestinationRuleObject, VirtualServiceObject } from '../model/objects.js';
 
-/** Istio's root namespace: DestinationRules there apply mesh-wide. */
-export const ROOT_NAMESPACE = 'istio-system';
-
-export const MESH_GATEWAY = 'mesh';
-
 export { resolveHost } from '../model/istio.js';
 import { resolveHost } from '../model/istio.js';
+export { MESH_GATEWAY, ROOT_NAMESPACE, resolveGateway, visibleTo } from '../model/istio-scope.js';
+import { boundGatewaysOf, MESH_GATEWAY, ROOT_NAMESPACE, visibleTo } from '../model/istio-scope.js';
 
 /** The root namespace of this config: the mesh config's rootNamespace, istio-system by default. */
 export function rootNamespaceOf(config: IstioConfig): string {
   return config.rootNamespace ?? ROOT_NAMESPACE;
-}
-
-/** A gateway reference ("name" or "ns/name") as "ns/name"; "mesh" stays "mesh". */
-export function resolveGateway(ref: string, namespace: string): string {
-  if (ref === MESH_GATEWAY) return ref;
-  const slash = ref.indexOf('/');
-  if (slash >= 0) return ref;
-  const dot = ref.indexOf('.');
-  // Istio also accepts "name.namespace.svc.cluster.local"-style references.
-  if (dot > 0) return `${ref.slice(dot + 1).split('.')[0]}/${ref.slice(0, dot)}`;
-  return `${namespace}/${ref}`;
-}
-
-export function visibleTo(exportTo: readonly string[] | undefined, objectNamespace: string, clientNamespace: string): boolean {
-  if (!exportTo || exportTo.length === 0) return true;
-  return exportTo.some((e) => e === '*' || (e === '.' ? objectNamespace === clientNamespace : e === clientNamespace));
 }
 
 /** Whether `pattern` (possibly "*.example.com" or "*") matches `host`. */
@@ -43,8 +24,7 @@ export function hostMatches(pattern: string, host: string): boolean {
 export function virtualServicesFor(config: IstioConfig, gateway: string, clientNamespace: string): VirtualServiceObject[] {
   return config.virtualServices.filter((vs) => {
     if (gateway === MESH_GATEWAY && !visibleTo(vs.spec.exportTo, vs.metadata.namespace, clientNamespace)) return false;
-    const gws = vs.spec.gateways?.length ? vs.spec.gateways : [MESH_GATEWAY];
-    return gws.some((g) => resolveGateway(g, vs.metadata.namespace) === gateway);
+    return boundGatewaysOf(vs).includes(gateway);
   });
 }
 

@@ -6,10 +6,11 @@ import type { ProxyContext } from './proxy-context.js';
 import { PASSTHROUGH_CLUSTER, outboundClusterName, proxylessTargets } from './names.js';
 import { byName, type EnvoyResource, type Json } from './types.js';
 import { meshRetryPolicy, virtualServiceRoutes, type RouteContext } from './http-routes.js';
-import { MESH_GATEWAY, resolveHost, virtualServicesFor } from './istio-config.js';
+import { MESH_GATEWAY, virtualServicesFor } from './istio-config.js';
 import type { VirtualServiceObject } from '../model/objects.js';
 import type { MeshConfig } from '../model/mesh-config.js';
 import { gatewayRoutes } from './gateways.js';
+import { meshHostOwners } from '../model/validation/mesh-hosts.js';
 
 /**
  * The names a client in `clientNamespace` may use for `svc`. Sidecar route configurations
@@ -69,17 +70,11 @@ export function httpPorts(snapshot: MeshSnapshot): Map<number, { svc: MeshServic
 
 /**
  * For sidecars, the VirtualService that governs each host: when several claim one host,
- * the first (by namespace/name) wins, as the oldest does in Istio.
+ * the first (by namespace/name) wins, as the oldest does in Istio (the validation stage's
+ * rule, model/validation/mesh-hosts.ts, which reports the others).
  */
 export function meshVirtualServicesByHost(snapshot: MeshSnapshot, clientNamespace: string): Map<string, VirtualServiceObject> {
-  const out = new Map<string, VirtualServiceObject>();
-  for (const vs of virtualServicesFor(snapshot.config, MESH_GATEWAY, clientNamespace)) {
-    for (const h of vs.spec.hosts ?? []) {
-      const host = resolveHost(h, vs.metadata.namespace, snapshot.domain);
-      if (!out.has(host)) out.set(host, vs);
-    }
-  }
-  return out;
+  return meshHostOwners(virtualServicesFor(snapshot.config, MESH_GATEWAY, clientNamespace), snapshot.domain);
 }
 
 export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {

@@ -1,10 +1,9 @@
 // Coalesces config changes (debounce with a maximum delay), builds the next snapshot
-// (the cheap endpoints-only path when only EndpointSlices changed) and pushes it.
-import { buildSnapshot, updateEndpoints, type MeshSnapshot } from '../model/mesh.js';
+// (the cheap endpoints-only path when only EndpointSlices changed, a findings-only one when
+// only refusals changed) and pushes it; logs and counts the snapshot's findings.
+import { buildSnapshot, updateEndpoints, updateFindings, type MeshSnapshot } from '../model/mesh.js';
 import type { ConfigChange, ConfigStore } from '../model/store.js';
-import { formatObjectError } from '../model/objects.js';
-import { gatewayConflicts } from '../translate/gateways.js';
-import { peerAuthenticationConflicts } from '../translate/peer-authentication.js';
+import { findingLine } from '../model/finding.js';
 import type { Logger } from '../util/log.js';
 import type { Metrics } from '../util/metrics.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
@@ -32,6 +31,7 @@ export interface PushControllerOptions {
 const NOT_PUSHED = new Set<string>(['Namespace']);
 
 function updateType(c: ConfigChange): string {
+  if (c.op === 'refusal') return 'refusal';
   if (c.kind === 'EndpointSlice') return 'eds';
   if (c.kind === 'Service') return c.op === 'delete' ? 'svcdelete' : 'svc';
   if (c.kind === 'Pod') return 'pod';
@@ -44,10 +44,11 @@ export class PushController {
   private timer: unknown;
   private readonly clock: Clock;
   private unsubscribe: (() => void) | undefined;
-  /** Cross-object errors already logged, so each is logged once. */
+  /** Findings already logged, so each is logged once. */
   private reported = new Set<string>();
-  /** Snapshots built so far, and how many took the endpoints-only path. */
-  readonly stats = { full: 0, endpointsOnly: 0 };
+  /** Snapshots built so far, and how many took the endpoints-only and findings-only paths. */
+  readonly stats = { full: 0, endpointsOnly: 0, findingsOnly: 0 };
+  private readonly snapshotListeners = new Set<(s: MeshSnapshot) => void>();
   private meshConfig_: MeshConfig = defaultMeshConfig();
   /** A new mesh config waits for the next (full) snapshot. */
   private meshConfigPending = false;
@@ -56,30 +57,44 @@ export class PushController {
     this.clock = o.clock ?? systemClock;
   }
 
-  private reportRejections(s: MeshSnapshot): void {
+  /**
+   * Logs each finding of the snapshot once (errors as errors, counted in
+   * meshd_config_errors_total by kind; warnings as warnings), while it lasts.
+   */
+  private reportFindings(s: MeshSnapshot): void {
     const now = new Set<string>();
-    for (const c of gatewayConflicts(s)) {
-      const line = `Gateway ${c.loser}: port ${c.port} ${c.host.startsWith('protocol ') ? `with ${c.host} conflicts with the protocol` : `host "${c.host}" is already served by`} Gateway ${c.winner}; that server is ignored for it`;
+    for (const f of s.findings) {
+      if (f.severity === 'Info') continue;
+      const line = findingLine(f);
       now.add(line);
       if (this.reported.has(line)) continue;
-      this.o.log.error({ kind: 'Gateway', object: c.loser, field: 'spec.servers', winner: c.winner, port: c.port }, line);
-      this.o.metrics?.configErrors.inc({ kind: 'Gateway' });
-    }
-    // Valid PeerAuthentications that another one overrides, as Istio ignores them: a warning, once.
-    for (const c of peerAuthenticationConflicts(s.config)) {
-      const line = `${formatObjectError(c)}; it is ignored${c.winner ? ` (${c.winner} applies)` : ''}`;
-      now.add(line);
-      if (this.reported.has(line)) continue;
-      this.o.log.warn({ kind: c.kind, object: `${c.namespace}/${c.name}`, field: c.field, ...(c.winner ? { winner: c.winner } : {}) }, line);
-    }
-    for (const e of s.config.rejected) {
-      const line = formatObjectError(e);
-      now.add(line);
-      if (this.reported.has(line)) continue;
-      this.o.log.error({ kind: e.kind, object: `${e.namespace}/${e.name}`, field: e.field }, `${line}; the object is left out`);
-      this.o.metrics?.configErrors.inc({ kind: e.kind });
+      const fields = {
+        kind: f.kind,
+        object: `${f.namespace}/${f.name}`,
+        field: f.field,
+        code: f.code,
+        ...(f.generation !== undefined ? { generation: f.generation } : {}),
+        ...(f.origin ? { file: f.origin.file, line: f.origin.line } : {}),
+      };
+      if (f.severity === 'Error') {
+        this.o.log.error(fields, line);
+        this.o.metrics?.configErrors.inc({ kind: f.kind });
+      } else {
+        this.o.log.warn(fields, line);
+      }
     }
     this.reported = now;
+  }
+
+  /** Calls `listener` with every new snapshot (findings-only ones too); returns the way to stop. */
+  onSnapshot(listener: (s: MeshSnapshot) => void): () => void {
+    this.snapshotListeners.add(listener);
+    return () => this.snapshotListeners.delete(listener);
+  }
+
+  private applied(s: MeshSnapshot): void {
+    this.reportFindings(s);
+    for (const l of this.snapshotListeners) l(s);
   }
 
   get meshConfig(): MeshConfig {
@@ -102,8 +117,8 @@ export class PushController {
   /** Builds the first snapshot from what the store holds and starts listening for changes. */
   start(): MeshSnapshot {
     const delta = buildSnapshot(this.o.store, this.o.domain, undefined, this.meshConfig_);
-    this.reportRejections(delta.snapshot);
     this.o.generator.update(delta, this.clock.now(), 'initial');
+    this.applied(delta.snapshot);
     this.o.metrics?.services.set(delta.snapshot.services.length);
     this.stats.full++;
     this.unsubscribe = this.o.store.onChange((changes) => this.onChanges(changes));
@@ -118,7 +133,7 @@ export class PushController {
 
   private onChanges(changes: ConfigChange[]): void {
     for (const c of changes) this.o.metrics?.inboundUpdates.inc({ type: updateType(c) });
-    changes = changes.filter((c) => !NOT_PUSHED.has(c.kind));
+    changes = changes.filter((c) => c.op === 'refusal' || !NOT_PUSHED.has(c.kind));
     if (changes.length === 0) return;
     const first = this.pending.length === 0 && !this.meshConfigPending;
     this.pending.push(...changes);
@@ -129,7 +144,7 @@ export class PushController {
     if (first) this.firstAt = this.clock.now();
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     const waited = this.clock.now() - this.firstAt;
-    const endpointsOnly = !this.meshConfigPending && this.pending.every((c) => c.kind === 'EndpointSlice');
+    const endpointsOnly = !this.meshConfigPending && this.pending.every((c) => c.kind === 'EndpointSlice' && c.op !== 'refusal');
     const quiet = endpointsOnly ? (this.o.debounceEndpointsMs ?? this.o.debounceMs) : this.o.debounceMs;
     const delay = Math.max(0, Math.min(quiet, this.o.debounceMaxMs - waited));
     this.timer = this.clock.setTimeout(() => this.flush(), delay);
@@ -146,15 +161,23 @@ export class PushController {
     const now = this.clock.now();
     this.o.metrics?.debounceTime.observe((now - this.firstAt) / 1000);
     const prev = this.o.generator.snapshot;
-    const endpointsOnly = prev !== undefined && !meshChanged && changes.every((c) => c.kind === 'EndpointSlice');
-    const delta = endpointsOnly ? updateEndpoints(this.o.store, prev, changes.map((c) => c.service!)) : buildSnapshot(this.o.store, this.o.domain, prev, this.meshConfig_);
-    if (endpointsOnly) this.stats.endpointsOnly++;
+    // Refusals change findings only: they ride along with endpoint changes, or make a findings-only snapshot.
+    const served = changes.filter((c) => c.op !== 'refusal');
+    const findingsOnly = prev !== undefined && !meshChanged && served.length === 0;
+    const endpointsOnly = prev !== undefined && !meshChanged && !findingsOnly && served.every((c) => c.kind === 'EndpointSlice');
+    const delta = findingsOnly
+      ? updateFindings(this.o.store, prev)
+      : endpointsOnly
+        ? updateEndpoints(this.o.store, prev, served.map((c) => c.service!))
+        : buildSnapshot(this.o.store, this.o.domain, prev, this.meshConfig_);
+    if (findingsOnly) this.stats.findingsOnly++;
+    else if (endpointsOnly) this.stats.endpointsOnly++;
     else this.stats.full++;
     const reason = [...new Set([...changes.map(updateType), ...(meshChanged ? ['mesh'] : [])])].sort().join(',');
-    if (delta.full) this.reportRejections(delta.snapshot);
     const req = this.o.generator.update(delta, this.firstAt, reason);
+    this.applied(delta.snapshot);
     this.o.metrics?.services.set(delta.snapshot.services.length);
-    this.o.metrics?.pushTriggers.inc({ type: endpointsOnly ? 'endpoint' : 'config' });
+    if (!findingsOnly) this.o.metrics?.pushTriggers.inc({ type: endpointsOnly ? 'endpoint' : 'config' });
     this.o.log.debug({ changes: changes.length, full: req.full, eds: req.edsNames.size, version: delta.snapshot.version }, 'pushing');
     if (req.full || req.edsNames.size > 0) this.o.push(req);
     if (req.full) this.o.generator.sweep();

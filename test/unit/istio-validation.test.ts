@@ -83,15 +83,16 @@ spec:
     store.replaceSource('t', parseYamlText(yaml, 't.yaml').objects);
     const { snapshot } = buildSnapshot(store, 'cluster.local');
     assert.deepEqual(snapshot.config.virtualServices.map((v) => v.metadata.name), ['good']);
-    assert.equal(snapshot.config.rejected.length, 1);
-    assert.equal(snapshot.config.rejected[0]!.field, 'spec.http[0].route[0].destination.subset');
-    assert.match(snapshot.config.rejected[0]!.message, /subset "v9" is not defined by any DestinationRule for host reviews\.default\.svc\.cluster\.local/);
+    assert.equal(snapshot.findings.length, 1);
+    assert.equal(snapshot.findings[0]!.field, 'spec.http[0].route[0].destination.subset');
+    assert.equal(snapshot.findings[0]!.severity, 'Error');
+    assert.match(snapshot.findings[0]!.message, /no DestinationRule for reviews\.default\.svc\.cluster\.local defines subset v9, so this VirtualService is left out/);
   });
 });
 
 describe('gateway conflicts', () => {
   it('two Gateways claiming one port and host: the first by namespace/name keeps it, the other is reported', async () => {
-    const { gatewayConflicts, gatewayServers } = await import('../../src/translate/gateways.js');
+    const { gatewayServers } = await import('../../src/translate/gateways.js');
     const { proxyContext } = await import('../../src/translate/proxy-context.js');
     const { parseProxy } = await import('../../src/model/proxy.js');
     const gw = (name: string, host: string) => `---
@@ -105,10 +106,10 @@ spec:
     const store = new ConfigStore();
     store.replaceSource('t', parseYamlText(gw('b-gateway', 'shop.example.com') + gw('a-gateway', 'shop.example.com') + gw('c-gateway', 'other.example.com'), 't.yaml').objects);
     const { snapshot } = buildSnapshot(store, 'cluster.local');
-    const conflicts = gatewayConflicts(snapshot);
-    assert.deepEqual(conflicts.map((c) => [c.loser, c.winner, c.host]), [['default/b-gateway', 'default/a-gateway', 'shop.example.com']]);
+    assert.deepEqual(snapshot.findings.map((f) => [f.code, `${f.namespace}/${f.name}`, f.field]), [['IST0145', 'default/b-gateway', 'spec.servers[0].hosts[0]']]);
+    assert.match(snapshot.findings[0]!.message, /Conflict with gateway default\/a-gateway .*host shop\.example\.com/);
     const ctx = proxyContext(snapshot, parseProxy('router~10.0.0.1~gw-1.istio-system~istio-system.svc.cluster.local', { LABELS: { istio: 'ingressgateway' } }));
-    const servers = gatewayServers(snapshot, ctx).byPort.get(80)!;
+    const servers = gatewayServers(snapshot, ctx).get(80)!;
     assert.deepEqual(servers.map((s) => s.ref), ['default/a-gateway', 'default/c-gateway']);
   });
 });

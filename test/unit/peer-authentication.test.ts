@@ -11,10 +11,10 @@ import { ConfigStore } from '../../src/model/store.js';
 import { buildSnapshot, istioConfig, type IstioConfig } from '../../src/model/mesh.js';
 import { FileSource, parseYamlText, type FileProblem } from '../../src/sources/file/file-source.js';
 import { silentLogger } from '../../src/util/log.js';
+import { findingLine, type Finding } from '../../src/model/finding.js';
 import {
   effectivePeerAuthentication,
   inboundMtlsMode,
-  peerAuthenticationConflicts,
   peerAuthenticationKey,
   type MtlsMode,
 } from '../../src/translate/peer-authentication.js';
@@ -42,6 +42,11 @@ function parsed(raw: Raw): PeerAuthenticationObject {
 }
 
 /** The IstioConfig of a store holding `objects`, built as the push controller builds it. */
+/** The validation stage's findings about PeerAuthentications that never apply. */
+function ineffective(c: IstioConfig): Finding[] {
+  return c.findings.filter((f) => f.code === 'IST0167');
+}
+
 function configOf(...objects: Raw[]): IstioConfig {
   const store = new ConfigStore();
   store.replaceSource('test', objects.map(parsed));
@@ -195,17 +200,18 @@ describe('PeerAuthentication resolution per workload port', () => {
     assert.equal(mode(c, 'other', {}, 80), 'STRICT', 'the older mesh policy wins though its name sorts last');
     assert.equal(mode(c, 'shop', {}, 80), 'PERMISSIVE', 'same creation time: the first by name wins');
     assert.equal(mode(c, 'bank', {}, 80), 'DISABLE', 'no creationTimestamp (a YAML file) counts as oldest, as Go\'s zero time in Istio');
-    const conflicts = peerAuthenticationConflicts(c);
+    const conflicts = ineffective(c);
     assert.deepEqual(
-      conflicts.map((x) => [`${x.namespace}/${x.name}`, x.field, x.winner]),
+      conflicts.map((x) => [`${x.namespace}/${x.name}`, x.field, x.code, x.severity]),
       [
-        ['bank/has-time', 'spec.selector', 'bank/no-time'],
-        ['istio-system/a-newer', 'spec.selector', 'istio-system/z-older'],
-        ['shop/b', 'spec.selector', 'shop/a'],
+        ['bank/has-time', 'spec.selector', 'IST0167', 'Error'],
+        ['istio-system/a-newer', 'spec.selector', 'IST0167', 'Error'],
+        ['shop/b', 'spec.selector', 'IST0167', 'Error'],
       ],
     );
+    assert.match(conflicts[0]!.message, /the older namespace-wide PeerAuthentication bank\/no-time applies instead/);
     const meshLoser = conflicts.find((x) => x.name === 'a-newer')!;
-    assert.match(formatObjectError(meshLoser), /^PeerAuthentication istio-system\/a-newer: spec\.selector: is empty, so this policy is mesh-wide; the older mesh-wide PeerAuthentication istio-system\/z-older applies instead and this one is ignored/);
+    assert.match(findingLine(meshLoser), /^Error \[IST0167\] \(PeerAuthentication istio-system\/a-newer\) The policy has no impact: spec\.selector is empty, so this policy is mesh-wide; the older mesh-wide PeerAuthentication istio-system\/z-older applies instead and this one is ignored/);
     assert.match(conflicts.find((x) => x.name === 'b')!.message, /namespace-wide PeerAuthentication shop\/a applies instead/);
   });
 
@@ -221,20 +227,16 @@ describe('PeerAuthentication resolution per workload port', () => {
     assert.equal(mode(c, 'shop', { app: 'reviews', version: 'v1' }, 9080), 'STRICT');
     assert.equal(mode(c, 'shop', { app: 'reviews', version: 'v3' }, 1), 'DISABLE', 'narrower is newer than by-app, which also selects v3');
     // narrower selects nothing by-app does not: it can never apply, and is reported.
-    assert.deepEqual(
-      peerAuthenticationConflicts(c).map((x) => [x.name, x.winner]),
-      [['narrower', 'shop/by-app']],
-    );
-    assert.match(peerAuthenticationConflicts(c)[0]!.message, /matches no workload that the older PeerAuthentication shop\/by-app does not match too/);
+    assert.deepEqual(ineffective(c).map((x) => x.name), ['narrower']);
+    assert.match(ineffective(c)[0]!.message, /matches no workload that the older PeerAuthentication shop\/by-app does not match too/);
   });
 
   it('a policy with a selector in the root namespace applies to no workload, and is reported', () => {
     const c = configOf(mesh('PERMISSIVE'), workload('istio-system', 'gw', { app: 'gw' }, 'STRICT', { '8443': 'DISABLE' }));
     assert.equal(mode(c, 'istio-system', { app: 'gw' }, 8443), 'PERMISSIVE');
     assert.equal(mode(c, 'shop', { app: 'gw' }, 8443), 'PERMISSIVE');
-    const [x] = peerAuthenticationConflicts(c);
+    const [x] = ineffective(c);
     assert.equal(`${x!.namespace}/${x!.name}`, 'istio-system/gw');
-    assert.equal(x!.winner, undefined);
     assert.match(x!.message, /root namespace istio-system only a policy without a selector \(mesh-wide\) applies/);
   });
 

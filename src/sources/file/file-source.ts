@@ -10,7 +10,7 @@ import { closeSync, openSync, readdirSync, readSync, realpathSync, statSync, wat
 import { join, relative } from 'node:path';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { formatObjectError, keyOf, objectKey, parseMeshObject, type MeshObject, type ObjectError } from '../../model/objects.js';
-import type { ConfigStore } from '../../model/store.js';
+import type { ConfigStore, Refusal } from '../../model/store.js';
 import type { Logger } from '../../util/log.js';
 
 /** The largest config file read (bytes); a larger one is reported and skipped. */
@@ -25,6 +25,9 @@ export interface FileProblem {
   document: number;
   message: string;
   object?: ObjectError;
+  /** For an object's error: the line (1-based) where its document starts, and its metadata.generation if it has one. */
+  line?: number;
+  generation?: number;
 }
 
 export interface DirectoryLoad {
@@ -200,7 +203,9 @@ export function parseYamlText(text: string, file: string, defaultNamespace = 'de
         objects.push(r.value);
         documents.push(index);
       } else {
-        for (const e of r.errors) problems.push({ file, document: index, message: formatObjectError(e), object: e });
+        const generation = (item as { metadata?: { generation?: unknown } } | null)?.metadata?.generation;
+        const at = { line: documentLines[index] ?? 1, ...(typeof generation === 'number' ? { generation } : {}) };
+        for (const e of r.errors) problems.push({ file, document: index, message: formatObjectError(e), object: e, ...at });
         const e = r.errors[0];
         if (e && e.name !== '<unnamed>') invalidKeys.push(keyOf(e.kind, e.namespace, e.name));
       }
@@ -387,6 +392,20 @@ export function mergeFiles(dir: string, files: Map<string, FileLoad>, lastGood?:
   return out;
 }
 
+/** The objects `problems` refuse, one refusal per object (its errors together), where they are defined. */
+export function refusalsOf(problems: readonly FileProblem[]): Refusal[] {
+  const out = new Map<string, Refusal & { errors: ObjectError[] }>();
+  for (const p of problems) {
+    const e = p.object;
+    if (!e) continue;
+    const key = keyOf(e.kind, e.namespace, e.name);
+    const r = out.get(key);
+    if (r) r.errors.push(e);
+    else out.set(key, { kind: e.kind, namespace: e.namespace, name: e.name, ...(p.generation !== undefined ? { generation: p.generation } : {}), errors: [e], origin: { file: p.file, line: p.line ?? 1 } });
+  }
+  return [...out.values()];
+}
+
 /** Reads every YAML file under `dir`. A broken file or object is reported and skipped. */
 export function loadDirectory(dir: string, options: LoadOptions = {}): DirectoryLoad {
   return mergeFiles(dir, loadFiles(dir, undefined, undefined, options));
@@ -519,7 +538,7 @@ export class FileSource {
       if (!f.syntaxError && !f.empty) byFile.set(file, placedOf(file, f));
       else if (previous) byFile.set(file, previous);
     }
-    const changes = this.o.store.replaceSource(this.sourceId, r.objects);
+    const changes = this.o.store.replaceSource(this.sourceId, r.objects, refusalsOf(r.problems));
     this.parsed = parsed;
     this.lastGood = { byFile, byKey: new Map(r.placed.map((p) => [objectKey(p.object), p])) };
 
@@ -527,12 +546,10 @@ export class FileSource {
     for (const p of r.problems) {
       const line = `${p.file}#${p.document}: ${p.message}`;
       problems.add(line);
-      // Each problem is logged once, not on every reload.
+      // Each problem is logged once, not on every reload; an object's errors are refusals in
+      // the store, which the push controller logs (with the file and line) from the findings.
       if (!this.lastProblems.has(line)) {
-        this.o.log.error(
-          { file: p.file, path: join(this.o.dir, p.file), document: p.document, ...(p.object ? { kind: p.object.kind, object: `${p.object.namespace}/${p.object.name}`, field: p.object.field } : {}) },
-          p.message,
-        );
+        if (!p.object) this.o.log.error({ file: p.file, path: join(this.o.dir, p.file), document: p.document }, p.message);
         this.o.onProblem?.(p);
       }
     }

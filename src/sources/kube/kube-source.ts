@@ -2,8 +2,8 @@
 // with the same typed objects the file source produces. Ready only when every
 // informer has synced.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { formatObjectError, parseMeshObject, type MeshKind, type MeshObject } from '../../model/objects.js';
-import type { ConfigStore } from '../../model/store.js';
+import { parseMeshObject, type MeshKind, type MeshObject } from '../../model/objects.js';
+import type { ConfigStore, Refusal } from '../../model/store.js';
 import type { Logger } from '../../util/log.js';
 import type { Metrics } from '../../util/metrics.js';
 import { preferredVersion, type KubeConnection } from '../../kube/client.js';
@@ -124,16 +124,17 @@ export class KubeSource {
     const log = this.o.log;
     const store = this.o.store;
     const metrics = this.o.metrics;
-    const parse = (raw: KubernetesObject): MeshObject | undefined => {
+    // An invalid object is a refusal (the push controller logs and counts it from the snapshot's findings).
+    const parse = (raw: KubernetesObject): MeshObject | Refusal | undefined => {
       const r = parseMeshObject(raw, raw.metadata?.namespace ?? '');
       if (r.ok === 'ignored') return undefined;
       if (!r.ok) {
-        for (const e of r.errors) log.error({ kind: e.kind, object: `${e.namespace}/${e.name}`, field: e.field }, formatObjectError(e));
-        metrics?.configErrors.inc({ kind: k.kind });
-        return undefined;
+        const generation = raw.metadata?.generation;
+        return { kind: k.kind, namespace: raw.metadata?.namespace ?? '', name: raw.metadata?.name ?? '', ...(typeof generation === 'number' ? { generation } : {}), errors: r.errors };
       }
       return r.value;
     };
+    const isRefusal = (x: MeshObject | Refusal): x is Refusal => 'errors' in x;
     const eventCounter = k.config ? metrics?.k8sConfigEvents : metrics?.k8sRegistryEvents;
     const observer = k.config ? this.o.observer : undefined;
     const inf = new ResilientInformer<KubernetesObject>(
@@ -145,7 +146,8 @@ export class KubeSource {
         upsert: (raw) => {
           observer?.upsert(k, raw);
           const obj = parse(raw);
-          if (obj) store.upsert(source, obj);
+          if (obj && isRefusal(obj)) store.refuse(source, obj);
+          else if (obj) store.upsert(source, obj);
         },
         remove: (raw) => {
           observer?.remove(k, raw);
@@ -154,16 +156,18 @@ export class KubeSource {
         resync: (list) => {
           observer?.resync(k, list);
           const objects: MeshObject[] = [];
+          const refusals: Refusal[] = [];
           for (const raw of list) {
             const obj = parse(raw);
-            if (obj) objects.push(obj);
-            else {
+            if (obj && !isRefusal(obj)) objects.push(obj);
+            else if (obj) {
+              refusals.push(obj);
               // An invalid object keeps its last good version.
-              const old = store.get(k.kind as MeshKind, raw.metadata?.namespace ?? '', raw.metadata?.name ?? '');
+              const old = store.get(k.kind as MeshKind, obj.namespace, obj.name);
               if (old) objects.push(old);
             }
           }
-          store.replaceSource(source, objects);
+          store.replaceSource(source, objects, refusals);
         },
       },
       log.child({ informer: k.kind }),

@@ -1,7 +1,7 @@
 // Every destination a VirtualService names (routes, mirrors, TCP and TLS routes), with the
 // path of its field, so each check names exactly where the bad reference is.
-import type { VirtualServiceObject } from '../model/objects.js';
-import { formatFieldPath } from '../model/objects.js';
+import type { VirtualServiceObject } from '../objects.js';
+import { formatFieldPath } from '../objects.js';
 
 export interface NamedDestination {
   host: string;

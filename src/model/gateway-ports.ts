@@ -7,8 +7,8 @@
 // to the server port, and binds the listener on the first one's targetPort; when none has it,
 // the listener is bound on the server port itself. Services labelled
 // `experimental.istio.io/disable-gateway-port-translation` are passed over.
-import type { MeshService, MeshSnapshot } from '../model/mesh.js';
-import { labelsKey, selectorMatches, type Labels } from '../model/labels.js';
+import type { MeshService } from './service.js';
+import { labelsKey, selectorMatches, type Labels } from './labels.js';
 
 export const DISABLE_GATEWAY_PORT_TRANSLATION_LABEL = 'experimental.istio.io/disable-gateway-port-translation';
 
@@ -48,7 +48,7 @@ function portMap(services: readonly MeshService[], namespace: string, labels: La
   return map;
 }
 
-/** The port the gateway proxy (namespace, labels) binds for a Gateway server port. */
-export function gatewayListenPort(snapshot: MeshSnapshot, proxy: { namespace: string; labels: Labels }, serverPort: number): number {
+/** The port the gateway proxy (namespace, labels) binds for a Gateway server port, given the mesh's services (sorted by hostname). */
+export function gatewayListenPort(snapshot: { readonly services: readonly MeshService[] }, proxy: { namespace: string; labels: Labels }, serverPort: number): number {
   return portMap(snapshot.services, proxy.namespace, proxy.labels).get(serverPort) ?? serverPort;
 }

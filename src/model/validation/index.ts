@@ -1,0 +1,62 @@
+// The validation stage: one pure, deterministic pass over the config a snapshot is built
+// from, deciding what the translator serves (which VirtualServices are accepted, which
+// Gateway keeps a port and host, which PeerAuthentication applies) and returning typed
+// findings for everything left out or ignored. The snapshot carries the findings
+// (MeshSnapshot.findings); the log, metrics, status, the webhook, `meshd validate` and
+// `meshd analyze` read them.
+//
+// Rules, and the codes they report (Istio's analysis codes):
+// - an object's own validation (model/objects.ts, istio.ts, security.ts), refused by its
+//   source: IST0106 SchemaValidationError, Error (refusals.ts);
+// - a destination subset no DestinationRule defines: IST0101 ReferencedResourceNotFound,
+//   Error, the VirtualService is left out (subsets.ts);
+// - a Gateway server (or host) another Gateway keeps, or a listening port already carrying
+//   another protocol: IST0145 ConflictingGateways, Error (gateway-servers.ts);
+// - a PeerAuthentication an older one overrides, or a workload policy in the root
+//   namespace: IST0167 IneffectivePolicy, Error (peer-authentications.ts);
+// - a host an earlier mesh VirtualService already holds for sidecars: IST0109
+//   ConflictingMeshGatewayVirtualServiceHosts, Error (mesh-hosts.ts).
+import type { DestinationRuleObject, GatewayObject, PeerAuthenticationObject, VirtualServiceObject } from '../objects.js';
+import type { MeshService } from '../service.js';
+import { sortFindings, type Finding } from '../finding.js';
+import { definedSubsets, undefinedSubsetFindings } from './subsets.js';
+import { gatewayConflictFindings } from './gateway-servers.js';
+import { decidePeerAuthentications, type PeerAuthenticationDecisions } from './peer-authentications.js';
+import { meshHostConflictFindings } from './mesh-hosts.js';
+
+export interface ValidationInput {
+  /** Each kind sorted by namespace/name. */
+  virtualServices: readonly VirtualServiceObject[];
+  destinationRules: readonly DestinationRuleObject[];
+  gateways: readonly GatewayObject[];
+  peerAuthentications: readonly PeerAuthenticationObject[];
+  /** The mesh's services, sorted by hostname (gateway listening ports depend on them). */
+  services: readonly MeshService[];
+  domain: string;
+  rootNamespace: string;
+}
+
+export interface ConfigValidation {
+  /** The VirtualServices served: those without an error that leaves them out. */
+  virtualServices: VirtualServiceObject[];
+  peerAuthenticationDecisions: PeerAuthenticationDecisions;
+  /** Sorted as istioctl sorts them. */
+  findings: Finding[];
+}
+
+export function validateConfig(input: ValidationInput): ConfigValidation {
+  const findings: Finding[] = [];
+  const subsets = definedSubsets(input.destinationRules, input.domain);
+  const virtualServices = input.virtualServices.filter((vs) => {
+    const missing = undefinedSubsetFindings(vs, subsets, input.domain);
+    findings.push(...missing);
+    return missing.length === 0;
+  });
+  findings.push(...meshHostConflictFindings(virtualServices, input.domain));
+  findings.push(...gatewayConflictFindings(input.gateways, input.services));
+  const peerAuthenticationDecisions = decidePeerAuthentications(input.peerAuthentications, input.rootNamespace);
+  findings.push(...peerAuthenticationDecisions.findings);
+  return { virtualServices, peerAuthenticationDecisions, findings: sortFindings(findings) };
+}
+
+export { refusalFindings } from './refusals.js';
