@@ -93,6 +93,7 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
             snapshot: () => generator.snapshot,
             distribution: (current) => DistributionIndex.of(ads.connections, current),
             onDistributionChange: (l) => ads.onDistributionChange(l),
+            onSnapshot: (l) => core.pushes.onSnapshot(() => l()),
             writeRate: o.statusWriteRate,
             metrics,
             log: log.child({ component: 'status' }),

@@ -34,6 +34,8 @@ export interface StatusWriterOptions {
   distribution: (current: number) => DistributionView;
   /** Subscribes to changes of proxies' states (pushes, ACKs, NACKs, disconnects). */
   onDistributionChange: (listener: () => void) => () => void;
+  /** Subscribes to new snapshots (findings-only ones too), told before they are pushed. */
+  onSnapshot: (listener: () => void) => () => void;
   /** Status writes per second [20], and how many at once after a quiet time [2 x rate]. */
   writeRate?: number;
   writeBurst?: number;
@@ -92,10 +94,11 @@ export class StatusWriter {
 
   start(): void {
     this.unsubscribe.push(
-      this.o.onDistributionChange(() => {
+      this.o.onSnapshot(() => {
         this.noteGenerations();
         this.schedulePass();
       }),
+      this.o.onDistributionChange(() => this.schedulePass()),
       this.o.objects.onChange(() => this.schedulePass()),
     );
     this.noteGenerations();
@@ -111,8 +114,8 @@ export class StatusWriter {
   }
 
   /**
-   * Called as each snapshot is pushed: the generations it holds, with its version (a proxy
-   * in sync with that version has them). Cheap: only a new config is looked at.
+   * Called with each snapshot, before it is pushed: the generations it holds, with its
+   * version (a proxy in sync with that version has them). Cheap: only a new config is looked at.
    */
   private noteGenerations(): void {
     const s = this.o.snapshot();
