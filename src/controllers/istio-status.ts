@@ -119,7 +119,10 @@ function accepted(findings: readonly Finding[]): Omit<IstioCondition, 'lastTrans
   if (refusing.length === 0) return { type: ACCEPTED, status: 'True', reason: 'Accepted', message: '' };
   const first = refusing[0]!;
   const more = refusing.length > 1 ? ` (and ${refusing.length - 1} more, see validationMessages)` : '';
-  return { type: ACCEPTED, status: 'False', reason: refusing.some((f) => CONFLICT_CODES.has(f.code)) ? 'Conflicted' : 'Invalid', message: bounded(`${first.code}: ${describe(first)}${more}`) };
+  const head = `${first.code}: `;
+  // The count of the others survives the cut.
+  const message = head + bounded(describe(first), MAX_STATUS_TEXT - head.length - more.length) + more;
+  return { type: ACCEPTED, status: 'False', reason: refusing.some((f) => CONFLICT_CODES.has(f.code)) ? 'Conflicted' : 'Invalid', message };
 }
 
 function previousConditions(previous: unknown): Map<string, { status?: unknown; lastTransitionTime?: unknown }> {

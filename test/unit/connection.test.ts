@@ -150,3 +150,52 @@ describe('connection (sotw) acknowledgements', () => {
     assert.equal(h.conn.watches.get(TypeUrl.Cluster)!.status(), 'SYNCED');
   });
 });
+
+describe('connection distribution state (status)', () => {
+  /** ACKs the last response of every type sent so far. */
+  const ackAll = (h: ReturnType<typeof harness>): void => {
+    const last = new Map<string, Sent>();
+    for (const s of h.sent) last.set(s.type, s);
+    const byShort = new Map(Object.entries(SHORT_TYPE).map(([url, short]) => [short, url as TypeUrl]));
+    for (const [type, s] of last) h.conn.onSotwRequest(byShort.get(type)!, type === 'eds' ? [clusterA, clusterB] : type === 'rds' ? ['80'] : [], s.nonce, s.version, undefined);
+  };
+
+  it('is in sync with the newest snapshot once every response is ACKed; a push that changes nothing keeps it so', async () => {
+    const h = harness('sotw', A);
+    await subscribeAll(h, 'sotw');
+    assert.equal(h.conn.settled, false, 'sent, not yet acknowledged');
+    assert.equal(h.conn.syncedVersion(1), 0);
+    assert.equal(h.conn.acknowledgedAny, false, 'still connecting');
+    ackAll(h);
+    assert.equal(h.conn.settled, true);
+    assert.equal(h.conn.acknowledgedAny, true);
+    assert.equal(h.conn.syncedVersion(1), 1);
+    // A new snapshot (2) that changes nothing for it: in sync with 2 as soon as the push is done.
+    h.sent.length = 0;
+    h.update(A + '\n# nothing\n');
+    assert.equal(h.conn.syncedVersion(2), 1, 'pending: in sync with the snapshot before');
+    await h.conn.flush();
+    assert.deepEqual(h.sent, []);
+    assert.equal(h.conn.syncedVersion(2), 2);
+  });
+
+  it('a change waits for its ACK; a NACK stands as the rejection until a fix is ACKed', async () => {
+    const h = harness('sotw', A);
+    await subscribeAll(h, 'sotw');
+    ackAll(h);
+    h.sent.length = 0;
+    h.update(A + '---\n' + B); // snapshot 2 adds a cluster
+    await h.conn.flush();
+    assert.equal(h.conn.syncedVersion(2), 1, 'sent, not acknowledged');
+    const cds = h.sent.find((s) => s.type === 'cds')!;
+    h.conn.onSotwRequest(TypeUrl.Cluster, [], cds.nonce, '', { code: 3, message: 'bad cluster' });
+    assert.equal(h.conn.rejection(), 'cds: bad cluster');
+    assert.equal(h.conn.syncedVersion(2), 1);
+    h.sent.length = 0;
+    h.update(A); // snapshot 3: the cluster goes again
+    await h.conn.flush();
+    ackAll(h);
+    assert.equal(h.conn.rejection(), undefined);
+    assert.equal(h.conn.syncedVersion(3), 3);
+  });
+});
