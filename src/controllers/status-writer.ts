@@ -83,6 +83,8 @@ export class StatusWriter {
   private lastPassAt = 0;
   private inFlight = 0;
   private stopped = false;
+  /** Kinds whose status writes were refused (403) already logged as such. */
+  private readonly forbiddenLogged = new Set<string>();
   /** Status writes done (for tests and logs). */
   writes = 0;
   passes = 0;
@@ -158,7 +160,10 @@ export class StatusWriter {
       const key = observedKey(obj.kind, obj.namespace, obj.name);
       live.add(key);
       const desired = this.desiredStatus(obj, key, inConfig.get(key), findings.get(key) ?? [], dist, s, now);
-      if (!desired) continue;
+      if (!desired) {
+        this.queue.delete(key); // what was queued is of an older generation
+        continue;
+      }
       if (sameStatus(obj.status, desired)) {
         this.queue.delete(key);
         this.o.metrics?.statusWrites.inc({ kind: obj.kind, result: 'unchanged' });
@@ -226,7 +231,15 @@ export class StatusWriter {
         return;
       }
       this.o.metrics?.statusWrites.inc({ kind: obj.kind, result: 'failed' });
-      this.o.log.warn({ kind: obj.kind, object: `${obj.namespace}/${obj.name}`, err: clientText(String(err), 512), retryInMs: RETRY_MS }, 'writing status failed; retrying');
+      const fields = { kind: obj.kind, object: `${obj.namespace}/${obj.name}`, err: clientText(String(err), 512), retryInMs: RETRY_MS };
+      if (err instanceof KubeApiError && err.statusCode === 403) {
+        // RBAC without */status patch (older manifests): said once per kind, not per object and retry.
+        if (this.forbiddenLogged.has(obj.kind)) this.o.log.debug(fields, 'writing status refused');
+        else {
+          this.forbiddenLogged.add(obj.kind);
+          this.o.log.error(fields, `writing status refused (403): grant meshd's service account "patch" on ${obj.kind.toLowerCase()}s/status (manifests/base/rbac.yaml); retrying`);
+        }
+      } else this.o.log.warn(fields, 'writing status failed; retrying');
       const t = setTimeout(() => this.schedulePass(), RETRY_MS);
       t.unref();
     }
