@@ -1,17 +1,64 @@
-// `meshd validate`: checks a directory or file of YAML the way `meshd serve` reads it.
+// `meshd validate`: checks a directory or file of YAML the way `meshd serve` reads it, and
+// prints the validation stage's findings (model/validation/) as `meshd analyze` prints
+// them: `Error [IST0106] (VirtualService default/x input.yaml:3) Schema validation error: ...`.
 import { Command } from 'commander';
-import { statSync, readFileSync } from 'node:fs';
-import { loadDirectory, parseYamlText } from '../sources/file/file-source.js';
+import { readFileSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { buildSnapshot } from '../model/mesh.js';
+import { ConfigStore } from '../model/store.js';
+import { findingLine, type Finding, type FindingOrigin } from '../model/finding.js';
+import { keyOf, objectKey } from '../model/objects.js';
+import { loadFiles, mergeFiles, parseYamlText, refusalsOf, type FileLoad } from '../sources/file/file-source.js';
+
+export interface ValidateResult {
+  findings: Finding[];
+  /** Files or documents that could not be read as objects at all (YAML errors, unreadable files...). */
+  problems: string[];
+  skipped: string[];
+  objects: number;
+}
+
+/** Validates `path` (a file or a directory) as `meshd serve --config-dir` would read it. */
+export function validatePath(path: string): ValidateResult {
+  const files = new Map<string, FileLoad>();
+  let dir: string;
+  if (statSync(path).isDirectory()) {
+    dir = path;
+    for (const [name, load] of loadFiles(path)) files.set(name, load);
+  } else {
+    dir = dirname(path);
+    files.set(basename(path), parseYamlText(readFileSync(path, 'utf8'), basename(path)));
+  }
+  const merged = mergeFiles(dir, files);
+  const store = new ConfigStore();
+  store.replaceSource('validate', merged.objects, refusalsOf(merged.problems));
+  // Findings about served objects say where the object is defined, as refusals do.
+  const origins = new Map<string, FindingOrigin>();
+  for (const p of merged.placed) origins.set(objectKey(p.object), { file: p.file, line: files.get(p.file)?.documentLines[p.document] ?? 1 });
+  const findings = buildSnapshot(store, 'cluster.local').snapshot.findings.map((f) => {
+    const origin = f.origin ?? origins.get(keyOf(f.kind, f.namespace, f.name));
+    return origin ? { ...f, origin } : f;
+  });
+  return {
+    findings,
+    problems: merged.problems.filter((p) => !p.object).map((p) => `${p.file} (document ${p.document}): ${p.message}`),
+    skipped: merged.ignored.map((p) => `${p.file} (document ${p.document}): ${p.message}`),
+    objects: merged.objects.length,
+  };
+}
 
 export function validateCommand(): Command {
   return new Command('validate')
-    .description('Validate Kubernetes/Istio YAML as meshd would read it; exits 1 on any error')
+    .description('Validate Kubernetes/Istio YAML as meshd would read it, printing what meshd would refuse, leave out or ignore; exits 1 on any error')
     .argument('<path>', 'a YAML file or a directory of them')
     .action((path: string) => {
-      const r = statSync(path).isDirectory() ? loadDirectory(path) : parseYamlText(readFileSync(path, 'utf8'), path);
-      for (const p of r.problems) process.stderr.write(`error: ${p.file} (document ${p.document}): ${p.message}\n`);
-      for (const p of r.ignored) process.stderr.write(`skipped: ${p.file} (document ${p.document}): ${p.message}\n`);
-      process.stdout.write(`${r.objects.length} objects valid, ${r.problems.length} errors, ${r.ignored.length} skipped\n`);
-      if (r.problems.length > 0) process.exitCode = 1;
+      const r = validatePath(path);
+      for (const f of r.findings) process.stdout.write(`${findingLine(f)}\n`);
+      for (const p of r.problems) process.stderr.write(`error: ${p}\n`);
+      for (const p of r.skipped) process.stderr.write(`skipped: ${p}\n`);
+      const errors = r.findings.filter((f) => f.severity === 'Error').length + r.problems.length;
+      const warnings = r.findings.filter((f) => f.severity === 'Warning').length;
+      process.stdout.write(`${r.objects} objects read, ${errors} errors, ${warnings} warnings, ${r.skipped.length} skipped\n`);
+      if (errors > 0) process.exitCode = 1;
     });
 }

@@ -66,7 +66,7 @@ export async function startWebhooks(o: ControlPlaneOptions, core: Core, security
     log,
   });
   const a = splitHostPort(o.webhookAddr);
-  const server: WebhookServer = await startWebhookServer({ host: a.host, port: a.port, servingCert: security.servingCert, handlers: { '/inject': inject, '/validate': validateWebhook({ log }) }, log });
+  const server: WebhookServer = await startWebhookServer({ host: a.host, port: a.port, servingCert: security.servingCert, handlers: { '/inject': inject, '/validate': validateWebhook({ log, snapshot: () => core.generator.snapshot }) }, log });
   return {
     port: server.port,
     address: `${a.host}:${server.port}`,

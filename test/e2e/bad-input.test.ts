@@ -39,17 +39,16 @@ describe('bad input is reported and skipped; the rest keeps serving', () => {
     assert.equal(code, 0, 'meshd exits cleanly on SIGTERM');
   });
 
-  it('an invalid Service is logged with file, document, object and field, and skipped', async () => {
-    meshd.writeConfig(
-      'mixed.yaml',
-      serviceYaml({ name: 'fine', ports: [{ name: 'http', port: 81 }], endpoints: [{ ip: '10.0.0.3' }] }) +
-        '---\napiVersion: v1\nkind: Service\nmetadata:\n  name: broken\n  namespace: shop\nspec:\n  ports:\n  - name: http\n    port: 99999\n',
-    );
+  it('an invalid Service is logged with file, line, object and field, and skipped', async () => {
+    const fine = serviceYaml({ name: 'fine', ports: [{ name: 'http', port: 81 }], endpoints: [{ ip: '10.0.0.3' }] });
+    meshd.writeConfig('mixed.yaml', `${fine}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: broken\n  namespace: shop\nspec:\n  ports:\n  - name: http\n    port: 99999\n`);
     await eventually('the error log', async () => meshd.records().some((r) => r.object === 'shop/broken'));
     const rec = meshd.records().find((r) => r.object === 'shop/broken')!;
     assert.equal(rec.level, 'error');
     assert.equal(rec.file, 'mixed.yaml');
-    assert.equal(rec.document, 2);
+    // The line where the broken document starts (its `apiVersion`, after the fine ones and `---`).
+    assert.equal(rec.line, fine.split('\n').length + 1);
+    assert.equal(rec.code, 'IST0106');
     assert.equal(rec.kind, 'Service');
     assert.equal(rec.field, 'spec.ports[0].port');
     await eventually('the valid service of the same file', async () => (await registry(meshd)).has('fine.default.svc.cluster.local'));

@@ -1,7 +1,7 @@
 /**
  * meshd's validating webhook (`/validate`) as the real apiserver calls it: an invalid
  * VirtualService is refused at create with meshd's message naming the field, a valid one is
- * stored, the leader patches the ValidatingWebhookConfiguration's caBundle, and garbage sent
+ * stored (with admission warnings when it names a subset or host that does not exist yet), the leader patches the ValidatingWebhookConfiguration's caBundle, and garbage sent
  * to /validate gets a 4xx while meshd keeps serving.
  */
 import { after, before, describe, it } from 'node:test';
@@ -85,7 +85,7 @@ describe('the validating webhook, called by the real apiserver', () => {
     );
     assert.ok(err instanceof KubeApiError, `refused: ${String(err)}`);
     assert.equal(err.status, 400);
-    assert.match(err.message, /denied the request: VirtualService apps\/bad: spec\.http\[0\]\.route/);
+    assert.match(err.message, /denied the request: Error \[IST0106\] \(VirtualService apps\/bad\) Schema validation error: spec\.http\[0\]\.route/);
     assert.match(err.message, /130/);
     await assert.rejects(kube.request('GET', `${VS_PATH}/bad`), (e) => e instanceof KubeApiError && e.status === 404);
   });
@@ -94,7 +94,18 @@ describe('the validating webhook, called by the real apiserver', () => {
     const stored = await kube.request<{ metadata: { name: string; resourceVersion: string } }>('POST', VS_PATH, virtualService('good', [80, 20]));
     assert.equal(stored.metadata.name, 'good');
     const broken = { ...virtualService('good', [80, 50]), metadata: { name: 'good', namespace: NS, resourceVersion: stored.metadata.resourceVersion } };
-    await assert.rejects(kube.request('PUT', `${VS_PATH}/good`, broken), (e) => e instanceof KubeApiError && /VirtualService apps\/good: spec\.http\[0\]\.route/.test(e.message));
+    await assert.rejects(kube.request('PUT', `${VS_PATH}/good`, broken), (e) => e instanceof KubeApiError && /\(VirtualService apps\/good\) Schema validation error: spec\.http\[0\]\.route/.test(e.message));
+  });
+
+  it('stores a valid VirtualService naming a subset and a host that do not exist yet, and returns the warnings', async () => {
+    const r = await kube.requestRaw('POST', VS_PATH, virtualService('warned', [100]));
+    assert.equal(r.status, 201, r.text);
+    // The apiserver passes admission warnings on in Warning headers (299), as kubectl prints them.
+    const header = String(r.headers.warning ?? '');
+    assert.match(header, /Warning \[IST0101\] \(VirtualService apps\/warned\) Referenced host\+subset in destinationrule not found: \\?"reviews\+v1\\?"/);
+    assert.match(header, /Warning \[IST0101\] \(VirtualService apps\/warned\) Referenced host not found: \\?"reviews\\?"/);
+    const stored = await kube.request<{ metadata: { name: string } }>('GET', `${VS_PATH}/warned`);
+    assert.equal(stored.metadata.name, 'warned');
   });
 
   it('answers garbage and oversized requests to /validate with a 4xx, and keeps serving', async () => {

@@ -106,20 +106,70 @@ describe('push controller', () => {
     assert.equal(pushes.length, 2);
   });
 
-  it('warns once about a PeerAuthentication that another one overrides', () => {
+  it('logs once, as a counted error, a PeerAuthentication that another one overrides (a finding of the snapshot)', () => {
     const store = new ConfigStore();
-    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
-    const log = { ...silentLogger, warn: (obj: Record<string, unknown>, msg: string) => void warnings.push({ obj, msg }) } as unknown as typeof silentLogger;
+    const errors: { obj: Record<string, unknown>; msg: string }[] = [];
+    const log = { ...silentLogger, error: (obj: Record<string, unknown>, msg: string) => void errors.push({ obj, msg }) } as unknown as typeof silentLogger;
     const generator = new ConfigGenerator();
-    const ctl = new PushController({ store, generator, domain: 'cluster.local', debounceMs: 10, debounceMaxMs: 100, push: () => undefined, log, clock: new FakeClock() });
+    const clock = new FakeClock();
+    const ctl = new PushController({ store, generator, domain: 'cluster.local', debounceMs: 10, debounceMaxMs: 100, push: () => undefined, log, clock });
     const pa = (name: string, created: string): string =>
       `apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: ${name}, namespace: shop, creationTimestamp: "${created}"}\nspec: {mtls: {mode: STRICT}}\n---\n`;
     store.replaceSource('t', parseYamlText(pa('old', '2026-01-01T00:00:00Z') + pa('new', '2026-02-01T00:00:00Z'), 't.yaml').objects);
     ctl.start();
-    assert.equal(warnings.length, 1, JSON.stringify(warnings));
-    assert.equal(warnings[0]!.obj.object, 'shop/new');
-    assert.equal(warnings[0]!.obj.winner, 'shop/old');
-    assert.match(warnings[0]!.msg, /ignored/);
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    assert.equal(errors[0]!.obj.object, 'shop/new');
+    assert.equal(errors[0]!.obj.code, 'IST0167');
+    assert.match(errors[0]!.msg, /^Error \[IST0167\] \(PeerAuthentication shop\/new\) .*shop\/old applies instead and this one is ignored/);
+    // Another config change: the same finding is not logged again.
+    store.replaceSource('t2', parseYamlText(svc('10.0.0.1'), 't2.yaml').objects);
+    clock.advance(50);
+    assert.equal(errors.length, 1);
+  });
+
+  it('a refusal alone makes a findings-only snapshot: the finding, with the refused generation, and no push; a valid version clears it', () => {
+    const { store, clock, pushes, generator, ctl, load } = setup();
+    load(svc('10.0.0.1'));
+    const seen: number[] = [];
+    ctl.onSnapshot((s) => seen.push(s.findings.length));
+    ctl.start();
+    const before = generator.snapshot!;
+    store.refuse('kube:VirtualService', { kind: 'VirtualService', namespace: 'default', name: 'r', generation: 7, errors: [{ kind: 'VirtualService', namespace: 'default', name: 'r', field: 'spec.http[0].route', message: 'weights sum to 130; they must sum to 100' }] });
+    clock.advance(200);
+    assert.equal(pushes.length, 0, 'nothing is pushed: the config did not change');
+    assert.equal(ctl.stats.findingsOnly, 1);
+    const after = generator.snapshot!;
+    assert.ok(after.version > before.version);
+    assert.equal(after.config, before.config, 'the config is the previous snapshot\'s');
+    assert.deepEqual(
+      after.findings.map((f) => [f.severity, f.code, `${f.kind} ${f.namespace}/${f.name}`, f.field, f.generation]),
+      [['Error', 'IST0106', 'VirtualService default/r', 'spec.http[0].route', 7]],
+    );
+    // The same refusal again changes nothing; deleting the object clears it.
+    store.refuse('kube:VirtualService', { kind: 'VirtualService', namespace: 'default', name: 'r', generation: 7, errors: [{ kind: 'VirtualService', namespace: 'default', name: 'r', field: 'spec.http[0].route', message: 'weights sum to 130; they must sum to 100' }] });
+    clock.advance(200);
+    assert.equal(ctl.stats.findingsOnly, 1);
+    store.delete('kube:VirtualService', 'VirtualService', 'default', 'r');
+    clock.advance(200);
+    assert.equal(ctl.stats.findingsOnly, 2);
+    assert.deepEqual(generator.snapshot!.findings, []);
+    assert.equal(pushes.length, 0);
+    assert.deepEqual(seen, [0, 1, 0], 'every snapshot reaches the listeners');
+  });
+
+  it('a resync records and clears a source\'s refusals; an invalid object keeps its last good version', () => {
+    const store = new ConfigStore();
+    const refusal = { kind: 'Service', namespace: 'default', name: 'a', errors: [{ kind: 'Service', namespace: 'default', name: 'a', field: 'spec.ports[0].port', message: 'too small' }] };
+    const [obj] = parseYamlText(svc('10.0.0.1'), 't.yaml').objects;
+    store.replaceSource('s', [obj!], [refusal]);
+    assert.deepEqual(store.refusals(), [refusal]);
+    assert.ok(store.get('Service', 'default', 'a'), 'the last good version stays');
+    const changes = store.replaceSource('s', [obj!]);
+    assert.deepEqual(changes.map((c) => [c.op, c.kind, c.name]), [['refusal', 'Service', 'a']]);
+    assert.deepEqual(store.refusals(), []);
+    store.refuse('s', refusal);
+    store.upsert('s', obj!);
+    assert.deepEqual(store.refusals(), [], 'a valid version clears the refusal');
   });
 
   it('does not push when a change leaves the endpoints as they were', () => {

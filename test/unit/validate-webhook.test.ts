@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { validateWebhook } from '../../src/webhooks/validate.js';
 import { AdmissionError, parseAdmissionReview, type AdmissionRequest } from '../../src/webhooks/admission.js';
 import { silentLogger } from '../../src/util/log.js';
+import { ConfigStore } from '../../src/model/store.js';
+import { buildSnapshot } from '../../src/model/mesh.js';
+import { parseYamlText } from '../../src/sources/file/file-source.js';
 
 const handle = validateWebhook({ log: silentLogger });
 
@@ -25,7 +28,7 @@ describe('validating webhook (/validate)', () => {
     assert.equal(r.allowed, false);
     assert.equal(r.uid, 'u1');
     assert.equal(r.status?.code, 400);
-    assert.match(r.status?.message ?? '', /^VirtualService bookinfo\/reviews: spec\.http\[0\]\.route/);
+    assert.match(r.status?.message ?? '', /^Error \[IST0106\] \(VirtualService bookinfo\/reviews\) Schema validation error: spec\.http\[0\]\.route: weights sum to 130/);
     assert.match(r.status?.message ?? '', /130/);
   });
 
@@ -39,17 +42,17 @@ describe('validating webhook (/validate)', () => {
   it('refuses an invalid Gateway and DestinationRule with their fields', () => {
     const gw = handle(request('Gateway', { apiVersion: 'networking.istio.io/v1', kind: 'Gateway', metadata: { name: 'gw' }, spec: { servers: [{ port: { number: 99999, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] } }));
     assert.equal(gw.allowed, false);
-    assert.match(gw.status?.message ?? '', /Gateway bookinfo\/gw: spec\.servers\[0\]\.port/);
+    assert.match(gw.status?.message ?? '', /\(Gateway bookinfo\/gw\) Schema validation error: spec\.servers\[0\]\.port/);
     const dr = handle(request('DestinationRule', { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'dr' }, spec: { host: 'reviews', subsets: [{ labels: { version: 'v1' } }] } }));
     assert.equal(dr.allowed, false);
-    assert.match(dr.status?.message ?? '', /DestinationRule bookinfo\/dr: spec\.subsets\[0\]/);
+    assert.match(dr.status?.message ?? '', /\(DestinationRule bookinfo\/dr\) Schema validation error: spec\.subsets\[0\]/);
   });
 
   it('names an object created with generateName', () => {
     const o = vs([80, 50]);
     o.metadata = { generateName: 'rev-', namespace: 'bookinfo' };
     const r = handle(request('VirtualService', o));
-    assert.match(r.status?.message ?? '', /VirtualService bookinfo\/rev-<generated>:/);
+    assert.match(r.status?.message ?? '', /\(VirtualService bookinfo\/rev-<generated>\)/);
   });
 
   it('allows DELETE and other kinds without reading them', () => {
@@ -71,6 +74,77 @@ describe('validating webhook (/validate)', () => {
     (o.spec as { http: unknown[] }).http = Array.from({ length: 15 }, () => ({ route: [{ destination: { host: 'reviews' }, weight: 130 }] }));
     const r = handle(request('VirtualService', o));
     assert.equal(r.allowed, false);
-    assert.ok((r.status?.message.split('; ').length ?? 0) <= 11);
+    const lines = r.status?.message.split('\n') ?? [];
+    assert.equal(lines.length, 11);
+    assert.equal(lines[10], '(5 more errors)');
+  });
+});
+
+describe('validating webhook warnings, against meshd\'s snapshot', () => {
+  const held = `
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: bookinfo}
+spec: {ports: [{name: http, port: 9080}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: bookinfo}
+spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-first, namespace: bookinfo}
+spec: {hosts: [ratings], http: [{route: [{destination: {host: reviews}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: a-gateway, namespace: bookinfo}
+spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [shop.example.com]}]}
+`;
+  const store = new ConfigStore();
+  store.replaceSource('t', parseYamlText(held, 'held.yaml').objects);
+  const snapshot = buildSnapshot(store, 'cluster.local').snapshot;
+  const warn = validateWebhook({ log: silentLogger, snapshot: () => snapshot });
+
+  it('allows a valid VirtualService whose subsets and hosts exist, without warnings', () => {
+    assert.deepEqual(warn(request('VirtualService', vs([80, 20]))), { uid: 'u1', allowed: true });
+  });
+
+  it('allows a VirtualService naming a subset no DestinationRule defines yet, and a host that is no Service yet, with warnings', () => {
+    const o = vs([50, 50]);
+    (o.spec as { http: { route: { destination: { host: string; subset?: string } }[] }[] }).http[0]!.route[1]!.destination = { host: 'reviews2', subset: 'v1' };
+    (o.spec as { http: { route: { destination: { host: string; subset?: string } }[] }[] }).http[0]!.route[0]!.destination.subset = 'v9';
+    const r = warn(request('VirtualService', o));
+    assert.equal(r.allowed, true);
+    assert.deepEqual(r.warnings, [
+      'Warning [IST0101] (VirtualService bookinfo/reviews) Referenced host not found: "reviews2" (no Service has it yet; meshd sends nothing there until one does)',
+      'Warning [IST0101] (VirtualService bookinfo/reviews) Referenced host+subset in destinationrule not found: "reviews+v9": no DestinationRule for reviews.bookinfo.svc.cluster.local defines subset v9 yet; until one does, meshd leaves this VirtualService out.',
+      'Warning [IST0101] (VirtualService bookinfo/reviews) Referenced host+subset in destinationrule not found: "reviews2+v1": no DestinationRule for reviews2.bookinfo.svc.cluster.local defines subset v1 yet; until one does, meshd leaves this VirtualService out.',
+    ]);
+  });
+
+  it('warns of a conflict the object would lose: a mesh host held by another VirtualService, a Gateway port and host', () => {
+    const vsRatings = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'z-ratings' }, spec: { hosts: ['ratings'], http: [{ route: [{ destination: { host: 'reviews' } }] }] } };
+    const r = warn(request('VirtualService', vsRatings));
+    assert.equal(r.allowed, true);
+    assert.match(r.warnings?.[0] ?? '', /^Warning \[IST0109\] \(VirtualService bookinfo\/z-ratings\) .*sidecars use only bookinfo\/reviews-first/);
+    const gw = { apiVersion: 'networking.istio.io/v1', kind: 'Gateway', metadata: { name: 'b-gateway' }, spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['shop.example.com'] }] } };
+    const g = warn(request('Gateway', gw));
+    assert.equal(g.allowed, true);
+    assert.match(g.warnings?.[0] ?? '', /^Warning \[IST0145\] \(Gateway bookinfo\/b-gateway\) Conflict with gateway bookinfo\/a-gateway/);
+    // The winner itself, updated, is not warned.
+    const a = warn(request('Gateway', { ...gw, metadata: { name: 'a-gateway' } }, 'UPDATE'));
+    assert.deepEqual(a, { uid: 'u1', allowed: true });
+  });
+
+  it('bounds the warnings: at most 10, each at most 256 characters', () => {
+    const o = vs([]);
+    (o.spec as { http: unknown[] }).http = Array.from({ length: 15 }, (_, i) => ({ route: [{ destination: { host: `missing-${'x'.repeat(300)}-${i}` } }] }));
+    const r = warn(request('VirtualService', o));
+    assert.equal(r.allowed, true);
+    assert.equal(r.warnings?.length, 10);
+    assert.ok(r.warnings!.every((w) => w.length <= 256));
+    assert.equal(r.warnings![9], '(6 more warnings)');
   });
 });
