@@ -6,7 +6,7 @@ import type { LeaderElector } from '../kube/leader-election.js';
 import { FileSource } from '../sources/file/file-source.js';
 import type { KubeSource } from '../sources/kube/kube-source.js';
 import type { RootPublisher } from '../controllers/root-publisher.js';
-import type { WebhookCaBundlePatcher } from '../controllers/webhook-ca-bundle.js';
+import type { WebhookConfigurations } from '../controllers/webhook-configurations.js';
 import { envoyRoot } from '../xds/protos.js';
 import type { Core } from './core.js';
 import type { Security } from './security.js';
@@ -48,14 +48,14 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
   }
   let elector: LeaderElector | undefined;
   let publisher: RootPublisher | undefined;
-  let caBundle: WebhookCaBundlePatcher | undefined;
+  let caBundle: WebhookConfigurations | undefined;
   let stopped = false;
 
   const startLeaderElection = async (c: KubeConnection, security: Security): Promise<void> => {
-    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }, { WebhookCaBundlePatcher, INJECTOR_WEBHOOK_CONFIG, VALIDATOR_WEBHOOK_CONFIG }] = await Promise.all([
+    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }, { startWebhookConfigurations }] = await Promise.all([
       import('../controllers/root-publisher.js'),
       import('../kube/leader-election.js'),
-      import('../controllers/webhook-ca-bundle.js'),
+      import('../controllers/webhook-configurations.js'),
     ]);
     if (stopped) return;
     elector = new LeaderElector({
@@ -68,10 +68,9 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
       onStartedLeading: () => {
         publisher = new RootPublisher({ conn: c, store, rootCertPem: security.ca.rootCertPem, log: security.log });
         publisher.start();
-        // The webhook configurations trust meshd's root (caBundle).
+        // The webhook configurations trust meshd's root (caBundle); the validator fails closed once proven.
         if (o.webhookAddr !== undefined) {
-          caBundle = new WebhookCaBundlePatcher({ conn: c, rootCertPem: security.ca.rootCertPem, targets: [{ resource: 'mutatingwebhookconfigurations', name: INJECTOR_WEBHOOK_CONFIG }, { resource: 'validatingwebhookconfigurations', name: VALIDATOR_WEBHOOK_CONFIG }], log: log.child({ component: 'webhook-ca-bundle' }) });
-          caBundle.start();
+          caBundle = startWebhookConfigurations({ conn: c, rootCertPem: security.ca.rootCertPem, namespace: security.caOptions.namespace, failClose: o.validationFailClose, log, metrics });
         }
       },
       onStoppedLeading: async () => {
