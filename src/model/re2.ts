@@ -67,7 +67,7 @@ function wasmRe2Error(pattern: string): string | undefined | typeof OUT_OF_MEMOR
     // This RE2 build predates `(?<name>`, which Envoy's RE2 reads as `(?P<name>`.
     re = new WrappedRE2(pattern.replace(/(^|[^\\])((?:\\\\)*)\(\?<(?![=!])/g, '$1$2(?P<'), false, false, false);
   } catch {
-    delete require.cache[require.resolve(RE2_MODULE)];
+    Reflect.deleteProperty(require.cache, require.resolve(RE2_MODULE));
     WrappedRE2 = undefined;
     return OUT_OF_MEMORY;
   }
