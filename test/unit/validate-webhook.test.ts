@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { validateWebhook } from '../../src/webhooks/validate.js';
 import { AdmissionError, parseAdmissionReview, type AdmissionRequest } from '../../src/webhooks/admission.js';
 import { silentLogger } from '../../src/util/log.js';
+import { probeGateway, refusedByMeshd } from '../../src/controllers/validation-fail-close.js';
 
 const handle = validateWebhook({ log: silentLogger });
 
@@ -72,5 +73,21 @@ describe('validating webhook (/validate)', () => {
     const r = handle(request('VirtualService', o));
     assert.equal(r.allowed, false);
     assert.ok((r.status?.message.split('; ').length ?? 0) <= 11);
+  });
+});
+
+describe('the fail-close proof (controllers/validation-fail-close.ts)', () => {
+  const names = ['rev.validation.istio.io'];
+  it('counts only a refusal by one of the configuration\'s webhooks of the probe Gateway, with meshd\'s message', () => {
+    // The probe Gateway is what meshd's own webhook refuses.
+    const gw = probeGateway('istio-system');
+    const r = handle({ uid: 'p', kind: { group: 'networking.istio.io', version: 'v1', kind: 'Gateway' }, namespace: 'istio-system', operation: 'CREATE', object: gw });
+    assert.equal(r.allowed, false);
+    const apiserver = `admission webhook "rev.validation.istio.io" denied the request: ${r.status?.message ?? ''}`;
+    assert.equal(refusedByMeshd(apiserver, 'istio-system', names), true);
+    // Another webhook's refusal, a failed call, or meshd's message for another object are not proofs.
+    assert.equal(refusedByMeshd(apiserver.replace('rev.validation.istio.io', 'other.example.com'), 'istio-system', names), false);
+    assert.equal(refusedByMeshd('Internal error occurred: failed calling webhook "rev.validation.istio.io": x509: certificate signed by unknown authority', 'istio-system', names), false);
+    assert.equal(refusedByMeshd(apiserver, 'default', names), false);
   });
 });
