@@ -35,7 +35,7 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** The request body, at most `max` bytes; past that, the rest is not read (the answer closes the connection). */
+/** The request body, at most `max` bytes; past that, the rest is dropped unread. */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -45,7 +45,9 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     const onData = (c: Buffer): void => {
       size += c.length;
       if (size > max) {
+        // The rest is read and dropped (within the request timeout), so the 413 reaches the client.
         req.off('data', onData);
+        req.resume();
         chunks.length = 0;
         reject(new AdmissionError(`the body is over ${max} bytes`, 413));
         return;
@@ -95,13 +97,7 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
         const message = clientText(err instanceof Error ? err.message : String(err), 512);
         if (status >= 500) o.log.error({ path, err: message }, 'webhook failed');
         else o.log.debug({ path, err: message }, 'webhook request refused');
-        if (res.headersSent) return;
-        // A body not read to its end cannot be followed by another request on this connection.
-        if (!req.complete) {
-          res.setHeader('connection', 'close');
-          res.once('finish', () => req.socket.destroy());
-        }
-        reply(res, status, message);
+        if (!res.headersSent) reply(res, status, message);
       });
   });
   renewed.server = server;
