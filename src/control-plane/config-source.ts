@@ -6,7 +6,7 @@ import type { LeaderElector } from '../kube/leader-election.js';
 import { FileSource } from '../sources/file/file-source.js';
 import type { KubeSource } from '../sources/kube/kube-source.js';
 import type { RootPublisher } from '../controllers/root-publisher.js';
-import type { WebhookCaBundlePatcher } from '../controllers/webhook-ca-bundle.js';
+import type { WebhookConfigurations } from '../controllers/webhook-configurations.js';
 import { ObservedObjects } from '../controllers/observed-objects.js';
 import type { StatusWriter } from '../controllers/status-writer.js';
 import { envoyRoot } from '../xds/protos.js';
@@ -56,15 +56,15 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
   }
   let elector: LeaderElector | undefined;
   let publisher: RootPublisher | undefined;
-  let caBundle: WebhookCaBundlePatcher | undefined;
+  let caBundle: WebhookConfigurations | undefined;
   let status: StatusWriter | undefined;
   let stopped = false;
 
   const startLeaderElection = async (c: KubeConnection, security: Security): Promise<void> => {
-    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }, { WebhookCaBundlePatcher, INJECTOR_WEBHOOK_CONFIG, VALIDATOR_WEBHOOK_CONFIG }, { StatusWriter }, { DistributionIndex }] = await Promise.all([
+    const [{ RootPublisher }, { LeaderElector, kubeLeaseApi }, { startWebhookConfigurations }, { StatusWriter }, { DistributionIndex }] = await Promise.all([
       import('../controllers/root-publisher.js'),
       import('../kube/leader-election.js'),
-      import('../controllers/webhook-ca-bundle.js'),
+      import('../controllers/webhook-configurations.js'),
       import('../controllers/status-writer.js'),
       import('../xds/distribution.js'),
     ]);
@@ -79,10 +79,9 @@ export async function createConfigSource(o: ControlPlaneOptions, core: Core): Pr
       onStartedLeading: () => {
         publisher = new RootPublisher({ conn: c, store, rootCertPem: security.ca.rootCertPem, log: security.log });
         publisher.start();
-        // The webhook configurations trust meshd's root (caBundle).
+        // The webhook configurations trust meshd's root (caBundle); the validator fails closed once proven.
         if (o.webhookAddr !== undefined) {
-          caBundle = new WebhookCaBundlePatcher({ conn: c, rootCertPem: security.ca.rootCertPem, targets: [{ resource: 'mutatingwebhookconfigurations', name: INJECTOR_WEBHOOK_CONFIG }, { resource: 'validatingwebhookconfigurations', name: VALIDATOR_WEBHOOK_CONFIG }], log: log.child({ component: 'webhook-ca-bundle' }) });
-          caBundle.start();
+          caBundle = startWebhookConfigurations({ conn: c, rootCertPem: security.ca.rootCertPem, namespace: security.caOptions.namespace, failClose: o.validationFailClose, log, metrics });
         }
         // Status on the Istio objects: accepted or not, and whether their proxies have them.
         if (observed && o.statusWriteRate !== 0) {

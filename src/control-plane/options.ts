@@ -28,6 +28,8 @@ export interface ControlPlaneOptions {
   secureGrpcAddr?: string;
   /** HTTPS admission webhooks (sidecar injection at /inject); not served when undefined. */
   webhookAddr?: string;
+  /** Switch the validating webhook to failurePolicy Fail once a dry run proves it refuses invalid config (default true). */
+  validationFailClose?: boolean;
   /** Injector settings under the istio-sidecar-injector ConfigMap's (image hub and tag, mode...). */
   injector?: Partial<InjectorSettings>;
   /** The CA; defaults: trust domain = domain, EC P-256, namespace istio-system. */

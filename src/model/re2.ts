@@ -44,16 +44,38 @@ export const RE2_MAX_PROGRAM_SIZE = 32768;
  * rejects (`\x{100}`, `\777`).
  */
 export function re2Error(pattern: string): string | undefined {
-  WrappedRE2 ??= (require('re2-wasm/build/wasm/re2.js') as { WrappedRE2: WrappedRE2Constructor }).WrappedRE2;
-  // This RE2 build predates `(?<name>`, which Envoy's RE2 reads as `(?P<name>`.
-  const re = new WrappedRE2(pattern.replace(/(^|[^\\])((?:\\\\)*)\(\?<(?![=!])/g, '$1$2(?P<'), false, false, false);
+  const wasm = wasmRe2Error(pattern);
+  if (typeof wasm === 'string') return wasm;
+  const size = re2ProgramSize(pattern);
+  return typeof size === 'string' ? size : undefined;
+}
+
+const OUT_OF_MEMORY = Symbol('re2 out of memory');
+const RE2_MODULE = 're2-wasm/build/wasm/re2.js';
+
+/**
+ * RE2 (WebAssembly)'s complaint about `pattern`, or OUT_OF_MEMORY. Its heap is fixed at
+ * 16 MiB and a few hundred characters can exhaust it (`\pL` a hundred times: in UTF-8 each is
+ * a large class). That aborts the module for good, so the instance is dropped and the next
+ * call loads a fresh one; this pattern is then judged by the Latin-1 model alone (its parser
+ * follows RE2's), so one pattern never turns every later check into an error.
+ */
+function wasmRe2Error(pattern: string): string | undefined | typeof OUT_OF_MEMORY {
+  WrappedRE2 ??= (require(RE2_MODULE) as { WrappedRE2: WrappedRE2Constructor }).WrappedRE2;
+  let re: WrappedRE2;
   try {
-    if (!re.ok()) return re.error();
+    // This RE2 build predates `(?<name>`, which Envoy's RE2 reads as `(?P<name>`.
+    re = new WrappedRE2(pattern.replace(/(^|[^\\])((?:\\\\)*)\(\?<(?![=!])/g, '$1$2(?P<'), false, false, false);
+  } catch {
+    Reflect.deleteProperty(require.cache, require.resolve(RE2_MODULE));
+    WrappedRE2 = undefined;
+    return OUT_OF_MEMORY;
+  }
+  try {
+    return re.ok() ? undefined : re.error();
   } finally {
     re.delete();
   }
-  const size = re2ProgramSize(pattern);
-  return typeof size === 'string' ? size : undefined;
 }
 
 /**
@@ -1621,8 +1643,10 @@ export function re2ProgramSize(pattern: string): number | string {
   try {
     result = programSize(pattern);
   } catch (err) {
-    if (!(err instanceof Re2SyntaxError)) throw err;
-    result = err.message;
+    // The model recurses once per nesting level: a pattern nested thousands deep is refused.
+    if (err instanceof RangeError) result = 'nests too deeply to check';
+    else if (!(err instanceof Re2SyntaxError)) throw err;
+    else result = err.message;
   }
   if (sizeCache.size > 10_000) sizeCache.clear();
   sizeCache.set(pattern, result);

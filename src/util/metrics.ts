@@ -64,6 +64,9 @@ export class Metrics {
   readonly injectionSuccesses = new Counter({ name: 'sidecar_injection_success_total', help: 'Total number of successful sidecar injection requests.', registers: [this.registry] });
   readonly injectionSkips = new Counter({ name: 'sidecar_injection_skip_total', help: 'Total number of skipped sidecar injection requests.', registers: [this.registry] });
   readonly injectionFailures = new Counter({ name: 'sidecar_injection_failure_total', help: 'Total number of failed sidecar injection requests.', registers: [this.registry] });
+  // The validating webhook's configuration (the leader keeps it).
+  readonly validationFailClosed = new Gauge({ name: 'meshd_validation_fail_closed', help: 'Whether this replica proved the validating webhook (a dry run of invalid config was refused by it) and keeps its failurePolicy at Fail (1) or not (0).', registers: [this.registry] });
+  readonly validationFailurePolicyPatches = new Counter({ name: 'meshd_validation_failure_policy_patches_total', help: 'Writes that set failurePolicy Fail on the validating webhook configuration (the first after the proof, and each time a hand edit is put back), by configuration.', labelNames: ['configuration'], registers: [this.registry] });
   // The CA (Istio's citadel_server_* names).
   readonly caCsrCount = new Counter({ name: 'citadel_server_csr_count', help: 'Certificate signing requests received.', registers: [this.registry] });
   readonly caIssued = new Counter({ name: 'citadel_server_success_cert_issuance_count', help: 'Certificates issued.', registers: [this.registry] });

@@ -2,6 +2,7 @@
 // them: the request is checked before anything reads it, and a mutation is answered as a
 // JSON Patch (RFC 6902).
 import { isRecord } from '../util/is-record.js';
+import { clientText } from '../util/client-text.js';
 
 export interface AdmissionRequest {
   uid: string;
@@ -66,10 +67,22 @@ export function allowed(uid: string, patch?: JsonPatchOp[], warnings?: string[])
     uid,
     allowed: true,
     ...(patch && patch.length ? { patchType: 'JSONPatch' as const, patch: Buffer.from(JSON.stringify(patch)).toString('base64') } : {}),
-    ...(warnings && warnings.length ? { warnings } : {}),
+    ...(warnings && warnings.length ? { warnings: boundedWarnings(warnings) } : {}),
   };
 }
 
+/** The longest refusal message sent back (it quotes what the client sent); the rest is cut with a count. */
+export const MAX_MESSAGE_CHARS = 8192;
+/** At most this many warnings, each at most WARNING_CHARS long. */
+export const MAX_WARNINGS = 20;
+const WARNING_CHARS = 512;
+
+function boundedWarnings(warnings: string[]): string[] {
+  const shown = warnings.slice(0, MAX_WARNINGS).map((w) => clientText(w, WARNING_CHARS));
+  if (warnings.length > MAX_WARNINGS) shown.push(`(${warnings.length - MAX_WARNINGS} more warnings)`);
+  return shown;
+}
+
 export function denied(uid: string, message: string, code = 400): AdmissionResponse {
-  return { uid, allowed: false, status: { code, message } };
+  return { uid, allowed: false, status: { code, message: clientText(message, MAX_MESSAGE_CHARS) } };
 }

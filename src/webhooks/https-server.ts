@@ -20,7 +20,7 @@ export interface WebhookServerOptions {
   log: Logger;
   /** Largest request body (bytes); default 6 MiB (twice what the apiserver stores of one object). */
   maxBodyBytes?: number;
-  /** A request must arrive whole within this (ms); default 10 s. */
+  /** A request (and before it, the TLS handshake) must arrive whole within this (ms); default 10 s. */
   requestTimeoutMs?: number;
 }
 
@@ -35,21 +35,26 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** The request body, at most `max` bytes; past that, the rest is dropped unread. */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > max) return reject(new AdmissionError(`the body is ${declared} bytes; at most ${max} are accepted`, 413));
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       size += c.length;
       if (size > max) {
+        // The rest is read and dropped (within the request timeout), so the 413 reaches the client.
+        req.off('data', onData);
+        req.resume();
+        chunks.length = 0;
         reject(new AdmissionError(`the body is over ${max} bytes`, 413));
-        req.destroy();
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
@@ -70,7 +75,7 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
       } else renewed.server?.setSecureContext({ cert: update.certificate, key: update.privateKey });
     });
   });
-  const server = createServer({ cert: current.certificate, key: current.privateKey, requestTimeout: o.requestTimeoutMs ?? 10_000, headersTimeout: Math.min(o.requestTimeoutMs ?? 10_000, 10_000), keepAliveTimeout: 30_000, connectionsCheckingInterval: 1000 }, (req, res) => {
+  const server = createServer({ cert: current.certificate, key: current.privateKey, requestTimeout: o.requestTimeoutMs ?? 10_000, headersTimeout: Math.min(o.requestTimeoutMs ?? 10_000, 10_000), handshakeTimeout: Math.min(o.requestTimeoutMs ?? 10_000, 10_000), keepAliveTimeout: 30_000, connectionsCheckingInterval: 1000 }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const handler = Object.hasOwn(o.handlers, path) ? o.handlers[path] : undefined;
     if (!handler) return reply(res, 404, `no webhook at ${clientText(path, 128)}; meshd serves ${Object.keys(o.handlers).sort().join(', ')}`);

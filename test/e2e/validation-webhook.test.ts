@@ -1,8 +1,12 @@
 /**
- * meshd's validating webhook (`/validate`) as the real apiserver calls it: an invalid
- * VirtualService is refused at create with meshd's message naming the field, a valid one is
- * stored (with admission warnings when it names a subset or host that does not exist yet), the leader patches the ValidatingWebhookConfiguration's caBundle, and garbage sent
- * to /validate gets a 4xx while meshd keeps serving.
+ * meshd's validating webhook (`/validate`) as the real apiserver calls it: the leader patches
+ * the ValidatingWebhookConfiguration's caBundle and, once a dry run proves the webhook refuses
+ * invalid config, switches it from the shipped failurePolicy Ignore to Fail (and puts Fail
+ * back after a hand edit); an invalid VirtualService is refused at create with meshd's
+ * message naming the field, a valid one is stored (with admission warnings when it names a
+ * subset or host that does not exist yet); garbage sent to /validate gets a 4xx while
+ * meshd keeps serving; and after a restart with a new CA root both webhook configurations
+ * carry the new root and the webhook refuses and admits as before.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,10 +17,17 @@ import { KubeApiError, startKube, type KubeCluster } from '../support/kube.js';
 import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js';
 import { REPO_ROOT, startMeshd, type MeshdProcess } from '../support/meshd.js';
 import { meshdRootCert } from '../support/pilot-agent.js';
-import { eventually } from '../support/poll.js';
+import { eventually, metricValue } from '../support/poll.js';
 
 const NS = 'apps';
 const VWC_PATH = '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/istio-validator-istio-system';
+const MWC_PATH = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/istio-sidecar-injector';
+const CA_SECRET_PATH = '/api/v1/namespaces/istio-system/secrets/istio-ca-secret';
+
+interface WebhookConfig {
+  metadata: { resourceVersion: string };
+  webhooks: { name: string; failurePolicy: string; clientConfig: { caBundle?: string; url?: string } }[];
+}
 const VS_PATH = `/apis/networking.istio.io/v1/namespaces/${NS}/virtualservices`;
 
 const virtualService = (name: string, weights: number[]): Record<string, unknown> => ({
@@ -43,24 +54,36 @@ describe('the validating webhook, called by the real apiserver', () => {
       req.end(body);
     });
 
+  const startMeshdHere = (): Promise<MeshdProcess> =>
+    startMeshd({ webhookPort, extraArgs: ['--kubeconfig', kube.kubeconfig(kube.meshdToken), '--grpc-addr', '127.0.0.1:0', '--secure-grpc-addr', '127.0.0.1:0'] });
+
+  /** Both configurations once every webhook has `bundle` (and, for the validator, failurePolicy Fail). */
+  const patched = (bundle: string): Promise<{ vwc: WebhookConfig; mwc: WebhookConfig }> =>
+    eventually('caBundle on both configurations, and the validator at failurePolicy Fail', async () => {
+      const [vwc, mwc] = await Promise.all([kube.request<WebhookConfig>('GET', VWC_PATH), kube.request<WebhookConfig>('GET', MWC_PATH)]);
+      const ok = [...vwc.webhooks, ...mwc.webhooks].every((w) => w.clientConfig.caBundle === bundle) && vwc.webhooks.every((w) => w.failurePolicy === 'Fail');
+      return ok ? { vwc, mwc } : undefined;
+    }, 60_000);
+
   before(async () => {
     kube = await startKube();
     await applyAll(kube, readManifests(join(REPO_ROOT, 'manifests', 'base', 'crds.yaml'), join(REPO_ROOT, 'manifests', 'base', 'namespace.yaml'), join(REPO_ROOT, 'manifests', 'base', 'rbac.yaml')));
-    await waitForCrds(kube, ['virtualservices.networking.istio.io', 'destinationrules.networking.istio.io', 'peerauthentications.security.istio.io']);
-    // As manifests/base has it, but with a URL (the test apiserver has no cluster network; see
-    // injection.test.ts) and failurePolicy Fail, so that a webhook not called fails the test.
+    await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io', 'peerauthentications.security.istio.io']);
+    // As manifests/base has them (the validator at failurePolicy Ignore, as Istio ships it),
+    // but with a URL: the test apiserver has no cluster network (see injection.test.ts).
     webhookPort = await freePort();
-    const vwc = readManifests(join(REPO_ROOT, 'manifests', 'base', 'webhooks.yaml')).find((o) => o.kind === 'ValidatingWebhookConfiguration');
-    assert.ok(vwc, 'the manifests have the ValidatingWebhookConfiguration');
+    const configs = readManifests(join(REPO_ROOT, 'manifests', 'base', 'webhooks.yaml'));
+    const vwc = configs.find((o) => o.kind === 'ValidatingWebhookConfiguration');
+    const mwc = configs.find((o) => o.kind === 'MutatingWebhookConfiguration');
+    assert.ok(vwc && mwc, 'the manifests have both webhook configurations');
     const hooks = (vwc as unknown as { webhooks: { clientConfig: Record<string, unknown>; failurePolicy: string }[] }).webhooks;
     assert.deepEqual(hooks.map((h) => h.failurePolicy), ['Ignore']);
-    for (const h of hooks) {
-      h.clientConfig = { url: `https://127.0.0.1:${webhookPort}/validate` };
-      h.failurePolicy = 'Fail';
-    }
+    for (const h of hooks) h.clientConfig = { url: `https://127.0.0.1:${webhookPort}/validate` };
+    for (const h of (mwc as unknown as { webhooks: { clientConfig: Record<string, unknown> }[] }).webhooks) h.clientConfig = { url: `https://127.0.0.1:${webhookPort}/inject` };
     await kube.apply(VWC_PATH, vwc);
+    await kube.apply(MWC_PATH, mwc);
     await kube.createNamespace(NS);
-    meshd = await startMeshd({ webhookPort, extraArgs: ['--kubeconfig', kube.kubeconfig(kube.meshdToken), '--grpc-addr', '127.0.0.1:0', '--secure-grpc-addr', '127.0.0.1:0'] });
+    meshd = await startMeshdHere();
     rootPem = await meshdRootCert(meshd);
   });
 
@@ -69,13 +92,27 @@ describe('the validating webhook, called by the real apiserver', () => {
     await kube?.stop();
   });
 
-  it('meshd, the leader, patches the validating configuration\'s caBundle with its root', async () => {
-    const bundle = Buffer.from(rootPem).toString('base64');
-    const cfg = await eventually('the caBundle on the validating webhook', async () => {
-      const c = await kube.request<{ webhooks: { clientConfig: { caBundle?: string; url?: string } }[] }>('GET', VWC_PATH);
-      return c.webhooks.every((w) => w.clientConfig.caBundle === bundle) ? c : undefined;
-    }, 20_000);
-    assert.equal(cfg.webhooks[0]!.clientConfig.url, `https://127.0.0.1:${webhookPort}/validate`);
+  it('meshd, the leader, patches the caBundle, proves the webhook with a dry run, then switches the validator to failurePolicy Fail', async () => {
+    const { vwc, mwc } = await patched(Buffer.from(rootPem).toString('base64'));
+    assert.equal(vwc.webhooks[0]!.clientConfig.url, `https://127.0.0.1:${webhookPort}/validate`);
+    assert.ok(mwc.webhooks.every((w) => w.failurePolicy === 'Fail'), 'the injector is Fail as shipped');
+    // The proof came first, and the dry run stored nothing.
+    const proven = meshd.records().findIndex((r) => String(r.msg).startsWith('the apiserver called the validating webhook and it refused invalid config'));
+    const flipped = meshd.records().findIndex((r) => String(r.msg).startsWith('set failurePolicy Fail'));
+    assert.ok(proven >= 0 && flipped > proven, `proof logged before the switch:\n${meshd.logs().slice(-3000)}`);
+    await assert.rejects(kube.request('GET', '/apis/networking.istio.io/v1/namespaces/istio-system/gateways/invalid-gateway'), (e) => e instanceof KubeApiError && e.status === 404);
+    const metrics = (await meshd.monitoring('/metrics')).body;
+    assert.equal(metricValue(metrics, 'meshd_validation_fail_closed'), 1);
+    assert.equal(metricValue(metrics, 'meshd_validation_failure_policy_patches_total', { configuration: 'istio-validator-istio-system' }), 1);
+  });
+
+  it('puts failurePolicy Fail back after a hand edit to Ignore, and counts it', async () => {
+    const cur = await kube.request<WebhookConfig & Record<string, unknown>>('GET', VWC_PATH);
+    await kube.request('PUT', VWC_PATH, { ...cur, webhooks: cur.webhooks.map((w) => ({ ...w, failurePolicy: 'Ignore' })) });
+    await eventually('failurePolicy Fail again', async () => ((await kube.request<WebhookConfig>('GET', VWC_PATH)).webhooks.every((w) => w.failurePolicy === 'Fail') ? true : undefined), 20_000);
+    const patches = async (): Promise<number> => metricValue((await meshd.monitoring('/metrics')).body, 'meshd_validation_failure_policy_patches_total', { configuration: 'istio-validator-istio-system' });
+    assert.equal(await eventually('the repair counted', async () => ((await patches()) === 2 ? 2 : undefined)), 2);
+    assert.equal(await patches(), 2);
   });
 
   it('refuses a VirtualService whose weights sum to 130, with meshd\'s message naming the field', async () => {
@@ -115,5 +152,40 @@ describe('the validating webhook, called by the real apiserver', () => {
     assert.equal(big.status, 413);
     const ok = await kube.request<{ metadata: { name: string } }>('POST', VS_PATH, virtualService('after-garbage', [100]));
     assert.equal(ok.metadata.name, 'after-garbage');
+  });
+
+  it('after a restart with a new CA root: both caBundles are the new root, still Fail, and the webhook refuses and admits again', async () => {
+    const oldRoot = rootPem;
+    await meshd.stop();
+    // While no meshd answers, failurePolicy Fail makes the apiserver refuse writes of the
+    // validated kinds (as with istiod): the webhook cannot be called.
+    const down = await kube.request('POST', VS_PATH, virtualService('while-down', [100])).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(down instanceof KubeApiError, `refused while meshd is down: ${String(down)}`);
+    assert.match(String((down.body as { message?: unknown }).message), /failed calling webhook "rev\.validation\.istio\.io"/);
+    // The root rotated: the self-signed root Secret is removed, so meshd generates a new one.
+    await kube.request('DELETE', CA_SECRET_PATH);
+    meshd = await startMeshdHere();
+    rootPem = await meshdRootCert(meshd);
+    assert.notEqual(rootPem, oldRoot, 'a new root');
+    const { vwc } = await patched(Buffer.from(rootPem).toString('base64'));
+    assert.ok(vwc.webhooks.every((w) => w.failurePolicy === 'Fail'));
+    // The apiserver may take a moment to use the new caBundle: until then its calls fail (Fail: refused).
+    const err = await eventually('meshd\'s own refusal of weights 130', async () => {
+      const e = await kube.request('POST', VS_PATH, virtualService('bad-after-restart', [80, 50])).then(
+        () => new Error('stored'),
+        (x: unknown) => x,
+      );
+      if (!(e instanceof KubeApiError)) throw e;
+      return /denied the request/.test(e.message) ? e : undefined;
+    }, 30_000);
+    assert.match(err.message, /VirtualService apps\/bad-after-restart: spec\.http\[0\]\.route/);
+    const ok = await kube.request<{ metadata: { name: string } }>('POST', VS_PATH, virtualService('good-after-restart', [70, 30]));
+    assert.equal(ok.metadata.name, 'good-after-restart');
+    // The new leader proved the webhook again (it never wrote Ignore in between).
+    await eventually('meshd_validation_fail_closed 1 after the restart', async () => (metricValue((await meshd.monitoring('/metrics')).body, 'meshd_validation_fail_closed') === 1 ? true : undefined), 30_000);
+    assert.equal(metricValue((await meshd.monitoring('/metrics')).body, 'meshd_validation_failure_policy_patches_total', { configuration: 'istio-validator-istio-system' }), 0, 'Fail was already in place');
   });
 });

@@ -127,6 +127,25 @@ describe('RE2 program size', () => {
     // re2-wasm's heap is fixed (16 MiB); RE2 objects never freed used it up after about 8000.
     for (let i = 0; i < 9_000; i++) assert.equal(re2Error(`^/items/${i}/[0-9a-f]{8}$`), undefined);
   });
+
+  it('survives a pattern that exhausts the WebAssembly heap: judged by the model as Envoy judges it, and later checks still work', async () => {
+    // 300 characters: in re2-wasm's UTF-8 mode each \pL is a large class, and its 16 MiB heap
+    // runs out (which aborted the module: every later check threw). Envoy (Latin-1) accepts it.
+    const heavy = '\\pL'.repeat(100);
+    const v = await validateEnvoyConfig(envoyRouteBootstrap([heavy], { 're2.max_program_size.error_level': 4294967295, 're2.max_program_size.warn_level': 0 }));
+    assert.ok(v.ok, v.output);
+    const reported = Number(/RE2 program size of (\d+) > max program size of 0 set for the warn/.exec(v.output)?.[1]);
+    for (let round = 0; round < 3; round++) {
+      assert.equal(re2Error(heavy), undefined);
+      assert.equal(re2ProgramSize(heavy), reported);
+      assert.match(re2Error(`${heavy}(`) ?? '', /missing \)/);
+      // RE2 itself is back for the next pattern (lookahead is refused by RE2 and the model alike).
+      assert.match(re2Error('a(?=b)') ?? '', /invalid perl operator/);
+      assert.equal(re2Error('^/items/[0-9]+$'), undefined);
+    }
+    // Nesting deeper than the model's recursion is refused, not thrown.
+    assert.match(re2Error(`${'('.repeat(20_000)}a${')'.repeat(20_000)}`) ?? '', /nests too deeply/);
+  });
 });
 
 describe('validation against the program size limit', () => {

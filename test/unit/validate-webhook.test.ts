@@ -6,6 +6,7 @@ import { silentLogger } from '../../src/util/log.js';
 import { ConfigStore } from '../../src/model/store.js';
 import { buildSnapshot } from '../../src/model/mesh.js';
 import { parseYamlText } from '../../src/sources/file/file-source.js';
+import { probeGateway, refusedByMeshd } from '../../src/controllers/validation-fail-close.js';
 
 const handle = validateWebhook({ log: silentLogger });
 
@@ -146,5 +147,21 @@ spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: ht
     assert.equal(r.warnings?.length, 10);
     assert.ok(r.warnings!.every((w) => w.length <= 256));
     assert.equal(r.warnings![9], '(6 more warnings)');
+  });
+});
+
+describe('the fail-close proof (controllers/validation-fail-close.ts)', () => {
+  const names = ['rev.validation.istio.io'];
+  it('counts only a refusal by one of the configuration\'s webhooks of the probe Gateway, with meshd\'s message', () => {
+    // The probe Gateway is what meshd's own webhook refuses.
+    const gw = probeGateway('istio-system');
+    const r = handle({ uid: 'p', kind: { group: 'networking.istio.io', version: 'v1', kind: 'Gateway' }, namespace: 'istio-system', operation: 'CREATE', object: gw });
+    assert.equal(r.allowed, false);
+    const apiserver = `admission webhook "rev.validation.istio.io" denied the request: ${r.status?.message ?? ''}`;
+    assert.equal(refusedByMeshd(apiserver, 'istio-system', names), true);
+    // Another webhook's refusal, a failed call, or meshd's message for another object are not proofs.
+    assert.equal(refusedByMeshd(apiserver.replace('rev.validation.istio.io', 'other.example.com'), 'istio-system', names), false);
+    assert.equal(refusedByMeshd('Internal error occurred: failed calling webhook "rev.validation.istio.io": x509: certificate signed by unknown authority', 'istio-system', names), false);
+    assert.equal(refusedByMeshd(apiserver, 'default', names), false);
   });
 });
