@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import { formatFieldPath, type DestinationRuleObject, type EndpointSliceObject, type GatewayObject, type ObjectError, type PeerAuthenticationObject, type PodObject, type SecretObject, type ServiceObject, type VirtualServiceObject } from './objects.js';
+import { formatFieldPath, type AuthorizationPolicyObject, type DestinationRuleObject, type EndpointSliceObject, type GatewayObject, type ObjectError, type PeerAuthenticationObject, type PodObject, type SecretObject, type ServiceObject, type VirtualServiceObject } from './objects.js';
 import { resolveHost, undefinedSubsets } from './istio.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol, type Protocol } from './protocol.js';
@@ -67,6 +67,8 @@ export interface IstioConfig {
    * translate/peer-authentication.ts picks the oldest, as Istio does, and reports the others.
    */
   readonly peerAuthentications: readonly PeerAuthenticationObject[];
+  /** Every valid AuthorizationPolicy, sorted by namespace/name (translate/authorization.ts applies them). */
+  readonly authorizationPolicies?: readonly AuthorizationPolicyObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
   /** Objects left out because of errors across objects (e.g. a subset no DestinationRule defines). */
@@ -117,6 +119,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     ...(rootNamespace !== undefined ? { rootNamespace } : {}),
     gateways: store.list('Gateway').sort(byNamespacedName),
     peerAuthentications: store.list('PeerAuthentication').sort(byNamespacedName),
+    authorizationPolicies: store.list('AuthorizationPolicy').sort(byNamespacedName),
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };
