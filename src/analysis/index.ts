@@ -4,7 +4,7 @@ import { analysisContext, type AnalysisContext, type AnalysisInput } from './con
 import { unknownDestinationRuleHosts, subsetsWithoutPods } from './destination-rules.js';
 import { gatewayConflicts, gatewaySelectors, gatewayServicePorts } from './gateways.js';
 import { namespacesNotInjected, podsMissingProxy } from './injection.js';
-import { ineffectivePeerAuthentications } from './policies.js';
+import { authorizationPolicies, ineffectivePeerAuthentications } from './policies.js';
 import { schemaErrors } from './schema.js';
 import { boundGateways, destinationHosts, destinationPortRequired, destinationSubsets, meshHostConflicts } from './virtual-services.js';
 import { sortFindings, type Finding } from './finding.js';
@@ -26,6 +26,7 @@ export const ANALYZERS: Readonly<Record<string, Analyzer>> = {
   unknownDestinationRuleHosts,
   subsetsWithoutPods,
   ineffectivePeerAuthentications,
+  authorizationPolicies,
   namespacesNotInjected,
   podsMissingProxy,
 };

@@ -1,5 +1,7 @@
-// Checks of PeerAuthentications: a valid policy that another one makes ineffective.
+// Checks of PeerAuthentications (a valid policy that another one makes ineffective) and of
+// AuthorizationPolicies (HTTP-only fields on TCP ports, CUSTOM without a provider).
 import { peerAuthenticationConflicts } from '../translate/peer-authentication.js';
+import { authorizationPolicyFindings } from '../translate/authorization-findings.js';
 import type { AnalysisContext } from './context.js';
 import { finding, type Finding } from './finding.js';
 
@@ -12,4 +14,9 @@ export function ineffectivePeerAuthentications(ctx: AnalysisContext): Finding[] 
   return peerAuthenticationConflicts(ctx.snapshot.config).map((c) =>
     finding('IneffectivePolicy', { kind: c.kind, metadata: { namespace: c.namespace, name: c.name } }, c.field, `The policy has no impact: ${c.field} ${c.message}.`),
   );
+}
+
+/** IST0167 and IST0101 for AuthorizationPolicies, as translate/authorization-findings.ts finds them. */
+export function authorizationPolicies(ctx: AnalysisContext): Finding[] {
+  return authorizationPolicyFindings(ctx.snapshot);
 }

@@ -53,7 +53,15 @@ export const ISTIO_GROUPS: IstioGroup[] = [
     ],
     describe: 'Gateways, VirtualServices and DestinationRules',
   },
-  { group: ISTIO_SECURITY_GROUP, versions: ISTIO_SECURITY_VERSIONS, kinds: [{ kind: 'PeerAuthentication', plural: 'peerauthentications' }], describe: 'PeerAuthentications' },
+  {
+    group: ISTIO_SECURITY_GROUP,
+    versions: ISTIO_SECURITY_VERSIONS,
+    kinds: [
+      { kind: 'PeerAuthentication', plural: 'peerauthentications' },
+      { kind: 'AuthorizationPolicy', plural: 'authorizationpolicies' },
+    ],
+    describe: 'PeerAuthentications and AuthorizationPolicies',
+  },
 ];
 
 export interface KubeSourceOptions {
