@@ -1,6 +1,6 @@
 // Writes manifests/base/crds.yaml: the CustomResourceDefinitions of the Istio kinds meshd
 // reads: networking.istio.io Gateway, VirtualService and DestinationRule, and
-// security.istio.io PeerAuthentication.
+// security.istio.io PeerAuthentication and AuthorizationPolicy.
 //
 //   node manifests/tools/gen-crds.mjs           rewrite manifests/base/crds.yaml
 //   node manifests/tools/gen-crds.mjs --check   exit 1 when the file is out of date
@@ -445,6 +445,76 @@ const peerAuthenticationSpec = {
   ],
 };
 
+// --- AuthorizationPolicy --------------------------------------------------------------------
+
+const source = obj({
+  principals: strings('Peer identities (mTLS), "<trust domain>/ns/<namespace>/sa/<service account>"; "*" at one end is a wildcard.'),
+  notPrincipals: strings('Peer identities that must not match.'),
+  requestPrincipals: strings('Request identities (JWT), "<iss>/<sub>".'),
+  notRequestPrincipals: strings('Request identities that must not match.'),
+  namespaces: strings('Namespaces of the peer identity.'),
+  notNamespaces: strings('Namespaces that must not match.'),
+  serviceAccounts: strings('Service accounts of the peer, "<name>" or "<namespace>/<name>".'),
+  notServiceAccounts: strings('Service accounts that must not match.'),
+  ipBlocks: strings('Source IPs or CIDR ranges of the connection.'),
+  notIpBlocks: strings('Source IPs that must not match.'),
+  remoteIpBlocks: strings('Original client IPs (X-Forwarded-For, proxy protocol) or CIDR ranges.'),
+  notRemoteIpBlocks: strings('Original client IPs that must not match.'),
+});
+
+const operation = obj({
+  hosts: strings('Hosts (the :authority header); "*" at one end is a wildcard.'),
+  notHosts: strings('Hosts that must not match.'),
+  ports: strings('Destination ports, as strings.'),
+  notPorts: strings('Destination ports that must not match.'),
+  methods: strings('HTTP methods.'),
+  notMethods: strings('HTTP methods that must not match.'),
+  paths: strings('Paths: exact, prefix ("/api/*") or suffix ("*.json").'),
+  notPaths: strings('Paths that must not match.'),
+});
+
+const authzRule = obj({
+  from: arr(obj({ source }), 'Sources; any one may match. Unset: any source.'),
+  to: arr(obj({ operation }), 'Operations; any one may match. Unset: any operation.'),
+  when: arr(
+    obj(
+      {
+        key: str('An Istio attribute: request.headers[<name>], source.ip, remote.ip, source.namespace, source.principal, request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[<name>], destination.ip, destination.port, connection.sni.'),
+        values: strings('Values, any of which matches.'),
+        notValues: strings('Values that must not match.'),
+      },
+      { required: ['key'] },
+    ),
+    'Extra conditions; all must match.',
+  ),
+});
+
+const policyTargetRef = obj(
+  {
+    group: str('API group of the target (gateway.networking.k8s.io).'),
+    kind: str('Kind of the target (Gateway).'),
+    name: str('Name of the target, in the policy\'s namespace.'),
+    namespace: str('Namespace of the target; the policy\'s own.'),
+  },
+  { required: ['kind', 'name'] },
+);
+
+const authorizationPolicySpec = {
+  ...obj({
+    selector: obj({ matchLabels: stringMap('Labels of the workloads the policy applies to; unset: every workload of the namespace (of the mesh, in the root namespace).') }),
+    targetRef: policyTargetRef,
+    targetRefs: arr(policyTargetRef, 'Gateways the policy applies to.'),
+    rules: arr(authzRule, 'Rules; a request matching any one matches the policy. An ALLOW policy without rules allows nothing.'),
+    action: enumOf(['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'], 'What a match means; ALLOW when unset.'),
+    provider: obj({ name: str('The extension provider (mesh config extensionProviders) of a CUSTOM policy.') }),
+  }),
+  'x-kubernetes-validations': [
+    { rule: '!(has(self.selector) && (has(self.targetRef) || has(self.targetRefs)))', message: 'only one of selector or targetRef(s) can be set' },
+    { rule: '!(has(self.targetRef) && has(self.targetRefs))', message: 'only one of targetRef or targetRefs can be set' },
+    { rule: "(has(self.action) && self.action == 'CUSTOM') == has(self.provider)", message: 'provider must be set with action CUSTOM, and only then' },
+  ],
+};
+
 // --- CRDs -----------------------------------------------------------------------------------
 
 const AGE = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since the object was created.' };
@@ -533,12 +603,22 @@ const crds = [
     description: 'Whether workloads accept mutual TLS only, mutual TLS or plaintext, or plaintext only: mesh-wide, per namespace, per workload or per port.',
     columns: [{ name: 'Mode', type: 'string', jsonPath: '.spec.mtls.mode', description: 'The mTLS mode of the selected workloads.' }, AGE],
   }),
+  crd({
+    api: SECURITY,
+    kind: 'AuthorizationPolicy',
+    plural: 'authorizationpolicies',
+    singular: 'authorizationpolicy',
+    shortName: 'ap',
+    spec: authorizationPolicySpec,
+    description: 'Who may call the selected workloads, and how: ALLOW, DENY, AUDIT or CUSTOM rules on sources, operations and conditions.',
+    columns: [{ name: 'Action', type: 'string', jsonPath: '.spec.action', description: 'The action of the policy.' }, AGE],
+  }),
 ];
 
 const header = [
   '# Generated by manifests/tools/gen-crds.mjs; edit that file and run it, not this one.',
   '# networking.istio.io Gateway, VirtualService and DestinationRule, served at v1 (storage),',
-  '# v1beta1 and v1alpha3 with one structural schema; security.istio.io PeerAuthentication,',
+  '# v1beta1 and v1alpha3 with one structural schema; security.istio.io PeerAuthentication and AuthorizationPolicy,',
   '# served at v1 (storage) and v1beta1.',
   '',
 ].join('\n');

@@ -1,5 +1,5 @@
 // Writes status on the Istio objects meshd reads from the cluster (Gateway, VirtualService,
-// DestinationRule, PeerAuthentication): whether each was accepted and whether its proxies
+// DestinationRule, PeerAuthentication, AuthorizationPolicy): whether each was accepted and whether its proxies
 // have it (istio-status.ts says what). Runs on the replica holding the leader Lease only,
 // so two replicas that see things differently never write against each other.
 //

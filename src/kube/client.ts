@@ -74,6 +74,17 @@ export async function kubeRequest<T>(conn: KubeConnection, method: string, path:
   });
 }
 
+/** The resources (plural names) an API group version serves; empty when it is not served. */
+export async function servedResources(conn: KubeConnection, group: string, version: string): Promise<Set<string>> {
+  try {
+    const r = await kubeRequest<{ resources?: { name: string }[] }>(conn, 'GET', `/apis/${group}/${version}`);
+    return new Set((r.resources ?? []).map((x) => x.name));
+  } catch (err) {
+    if (err instanceof KubeApiError && err.statusCode === 404) return new Set();
+    throw err;
+  }
+}
+
 /** The version of an API group the server prefers, e.g. "v1" for networking.istio.io; undefined when it is not served. */
 export async function preferredVersion(conn: KubeConnection, group: string): Promise<string | undefined> {
   try {

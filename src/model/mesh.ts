@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import type { AuthorizationPolicyObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -59,6 +59,8 @@ export interface IstioConfig {
   readonly peerAuthentications: readonly PeerAuthenticationObject[];
   /** Which PeerAuthentications apply (the oldest of several, as Istio decides): the validation stage's decision. */
   readonly peerAuthenticationDecisions: PeerAuthenticationDecisions;
+  /** Every valid AuthorizationPolicy, sorted by namespace/name (translate/authorization.ts applies them). */
+  readonly authorizationPolicies?: readonly AuthorizationPolicyObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
   /** The validation stage's findings about this config (objects or parts left out or ignored), sorted; refusals are not here. */
@@ -101,6 +103,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     gateways,
     peerAuthentications,
     peerAuthenticationDecisions: v.peerAuthenticationDecisions,
+    authorizationPolicies: store.list('AuthorizationPolicy').sort(byNamespacedName),
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };

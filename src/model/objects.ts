@@ -14,6 +14,7 @@ import {
   type VirtualServiceSpec,
 } from './istio.js';
 import { ISTIO_SECURITY_API_VERSIONS, peerAuthenticationIssues, peerAuthenticationSpecSchema, type PeerAuthenticationSpec } from './security.js';
+import { authorizationPolicyIssues, authorizationPolicySpecSchema, type AuthorizationPolicySpec } from './authorization.js';
 
 export interface ObjectMeta {
   name: string;
@@ -122,7 +123,13 @@ export interface PeerAuthenticationObject {
   spec: PeerAuthenticationSpec;
 }
 
-export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject;
+export interface AuthorizationPolicyObject {
+  kind: 'AuthorizationPolicy';
+  metadata: ObjectMeta;
+  spec: AuthorizationPolicySpec;
+}
+
+export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject;
 
 export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject | IstioObject;
 export type MeshKind = MeshObject['kind'];
@@ -138,6 +145,7 @@ export const KIND_API_VERSIONS: Record<MeshKind, readonly string[]> = {
   VirtualService: ISTIO_NETWORKING_API_VERSIONS,
   DestinationRule: ISTIO_NETWORKING_API_VERSIONS,
   PeerAuthentication: ISTIO_SECURITY_API_VERSIONS,
+  AuthorizationPolicy: ISTIO_SECURITY_API_VERSIONS,
 };
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -437,6 +445,8 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
       return parseIstio('DestinationRule', destinationRuleSpecSchema, destinationRuleIssues, raw, defaultNamespace);
     case 'PeerAuthentication':
       return parseIstio('PeerAuthentication', peerAuthenticationSpecSchema, peerAuthenticationIssues, raw, defaultNamespace);
+    case 'AuthorizationPolicy':
+      return parseIstio('AuthorizationPolicy', authorizationPolicySpecSchema, authorizationPolicyIssues, raw, defaultNamespace);
   }
 }
 

@@ -57,15 +57,21 @@ function labelValueProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** Checks beyond the schema for a PeerAuthentication, as Istio's validation makes them. */
-export function peerAuthenticationIssues(spec: PeerAuthenticationSpec): Issue[] {
+/** Problems with a workload selector's `matchLabels` (at `selector.matchLabels.<key>`): Kubernetes' label syntax, no wildcards. */
+export function selectorIssues(matchLabels: Record<string, string> | null | undefined): Issue[] {
   const out: Issue[] = [];
-  for (const [key, value] of Object.entries(spec.selector?.matchLabels ?? {})) {
+  for (const [key, value] of Object.entries(matchLabels ?? {})) {
     const keyProblem = labelKeyProblem(key);
     if (keyProblem) out.push({ path: ['selector', 'matchLabels', key], message: keyProblem });
     const valueProblem = labelValueProblem(value);
     if (valueProblem) out.push({ path: ['selector', 'matchLabels', key], message: valueProblem });
   }
+  return out;
+}
+
+/** Checks beyond the schema for a PeerAuthentication, as Istio's validation makes them. */
+export function peerAuthenticationIssues(spec: PeerAuthenticationSpec): Issue[] {
+  const out: Issue[] = selectorIssues(spec.selector?.matchLabels);
   const ports = spec.portLevelMtls;
   if (ports) {
     const keys = Object.keys(ports);

@@ -15,6 +15,7 @@ import { listenerName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { accessLogs, listenerAccessLog } from './access-log.js';
 import type { MeshConfig } from '../model/mesh-config.js';
+import { authorizationFilters } from './authorization.js';
 
 /** A server a gateway proxy serves: the Gateway that keeps it, with the hosts it keeps. */
 export type GatewayServer = ClaimedServer;
@@ -58,7 +59,7 @@ function sniNames(hosts: readonly string[]): string[] {
   return names.includes('*') ? [] : [...new Set(names)].sort();
 }
 
-function tlsChain(s: GatewayServer, statPrefix: string, logs: Json[] | undefined): Json {
+function tlsChain(s: GatewayServer, statPrefix: string, logs: Json[] | undefined, authzHttp: Json[]): Json {
   const tls = s.server.tls!;
   const common: Json = {
     tls_certificate_sds_secret_configs: [{ name: credentialSecretName(tls.credentialName!), sds_config: SDS_SOURCE }],
@@ -75,7 +76,7 @@ function tlsChain(s: GatewayServer, statPrefix: string, logs: Json[] | undefined
         ...(tls.mode === 'MUTUAL' ? { require_client_certificate: true } : {}),
       }),
     },
-    filters: [httpConnectionManager({ statPrefix, rds: httpsRouteName(s), httpFilters: routeConfigurableFilters(), accessLog: logs })],
+    filters: [httpConnectionManager({ statPrefix, rds: httpsRouteName(s), httpFilters: [...authzHttp, ...routeConfigurableFilters()], accessLog: logs })],
   };
 }
 
@@ -98,20 +99,22 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   const out: EnvoyResource[] = [];
   const mesh = snapshot.meshConfig;
   const logs = accessLogs(mesh).filter;
+  // AuthorizationPolicies that apply to this gateway: RBAC before routing, or before the TCP proxy.
+  const authz = authorizationFilters(snapshot.config, ctx.proxy);
   for (const [port, servers] of gatewayServers(snapshot, ctx)) {
     const protocol = servers[0]!.server.port.protocol.toUpperCase();
     const statPrefix = `outbound_${listenerName('0.0.0.0', port)}`;
     if (HTTP_PROTOCOLS.has(protocol)) {
-      out.push(gatewayListener(mesh, port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: routeConfigurableFilters(), accessLog: logs })] }]));
+      out.push(gatewayListener(mesh, port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: [...authz.http, ...routeConfigurableFilters()], accessLog: logs })] }]));
       continue;
     }
     if (protocol === 'TCP' || (protocol === 'TLS' && servers[0]!.server.tls?.mode === 'PASSTHROUGH')) {
-      const chains = l4Chains(snapshot, ctx, servers, protocol === 'TLS', statPrefix);
+      const chains = l4Chains(snapshot, ctx, servers, protocol === 'TLS', statPrefix).map((c) => ({ ...c, filters: [...authz.tcp, ...(c.filters as Json[])] }));
       if (chains.length) out.push(gatewayListener(mesh, port, chains, protocol === 'TLS' ? [tlsInspector()] : undefined));
       continue;
     }
     // TLS terminated with a credential from meshd (SDS); a server whose Secret is missing is left out.
-    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(s, statPrefix, logs));
+    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(s, statPrefix, logs, authz.http));
     if (chains.length === 0) continue;
     out.push(gatewayListener(mesh, port, chains, [tlsInspector()]));
   }

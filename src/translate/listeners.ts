@@ -8,6 +8,7 @@ import { isHttpProtocol } from '../model/protocol.js';
 import type { InboundPort, ProxyContext } from './proxy-context.js';
 import { MESH_ALPN, istioMutualServerSocket } from './mtls.js';
 import { effectivePeerAuthentication } from './peer-authentication.js';
+import { authorizationFilters, type AuthzFilters } from './authorization.js';
 import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy, tlsInspector } from './filters.js';
 import { httpPorts, meshVirtualServicesByHost } from './routes.js';
 import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
@@ -96,13 +97,18 @@ function outboundTcpListener(snapshot: MeshSnapshot, svc: MeshService, port: Mes
 
 type InboundMtls = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
-/** `clientCert`: the port takes mTLS, so x-forwarded-client-cert is the verified peer's (or dropped, over plaintext). */
-function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, logs: Json[] | undefined): Json[] {
+/**
+ * `clientCert`: the port takes mTLS, so x-forwarded-client-cert is the verified peer's (or
+ * dropped, over plaintext). `authz`: AuthorizationPolicy's RBAC filters (authorization.ts).
+ */
+function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, logs: Json[] | undefined, authz: AuthzFilters): Json[] {
   const cluster = inboundClusterName(p.targetPort);
   return isHttpProtocol(p.protocol)
       ? [
           httpConnectionManager({
             statPrefix: `inbound_${chainName}`,
+            // RequestAuthentication's jwt_authn filter goes first, then the RBAC filters.
+            httpFilters: authz.http,
             // The app sees who called, as Istio's sidecars tell it (x-forwarded-client-cert).
             ...(clientCert ? { forwardClientCertDetails: 'SANITIZE_SET' } : {}),
             accessLog: logs,
@@ -113,7 +119,7 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, 
             },
           }),
         ]
-      : [tcpProxy(cluster, cluster, logs)];
+      : [...authz.tcp, tcpProxy(cluster, cluster, logs)];
 }
 
 /**
@@ -121,36 +127,39 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, 
  * (told by the TLS inspector from the ALPN sidecars offer) and, unless STRICT, a
  * plaintext one. Under PERMISSIVE an app's own TLS matches neither and passes through.
  */
-function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined): Json[] {
+function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined, authz: AuthzFilters): Json[] {
   const chainName = listenerName(WILDCARD, p.targetPort);
-  if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false, logs) }];
+  if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false, logs, authz) }];
   const tls: Json = {
     name: `${chainName}_mtls`,
     // STRICT: every connection to the port must complete the mTLS handshake, so the chain
     // takes them all (plaintext fails the handshake instead of falling through to passthrough).
     filter_chain_match: mode === 'STRICT' ? { destination_port: p.targetPort } : { destination_port: p.targetPort, transport_protocol: 'tls', application_protocols: MESH_ALPN },
     transport_socket: istioMutualServerSocket(certs),
-    filters: inboundFilters(p, chainName, true, logs),
+    filters: inboundFilters(p, chainName, true, logs, authz),
   };
   if (mode === 'STRICT') return [tls];
   // Plaintext callers cannot claim an identity: a forwarded x-forwarded-client-cert is dropped.
-  return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true, logs) }];
+  return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true, logs, authz) }];
 }
 
-/** Traffic to the workload's other ports passes through; under a STRICT workload policy only over mesh mTLS, as in Istio. */
-function passthroughChain(workloadMode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined): Json {
+/**
+ * Traffic to the workload's other ports passes through; under a STRICT workload policy only
+ * over mesh mTLS, as in Istio. AuthorizationPolicies apply to it as to a TCP port.
+ */
+function passthroughChain(workloadMode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined, authz: AuthzFilters): Json {
   const strict = certs !== undefined && workloadMode === 'STRICT';
   return {
     name: 'virtualInbound-catchall-tcp',
     ...(strict ? { transport_socket: istioMutualServerSocket(certs) } : {}),
-    filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, logs)],
+    filters: [...authz.tcp, tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, logs)],
   };
 }
 
-function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls): EnvoyResource {
+function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls, authz: AuthzFilters): EnvoyResource {
   const certs = ctx.mtls;
   const logs = accessLogs(mesh).filter;
-  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs, logs));
+  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs, logs, authz));
   const inspect = chains.some((c) => (c.filter_chain_match as Json).transport_protocol !== undefined);
   return {
     name: VIRTUAL_INBOUND,
@@ -160,7 +169,7 @@ function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: Inbou
       traffic_direction: 'INBOUND',
       listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }, ...(inspect ? [tlsInspector()] : [])],
       filter_chains: chains,
-      default_filter_chain: passthroughChain(workloadMode, certs, logs),
+      default_filter_chain: passthroughChain(workloadMode, certs, logs, authz),
       ...listenerAccessLog(mesh),
     },
   };
@@ -189,7 +198,8 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   }
   if (ctx.interception === 'REDIRECT') {
     const pa = effectivePeerAuthentication(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels);
-    out.push(virtualOutbound(snapshot.meshConfig), virtualInbound(ctx, snapshot.meshConfig, pa.mode, (port) => pa.ports.get(port) ?? pa.mode));
+    const authz = authorizationFilters(snapshot.config, ctx.proxy);
+    out.push(virtualOutbound(snapshot.meshConfig), virtualInbound(ctx, snapshot.meshConfig, pa.mode, (port) => pa.ports.get(port) ?? pa.mode, authz));
   }
   return out.sort(byName);
 }

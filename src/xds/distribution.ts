@@ -12,6 +12,7 @@
 //   a workloadSelector: only its namespace's proxies that it selects).
 // - PeerAuthentication: sidecars of its namespace (those it selects, with a selector); in
 //   the root namespace, every sidecar.
+// - AuthorizationPolicy: the proxies it applies to by its scope (translate/authorization.ts).
 // A proxy counts once it has acknowledged a response (until then it is still connecting),
 // or as soon as it rejects one.
 import type { IstioConfig } from '../model/mesh.js';
@@ -19,6 +20,7 @@ import type { IstioObject } from '../model/objects.js';
 import { labelsKey, selectorMatches, type Labels } from '../model/labels.js';
 import type { ProxyType } from '../model/proxy.js';
 import { MESH_GATEWAY, resolveGateway, rootNamespaceOf, visibleTo } from '../translate/istio-config.js';
+import { policyApplies } from '../translate/authorization.js';
 import type { Connection } from './connection.js';
 
 export interface ProxyCounts {
@@ -80,6 +82,10 @@ function affectsOf(obj: IstioObject, config: IstioConfig): Affects {
       const sel = obj.spec.selector?.matchLabels ?? undefined;
       const selects = sel !== undefined && Object.keys(sel).length > 0;
       return (g) => g.type === 'sidecar' && g.namespace === ns && (!selects || selectorMatches(sel, g.labels));
+    }
+    case 'AuthorizationPolicy': {
+      const root = rootNamespaceOf(config);
+      return (g) => policyApplies(obj, root, g);
     }
   }
 }

@@ -112,6 +112,7 @@ describe('manifests: files', () => {
       'ClusterRoleBinding/istiod',
       'ConfigMap/istio',
       'ConfigMap/istio-sidecar-injector',
+      'CustomResourceDefinition/authorizationpolicies.security.istio.io',
       'CustomResourceDefinition/destinationrules.networking.istio.io',
       'CustomResourceDefinition/gateways.networking.istio.io',
       'CustomResourceDefinition/peerauthentications.security.istio.io',
@@ -471,6 +472,41 @@ const fullPeerAuthentication: Obj = {
   },
 };
 
+const fullAuthorizationPolicy: Obj = {
+  apiVersion: `${SECURITY_GROUP}/v1beta1`,
+  kind: 'AuthorizationPolicy',
+  metadata: { name: 'full-ap', namespace: NS },
+  spec: {
+    selector: { matchLabels: { app: 'httpbin' } },
+    action: 'ALLOW',
+    rules: [
+      {
+        from: [
+          {
+            source: {
+              principals: ['cluster.local/ns/foo/sa/sleep'],
+              notPrincipals: ['*/sa/blocked'],
+              requestPrincipals: ['https://issuer.example.com/alice'],
+              notRequestPrincipals: ['*'],
+              namespaces: ['foo'],
+              notNamespaces: ['bar'],
+              serviceAccounts: ['foo/sleep'],
+              notServiceAccounts: ['robot'],
+              ipBlocks: ['10.0.0.0/8'],
+              notIpBlocks: ['10.9.0.1'],
+              remoteIpBlocks: ['203.0.113.0/24'],
+              notRemoteIpBlocks: ['203.0.113.9'],
+            },
+          },
+        ],
+        to: [{ operation: { hosts: ['*.example.com'], notHosts: ['admin.example.com'], ports: ['8080'], notPorts: ['9090'], methods: ['GET'], notMethods: ['POST'], paths: ['/headers'], notPaths: ['/admin/*'] } }],
+        when: [{ key: 'request.headers[x-tenant]', values: ['acme'], notValues: ['blocked'] }],
+      },
+      {},
+    ],
+  },
+};
+
 describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
   let kube: KubeCluster;
   let paths: Paths;
@@ -783,6 +819,40 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
     }
     const pruned = await kube.request<Obj>('POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications?fieldValidation=Ignore`, paOf('unknown-field', { bogus: 1, mtls: { mode: 'STRICT', bogus: true } }));
     assert.deepEqual(pruned.spec, { mtls: { mode: 'STRICT' } });
+  });
+
+  it('AuthorizationPolicy CRD: served at v1 and v1beta1, short name ap, Action column; every field reads back through both versions and meshd reads it; CEL refuses selector with targetRefs and CUSTOM without provider', async () => {
+    for (const v of SECURITY_VERSIONS) {
+      const r = (await paths.resources(`${SECURITY_GROUP}/${v}`, true)).find((x) => x.name === 'authorizationpolicies');
+      assert.deepEqual(r?.shortNames, ['ap'], `authorizationpolicies at ${v}`);
+    }
+    const created = await kube.request<Obj>('POST', `/apis/${SECURITY_GROUP}/v1beta1/namespaces/${NS}/authorizationpolicies?fieldValidation=Strict`, fullAuthorizationPolicy);
+    assert.deepEqual(created.spec, fullAuthorizationPolicy.spec);
+    for (const v of SECURITY_VERSIONS) {
+      const got = await kube.request<Obj>('GET', `/apis/${SECURITY_GROUP}/${v}/namespaces/${NS}/authorizationpolicies/full-ap`);
+      assert.deepEqual(got.spec, fullAuthorizationPolicy.spec, `read through ${v}: nothing pruned or added`);
+      const parsed = parseMeshObject(got);
+      assert.ok(parsed.ok === true, `meshd accepts it as read through ${v}: ${JSON.stringify(parsed)}`);
+    }
+    const table = await getWithAccept(kube, `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/authorizationpolicies/full-ap`, 'application/json;as=Table;v=v1;g=meta.k8s.io');
+    assert.deepEqual((table.columnDefinitions as Obj[]).map((c) => c.name), ['Name', 'Action', 'Age']);
+    assert.equal(get(table, 'rows', 0, 'cells', 1), 'ALLOW');
+
+    const apOf = (name: string, spec: unknown): Obj => ({ apiVersion: `${SECURITY_GROUP}/v1`, kind: 'AuthorizationPolicy', metadata: { name, namespace: NS }, spec });
+    const ref = { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'shop' };
+    const bad: [Obj, RegExp][] = [
+      [apOf('both', { selector: { matchLabels: { app: 'a' } }, targetRefs: [ref] }), /only one of selector or targetRef\(s\) can be set/],
+      [apOf('custom-no-provider', { action: 'CUSTOM', rules: [{}] }), /provider must be set with action CUSTOM/],
+      [apOf('provider-on-allow', { action: 'ALLOW', provider: { name: 'x' } }), /provider must be set with action CUSTOM/],
+      [apOf('bad-action', { action: 'PERMIT' }), /Unsupported value: \\?"PERMIT\\?"/],
+    ];
+    for (const [o, message] of bad) {
+      const r = await kube.requestRaw('POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/authorizationpolicies`, o);
+      assert.equal(r.status, 422, `${meta(o).name}: expected 422, got ${r.status}: ${r.text.slice(0, 300)}`);
+      assert.match(r.text, message, meta(o).name);
+    }
+    const r = await kube.requestRaw('POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/authorizationpolicies?dryRun=All&fieldValidation=Strict`, apOf('targeted', { targetRefs: [ref], action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin'] } }] }] }));
+    assert.equal(r.status, 201, r.text.slice(0, 300));
   });
 
   it("the seeds apply cleanly: the tutorial's httpbin, Gateway and VirtualService (v1beta1) read back unpruned", async () => {

@@ -18,6 +18,7 @@ import { inboundMtlsMode } from '../../src/translate/peer-authentication.js';
 const NS = 'default';
 const BOUND_MS = 5000;
 const PA_CRD = 'peerauthentications.security.istio.io';
+const AP_CRD = 'authorizationpolicies.security.istio.io';
 
 type LogRecord = Record<string, unknown> & { level: string; msg: string };
 
@@ -46,6 +47,7 @@ describe('kube source: PeerAuthentication from a real kube-apiserver', { timeout
   let kube: KubeCluster;
   const manifests = readManifests(join(REPO_ROOT, 'manifests', 'base', 'crds.yaml'), join(REPO_ROOT, 'manifests', 'base', 'namespace.yaml'), join(REPO_ROOT, 'manifests', 'base', 'rbac.yaml'));
   const isPaCrd = (o: { kind: string; metadata: { name: string } }) => o.kind === 'CustomResourceDefinition' && o.metadata.name === PA_CRD;
+  const isApCrd = (o: { kind: string; metadata: { name: string } }) => o.kind === 'CustomResourceDefinition' && o.metadata.name === AP_CRD;
   const sources: KubeSource[] = [];
 
   function source(): { src: KubeSource; store: ConfigStore; records: LogRecord[]; changes: ConfigChange[] } {
@@ -60,8 +62,9 @@ describe('kube source: PeerAuthentication from a real kube-apiserver', { timeout
 
   before(async () => {
     kube = await startKube();
-    // Everything but the PeerAuthentication CRD, which the second test installs.
-    await applyAll(kube, manifests.filter((o) => !isPaCrd(o)));
+    // Everything but the security.istio.io CRDs: the second test installs PeerAuthentication's
+    // alone (as an older install has it), AuthorizationPolicy's never.
+    await applyAll(kube, manifests.filter((o) => !isPaCrd(o) && !isApCrd(o)));
     await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io']);
   });
 
@@ -81,11 +84,11 @@ describe('kube source: PeerAuthentication from a real kube-apiserver', { timeout
     const warn = records.find((r) => r.group === 'security.istio.io');
     assert.ok(warn, 'the missing group is logged');
     assert.equal(warn.level, 'warn');
-    assert.match(warn.msg, /security\.istio\.io CRDs are not installed; PeerAuthentications are not watched/);
+    assert.match(warn.msg, /security\.istio\.io CRDs are not installed; PeerAuthentications and AuthorizationPolicies are not watched/);
     await src.stop();
   });
 
-  it('with the CRD: a listed PeerAuthentication, then one created (v1beta1), changed and deleted, reach the store at v1', async () => {
+  it('with the CRD: a listed PeerAuthentication, then one created (v1beta1), changed and deleted, reach the store at v1 (the missing AuthorizationPolicy CRD is logged, not waited for)', async () => {
     await applyAll(kube, manifests.filter(isPaCrd));
     await waitForCrds(kube, [PA_CRD]);
     // Discovery lags Established a little; the source must see the group when it starts.
@@ -102,6 +105,9 @@ describe('kube source: PeerAuthentication from a real kube-apiserver', { timeout
     await src.synced();
     assert.ok(src.status().some((s) => s.path === '/apis/security.istio.io/v1/peerauthentications'), 'watched at the preferred version, v1');
     assert.ok(records.some((r) => r.msg === 'watching security.istio.io config' && r.version === 'v1'));
+    assert.ok(src.ready, 'ready without the AuthorizationPolicy CRD');
+    assert.ok(!src.status().some((s) => String(s.path).includes('authorizationpolicies')), 'no AuthorizationPolicy informer');
+    assert.ok(records.some((r) => r.level === 'warn' && r.msg === `the ${AP_CRD} CRD is not installed; AuthorizationPolicy objects are not watched`), 'the missing kind is logged');
     const listed = store.get('PeerAuthentication', NS, 'default');
     assert.deepEqual(listed?.spec, { mtls: { mode: 'STRICT' } }, 'the listed policy is in the store once synced');
 

@@ -605,6 +605,92 @@ class Generator {
           : undefined,
     });
   }
+
+  // -------------------------------------------------------------------------------------
+  // AuthorizationPolicies (security.istio.io): every action, scope, field and `when` key
+
+  authorizationPolicies(): void {
+    const r = this.rng;
+    const n = r.int(0, 4);
+    const values = (pool: readonly string[]): string[] => r.some(pool, 1, 3);
+    const PRINCIPALS = ['cluster.local/ns/default/sa/sleep', 'cluster.local/ns/foo/*', '*/sa/admin', '*'];
+    const NAMESPACE_VALUES = ['default', 'foo', 'team-*', '*-prod', '*'];
+    const IPS = ['10.0.0.0/8', '192.168.1.7', '2001:db8::/32', '10.1.0.1'];
+    const PATHS = ['/headers', '/status/*', '*.json', '*', '/'];
+    const source = (): Json =>
+      obj({
+        principals: r.maybe(0.4, () => values(PRINCIPALS)),
+        notPrincipals: r.maybe(0.15, () => values(PRINCIPALS)),
+        requestPrincipals: r.maybe(0.2, () => values(['https://issuer.example.com/alice', 'https://issuer.example.com/*', '*/bob', '*'])),
+        notRequestPrincipals: r.maybe(0.1, () => ['*']),
+        namespaces: r.maybe(0.3, () => values(NAMESPACE_VALUES)),
+        notNamespaces: r.maybe(0.1, () => values(NAMESPACE_VALUES)),
+        serviceAccounts: r.maybe(0.1, () => values(['sleep', 'foo/curl'])),
+        ipBlocks: r.maybe(0.2, () => values(IPS)),
+        notIpBlocks: r.maybe(0.1, () => values(IPS)),
+        remoteIpBlocks: r.maybe(0.1, () => values(IPS)),
+        notRemoteIpBlocks: r.maybe(0.1, () => values(IPS)),
+      });
+    const operation = (): Json =>
+      obj({
+        hosts: r.maybe(0.2, () => values(['httpbin.default.svc.cluster.local', '*.example.com', 'api.*', '*'])),
+        notHosts: r.maybe(0.1, () => ['admin.example.com']),
+        ports: r.maybe(0.3, () => values(['80', '8080', '9000', '3306'])),
+        notPorts: r.maybe(0.1, () => ['15000']),
+        methods: r.maybe(0.4, () => values(['GET', 'POST', 'DELETE', '*'])),
+        notMethods: r.maybe(0.1, () => ['PATCH']),
+        paths: r.maybe(0.4, () => values(PATHS)),
+        notPaths: r.maybe(0.1, () => values(PATHS)),
+      });
+    const CONDITIONS: [string, readonly string[]][] = [
+      ['request.headers[x-user]', ['alice', 'beta-*', '*']],
+      ['source.ip', IPS],
+      ['remote.ip', IPS],
+      ['source.namespace', NAMESPACE_VALUES],
+      ['source.principal', PRINCIPALS],
+      ['request.auth.principal', ['https://issuer.example.com/alice', '*']],
+      ['request.auth.audiences', ['httpbin', 'api-*']],
+      ['request.auth.presenter', ['web-app']],
+      ['request.auth.claims[groups]', ['admins', '*-ops']],
+      ['request.auth.claims[realm][role]', ['ops']],
+      ['destination.ip', IPS],
+      ['destination.port', ['8080', '9000']],
+      ['connection.sni', ['*.svc.cluster.local', 'example.com']],
+    ];
+    const nonEmpty = (o: Json, fallback: Json): Json => (Object.keys(o).length > 0 ? o : fallback);
+    for (let i = 0; i < n; i++) {
+      const namespace = r.pick(NAMESPACES);
+      const action = r.pick(['ALLOW', 'ALLOW', 'DENY', 'DENY', 'AUDIT', 'CUSTOM', undefined] as const);
+      const svc = this.services.length > 0 && r.chance(0.6) ? r.pick(this.services) : undefined;
+      const rules = r.maybe(0.9, () =>
+        Array.from({ length: r.int(0, 3) }, () =>
+          obj({
+            from: r.maybe(0.6, () => Array.from({ length: r.int(1, 2) }, () => ({ source: nonEmpty(source(), { namespaces: ['foo'] }) }))),
+            to: r.maybe(0.6, () => Array.from({ length: r.int(1, 2) }, () => ({ operation: nonEmpty(operation(), { methods: ['GET'] }) }))),
+            when: r.maybe(0.4, () =>
+              r.some(CONDITIONS, 1, 3).map(([key, pool]) => obj({ key, values: values(pool), notValues: r.maybe(0.3, () => values(pool)) })),
+            ),
+          }),
+        ),
+      );
+      let spec: Json = obj({
+        selector: svc && r.chance(0.7) ? { matchLabels: { app: svc.name } } : r.maybe(0.1, () => ({ matchLabels: { istio: 'ingressgateway' } })),
+        action,
+        provider: action === 'CUSTOM' ? { name: 'ext-authz' } : undefined,
+        rules,
+      });
+      if (this.broken(0.05)) {
+        this.intendedInvalid++;
+        spec = { ...spec, rules: [{ to: [{ operation: { paths: ['/api/*/items'] } }], when: [{ key: 'request.method', values: ['GET'] }] }] };
+      }
+      this.objects.push({
+        apiVersion: r.pick(['security.istio.io/v1', 'security.istio.io/v1beta1']),
+        kind: 'AuthorizationPolicy',
+        metadata: obj({ name: `ap-${i}`, namespace, annotations: r.maybe(0.1, () => ({ 'istio.io/dry-run': 'true' })) }),
+        spec,
+      });
+    }
+  }
 }
 
 /** Generates one case; the same seed always gives the same objects. */
@@ -614,5 +700,6 @@ export function generateCase(seed: number): GeneratedCase {
   g.destinationRules();
   g.gateways();
   g.virtualServices();
+  g.authorizationPolicies();
   return { seed, objects: g.objects, intendedInvalid: g.intendedInvalid };
 }

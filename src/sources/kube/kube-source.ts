@@ -6,7 +6,7 @@ import { parseMeshObject, type MeshKind, type MeshObject } from '../../model/obj
 import type { ConfigStore, Refusal } from '../../model/store.js';
 import type { Logger } from '../../util/log.js';
 import type { Metrics } from '../../util/metrics.js';
-import { preferredVersion, type KubeConnection } from '../../kube/client.js';
+import { preferredVersion, servedResources, type KubeConnection } from '../../kube/client.js';
 import { ResilientInformer, DEFAULT_BACKOFF, type BackoffPolicy } from '../../kube/resilient-informer.js';
 
 export interface WatchedKind {
@@ -53,8 +53,25 @@ export const ISTIO_GROUPS: IstioGroup[] = [
     ],
     describe: 'Gateways, VirtualServices and DestinationRules',
   },
-  { group: ISTIO_SECURITY_GROUP, versions: ISTIO_SECURITY_VERSIONS, kinds: [{ kind: 'PeerAuthentication', plural: 'peerauthentications' }], describe: 'PeerAuthentications' },
+  {
+    group: ISTIO_SECURITY_GROUP,
+    versions: ISTIO_SECURITY_VERSIONS,
+    kinds: [
+      { kind: 'PeerAuthentication', plural: 'peerauthentications' },
+      { kind: 'AuthorizationPolicy', plural: 'authorizationpolicies' },
+    ],
+    describe: 'PeerAuthentications and AuthorizationPolicies',
+  },
 ];
+
+/** The kinds of `g` the API server serves at `version`, as watched kinds, and those it does not. */
+export async function servedIstioKinds(conn: KubeConnection, g: IstioGroup, version: string): Promise<{ served: WatchedKind[]; missing: IstioGroup['kinds'] }> {
+  const resources = await servedResources(conn, g.group, version);
+  return {
+    served: g.kinds.filter((k) => resources.has(k.plural)).map((k) => ({ ...k, group: g.group, version, config: true })),
+    missing: g.kinds.filter((k) => !resources.has(k.plural)),
+  };
+}
 
 export interface KubeSourceOptions {
   conn: KubeConnection;
@@ -93,7 +110,10 @@ export class KubeSource {
         continue;
       }
       this.o.log.info({ group: g.group, version }, `watching ${g.group} config`);
-      this.kinds.push(...g.kinds.map((k) => ({ ...k, group: g.group, version, config: true })));
+      const { served, missing } = await servedIstioKinds(this.o.conn, g, version);
+      // CRDs from an older install may lack a kind: the others are still watched.
+      for (const k of missing) this.o.log.warn({ group: g.group, kind: k.kind }, `the ${k.plural}.${g.group} CRD is not installed; ${k.kind} objects are not watched`);
+      this.kinds.push(...served);
     }
     for (const k of this.kinds) {
       const inf = this.informerFor(k);

@@ -4,7 +4,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { parseMeshObject, type MeshObject, type ObjectError } from '../../model/objects.js';
 import { kubeRequest, preferredVersion, type KubeConnection } from '../../kube/client.js';
-import { CORE_KINDS, ISTIO_GROUPS, collectionPath, type WatchedKind } from './kube-source.js';
+import { CORE_KINDS, ISTIO_GROUPS, collectionPath, servedIstioKinds, type WatchedKind } from './kube-source.js';
 
 /** Objects asked for per request. */
 const PAGE_SIZE = 500;
@@ -55,7 +55,9 @@ export async function listCluster(conn: KubeConnection): Promise<ClusterListing>
       continue;
     }
     const version = g.versions.includes(preferred) ? preferred : g.versions[0]!;
-    kinds.push(...g.kinds.map((k) => ({ ...k, group: g.group, version, config: true })));
+    const { served, missing } = await servedIstioKinds(conn, g, version);
+    for (const k of missing) out.notes.push(`the ${k.plural}.${g.group} CRD is not installed; ${k.kind} objects are not read`);
+    kinds.push(...served);
   }
   for (const k of kinds) await listKind(conn, k, out);
   return out;
