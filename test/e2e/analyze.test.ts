@@ -74,7 +74,7 @@ describe('meshd analyze against a real kube-apiserver', () => {
     assert.equal(r.status, 79, r.stderr);
     assert.deepEqual(lines(r), [
       'Error [IST0101] (VirtualService shop/reviews) Referenced host not found: "reviews2"',
-      'Error [IST0101] (VirtualService shop/reviews) Referenced host+subset in destinationrule not found: "reviews+v9"',
+      'Error [IST0101] (VirtualService shop/reviews) Referenced host+subset in destinationrule not found: "reviews+v9": no DestinationRule for reviews.shop.svc.cluster.local defines subset v9, so this VirtualService is left out.',
       'Error [IST0106] (VirtualService shop/broken) Schema validation error: spec.http[0]: has no destination: set route (with at least one destination), redirect or directResponse',
       'Warning [IST0103] (Pod shop/reviews-v1-1) The pod shop/reviews-v1-1 has no sidecar although its namespace is labelled for injection: it was created before the label, or injection failed. Restart its workload (kubectl rollout restart) to inject it.',
     ]);

@@ -1057,7 +1057,6 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
       ['POST', `/apis/${ISTIO_GROUP}/v1/namespaces/${NS}/virtualservices`, { apiVersion: `${ISTIO_GROUP}/v1`, kind: 'VirtualService', metadata: { name: 'x' }, spec: { hosts: ['x'] } }],
       ['POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications`, { apiVersion: `${SECURITY_GROUP}/v1`, kind: 'PeerAuthentication', metadata: { name: 'x' }, spec: { mtls: { mode: 'DISABLE' } } }],
       ['PATCH', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications/full-pa`, { spec: { mtls: { mode: 'DISABLE' } } }],
-      ['PATCH', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/peerauthentications/full-pa/status`, { status: { observedGeneration: 1 } }],
       [
         'POST',
         '/apis/authorization.k8s.io/v1/subjectaccessreviews',

@@ -181,7 +181,7 @@ describe('the validating webhook, called by the real apiserver', () => {
       if (!(e instanceof KubeApiError)) throw e;
       return /denied the request/.test(e.message) ? e : undefined;
     }, 30_000);
-    assert.match(err.message, /VirtualService apps\/bad-after-restart: spec\.http\[0\]\.route/);
+    assert.match(err.message, /\(VirtualService apps\/bad-after-restart\) Schema validation error: spec\.http\[0\]\.route/);
     const ok = await kube.request<{ metadata: { name: string } }>('POST', VS_PATH, virtualService('good-after-restart', [70, 30]));
     assert.equal(ok.metadata.name, 'good-after-restart');
     // The new leader proved the webhook again (it never wrote Ignore in between).
