@@ -12,6 +12,7 @@ import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 import { subsetServiceName } from './endpoints.js';
 import { protoDurationOf } from '../util/duration.js';
+import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
 
 /** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
 function connectTimeout(snapshot: MeshSnapshot): string {
@@ -29,6 +30,8 @@ function http2Options(): Json {
 export interface ClusterOptions {
   /** The client has a workload certificate: mesh endpoints get mTLS. */
   mtls?: WorkloadCertificates | undefined;
+  /** What the client's Sidecar imports: other service ports get no cluster. Unset: all. */
+  scope?: SidecarScope | undefined;
 }
 
 /** One outbound EDS cluster: a service port, or one subset of it. */
@@ -80,9 +83,10 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
 export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o: ClusterOptions = {}): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const svc of snapshot.services) {
+    if (o.scope && !svc.ports.some((p) => seesServicePort(o.scope, svc, p.port))) continue;
     const dr = destinationRuleFor(snapshot.config, svc.hostname, clientNamespace, svc.namespace, snapshot.domain);
     for (const port of svc.ports) {
-      if (port.protocol === 'UDP') continue;
+      if (port.protocol === 'UDP' || !seesServicePort(o.scope, svc, port.port)) continue;
       const http2 = isHttp2Protocol(port.protocol);
       out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname), svc, port, http2, policy: effectivePolicy(dr?.spec, port.port), rule: dr?.metadata }, o));
       for (const subset of dr?.spec.subsets ?? []) {
@@ -127,7 +131,7 @@ export function inboundClusters(snapshot: MeshSnapshot, ctx: ProxyContext): Envo
 }
 
 /** Every cluster a proxy gets, sorted by name. */
-export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls })): EnvoyResource[] {
+export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })): EnvoyResource[] {
   if (ctx.proxyless) return [...shared].sort(byName);
   const all = [...shared, ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
   return all.sort(byName);

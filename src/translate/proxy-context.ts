@@ -4,6 +4,7 @@ import { endpointKey, type MeshSnapshot } from '../model/mesh.js';
 import type { Proxy, WorkloadCertificates } from '../model/proxy.js';
 import { labelsKey, selectorMatches } from '../model/labels.js';
 import type { Protocol } from '../model/protocol.js';
+import { sidecarScope, type SidecarScope } from './sidecar-scope.js';
 
 export type InterceptionMode = 'REDIRECT' | 'NONE';
 
@@ -22,6 +23,8 @@ export interface ProxyContext {
   inboundPorts: InboundPort[];
   /** Set when the proxy has a workload certificate (from meshd or its agent): mesh traffic uses mTLS. */
   mtls: WorkloadCertificates | undefined;
+  /** What its Sidecar resource imports, when one applies (sidecar-scope.ts). */
+  scope?: SidecarScope | undefined;
   /** Proxies with the same key get the same resources. */
   classKey: string;
 }
@@ -67,6 +70,7 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
   const interception: InterceptionMode = mode === 'NONE' ? 'NONE' : 'REDIRECT';
   const inboundPorts = proxyless ? [] : inboundPortsOf(snapshot, proxy);
   const mtls = !proxyless ? proxy.certificates : undefined;
+  const scope = proxyless ? undefined : sidecarScope(snapshot, proxy);
   const classKey = [
     proxyless ? 'grpc' : proxy.type,
     proxy.namespace,
@@ -75,6 +79,8 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
     // VirtualService matches on sourceLabels make routes depend on the client's labels.
     labelsKey(proxy.labels),
     mtls ? `mtls:${mtls.source}:${mtls.trustDomain}` : 'plaintext',
+    // What its Sidecar imports: proxies importing the same service ports share one translation.
+    scope ? `sidecar:${scope.key}` : 'all',
   ].join('|');
-  return { proxy, proxyless, interception, inboundPorts, mtls, classKey };
+  return { proxy, proxyless, interception, inboundPorts, mtls, scope, classKey };
 }
