@@ -121,10 +121,38 @@ export function builtinClusters(snapshot: MeshSnapshot): EnvoyResource[] {
   ];
 }
 
+/**
+ * A Sidecar ingress listener's `defaultEndpoint`: a loopback address or unix socket is a
+ * static endpoint; `0.0.0.0`/`[::]` is the workload's own address (the original destination)
+ * at the endpoint's port.
+ */
+function defaultEndpointCluster(name: string, endpoint: string, timeout: string): EnvoyResource {
+  const m = /^(127\.0\.0\.1|\[::1\]|0\.0\.0\.0|\[::\]):(\d+)$/.exec(endpoint);
+  if (m && (m[1] === '0.0.0.0' || m[1] === '[::]')) {
+    const res = originalDstCluster(name, true, timeout);
+    res.body.original_dst_lb_config = { upstream_port_override: Number(m[2]) };
+    return res;
+  }
+  const address = m ? { socket_address: { address: m[1]!.replace(/^\[|\]$/g, ''), port_value: Number(m[2]) } } : { pipe: { path: endpoint.slice('unix://'.length) } };
+  return {
+    name,
+    body: {
+      name,
+      type: 'STATIC',
+      connect_timeout: timeout,
+      lb_policy: 'ROUND_ROBIN',
+      circuit_breakers: { thresholds: [unlimitedThresholds()] },
+      ...(m ? { upstream_bind_config: INBOUND_SOURCE } : {}),
+      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address } }] }] },
+    },
+  };
+}
+
 export function inboundClusters(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const timeout = connectTimeout(snapshot);
   return ctx.inboundPorts.map((p) => {
-    const res = originalDstCluster(inboundClusterName(p.targetPort), true, timeout);
+    const name = inboundClusterName(p.targetPort);
+    const res = p.endpoint ? defaultEndpointCluster(name, p.endpoint, timeout) : originalDstCluster(name, true, timeout);
     if (isHttp2Protocol(p.protocol)) res.body.typed_extension_protocol_options = http2Options();
     return res;
   });

@@ -12,6 +12,8 @@ export interface InboundPort {
   /** The workload (target) port traffic arrives on. */
   targetPort: number;
   protocol: Protocol;
+  /** From a Sidecar's ingress listener: where the port's traffic goes (unset: its original destination). */
+  endpoint?: string;
 }
 
 export interface ProxyContext {
@@ -68,14 +70,19 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
   const proxyless = proxy.generator === 'grpc';
   const mode = String(proxy.metadata.INTERCEPTION_MODE ?? 'REDIRECT').toUpperCase();
   const interception: InterceptionMode = mode === 'NONE' ? 'NONE' : 'REDIRECT';
-  const inboundPorts = proxyless ? [] : inboundPortsOf(snapshot, proxy);
   const mtls = !proxyless ? proxy.certificates : undefined;
   const scope = proxyless ? undefined : sidecarScope(snapshot, proxy);
+  // A Sidecar's ingress listeners replace the ports of the services selecting the workload.
+  const inboundPorts = proxyless
+    ? []
+    : scope?.ingress.length
+      ? scope.ingress.map((g): InboundPort => ({ targetPort: g.port, protocol: g.protocol, ...(g.defaultEndpoint ? { endpoint: g.defaultEndpoint } : {}) }))
+      : inboundPortsOf(snapshot, proxy);
   const classKey = [
     proxyless ? 'grpc' : proxy.type,
     proxy.namespace,
     interception,
-    inboundPorts.map((p) => `${p.targetPort}/${p.protocol}`).join(','),
+    inboundPorts.map((p) => `${p.targetPort}/${p.protocol}${p.endpoint ? `>${p.endpoint}` : ''}`).join(','),
     // VirtualService matches on sourceLabels make routes depend on the client's labels.
     labelsKey(proxy.labels),
     mtls ? `mtls:${mtls.source}:${mtls.trustDomain}` : 'plaintext',

@@ -6,6 +6,15 @@ import type { Proxy } from '../model/proxy.js';
 import type { OutboundTrafficMode } from '../model/mesh-config.js';
 import { importsServicePort, sidecarFor, sidecarImports } from '../model/sidecar.js';
 import { rootNamespaceOf } from './istio-config.js';
+import { portProtocol, type Protocol } from '../model/protocol.js';
+
+/** One ingress listener: the port traffic arrives on, its protocol, and where it goes. */
+export interface SidecarIngress {
+  port: number;
+  protocol: Protocol;
+  /** `127.0.0.1:<port>`, `[::1]:<port>`, `0.0.0.0:<port>`, `[::]:<port>` or `unix://<path>`; unset: the original destination. */
+  defaultEndpoint: string | undefined;
+}
 
 export interface SidecarScope {
   /** The Sidecar applied, `namespace/name`. */
@@ -14,6 +23,8 @@ export interface SidecarScope {
   readonly imported: ReadonlySet<string>;
   /** The Sidecar's outboundTrafficPolicy mode, when it sets one (it overrides the mesh config's). */
   readonly outboundMode: OutboundTrafficMode | undefined;
+  /** The Sidecar's ingress listeners, when it has any: they replace the ports of the services selecting the workload. */
+  readonly ingress: readonly SidecarIngress[];
   /** A digest of what is imported and the mode: proxies with equal keys get the same outbound config. */
   readonly key: string;
 }
@@ -31,7 +42,10 @@ export function sidecarScope(snapshot: MeshSnapshot, proxy: Proxy): SidecarScope
   const digest = createHash('sha256');
   for (const k of imported) digest.update(k).update('\n');
   const outboundMode = imports.outboundMode;
-  return { sidecar: `${sc.metadata.namespace}/${sc.metadata.name}`, imported, outboundMode, key: `${outboundMode ?? ''}:${digest.digest('base64url').slice(0, 22)}` };
+  const ingress = (sc.spec.ingress ?? [])
+    .map((g): SidecarIngress => ({ port: g.port.number, protocol: portProtocol({ appProtocol: g.port.protocol ?? undefined, name: g.port.name ?? '' }), defaultEndpoint: g.defaultEndpoint || undefined }))
+    .sort((a, b) => a.port - b.port);
+  return { sidecar: `${sc.metadata.namespace}/${sc.metadata.name}`, imported, outboundMode, ingress, key: `${outboundMode ?? ''}:${digest.digest('base64url').slice(0, 22)}` };
 }
 
 /** Whether a proxy with this scope sees port `port` of `svc` (always, without a Sidecar). */
