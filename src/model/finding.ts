@@ -36,6 +36,7 @@ export const CODES = {
   PodMissingProxy: { code: 'IST0103', severity: 'Warning' },
   SchemaValidationError: { code: 'IST0106', severity: 'Error' },
   ConflictingMeshGatewayVirtualServiceHosts: { code: 'IST0109', severity: 'Error' },
+  MultipleSidecarsWithoutWorkloadSelectors: { code: 'IST0111', severity: 'Error' },
   VirtualServiceDestinationPortSelectorRequired: { code: 'IST0112', severity: 'Error' },
   VirtualServiceHostNotFoundInGateway: { code: 'IST0132', severity: 'Warning' },
   ConflictingGateways: { code: 'IST0145', severity: 'Error' },

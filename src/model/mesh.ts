@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { AuthorizationPolicyObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import type { AuthorizationPolicyObject, SidecarObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -61,6 +61,8 @@ export interface IstioConfig {
   readonly peerAuthenticationDecisions: PeerAuthenticationDecisions;
   /** Every valid AuthorizationPolicy, sorted by namespace/name (translate/authorization.ts applies them). */
   readonly authorizationPolicies?: readonly AuthorizationPolicyObject[];
+  /** Every valid Sidecar, sorted by namespace/name (model/sidecar.ts resolves which applies to a workload). */
+  readonly sidecars?: readonly SidecarObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
   /** The validation stage's findings about this config (objects or parts left out or ignored), sorted; refusals are not here. */
@@ -86,11 +88,13 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
   const gateways = store.list('Gateway').sort(byNamespacedName);
   const destinationRules = store.list('DestinationRule').sort(byNamespacedName);
   const peerAuthentications = store.list('PeerAuthentication').sort(byNamespacedName);
+  const sidecars = store.list('Sidecar').sort(byNamespacedName);
   const v = validateConfig({
     virtualServices: store.list('VirtualService').sort(byNamespacedName),
     destinationRules,
     gateways,
     peerAuthentications,
+    sidecars,
     services: services ?? meshServices(store, domain),
     domain,
     rootNamespace: rootNamespace ?? ROOT_NAMESPACE,
@@ -104,6 +108,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     peerAuthentications,
     peerAuthenticationDecisions: v.peerAuthenticationDecisions,
     authorizationPolicies: store.list('AuthorizationPolicy').sort(byNamespacedName),
+    sidecars,
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };

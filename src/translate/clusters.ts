@@ -12,6 +12,7 @@ import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 import { subsetServiceName } from './endpoints.js';
 import { protoDurationOf } from '../util/duration.js';
+import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
 
 /** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
 function connectTimeout(snapshot: MeshSnapshot): string {
@@ -29,6 +30,8 @@ function http2Options(): Json {
 export interface ClusterOptions {
   /** The client has a workload certificate: mesh endpoints get mTLS. */
   mtls?: WorkloadCertificates | undefined;
+  /** What the client's Sidecar imports: other service ports get no cluster. Unset: all. */
+  scope?: SidecarScope | undefined;
 }
 
 /** One outbound EDS cluster: a service port, or one subset of it. */
@@ -80,9 +83,10 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
 export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o: ClusterOptions = {}): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const svc of snapshot.services) {
+    if (o.scope && !svc.ports.some((p) => seesServicePort(o.scope, svc, p.port))) continue;
     const dr = destinationRuleFor(snapshot.config, svc.hostname, clientNamespace, svc.namespace, snapshot.domain);
     for (const port of svc.ports) {
-      if (port.protocol === 'UDP') continue;
+      if (port.protocol === 'UDP' || !seesServicePort(o.scope, svc, port.port)) continue;
       const http2 = isHttp2Protocol(port.protocol);
       out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname), svc, port, http2, policy: effectivePolicy(dr?.spec, port.port), rule: dr?.metadata }, o));
       for (const subset of dr?.spec.subsets ?? []) {
@@ -117,17 +121,45 @@ export function builtinClusters(snapshot: MeshSnapshot): EnvoyResource[] {
   ];
 }
 
+/**
+ * A Sidecar ingress listener's `defaultEndpoint`: a loopback address or unix socket is a
+ * static endpoint; `0.0.0.0`/`[::]` is the workload's own address (the original destination)
+ * at the endpoint's port.
+ */
+function defaultEndpointCluster(name: string, endpoint: string, timeout: string): EnvoyResource {
+  const m = /^(127\.0\.0\.1|\[::1\]|0\.0\.0\.0|\[::\]):(\d+)$/.exec(endpoint);
+  if (m && (m[1] === '0.0.0.0' || m[1] === '[::]')) {
+    const res = originalDstCluster(name, true, timeout);
+    res.body.original_dst_lb_config = { upstream_port_override: Number(m[2]) };
+    return res;
+  }
+  const address = m ? { socket_address: { address: m[1]!.replace(/^\[|\]$/g, ''), port_value: Number(m[2]) } } : { pipe: { path: endpoint.slice('unix://'.length) } };
+  return {
+    name,
+    body: {
+      name,
+      type: 'STATIC',
+      connect_timeout: timeout,
+      lb_policy: 'ROUND_ROBIN',
+      circuit_breakers: { thresholds: [unlimitedThresholds()] },
+      ...(m ? { upstream_bind_config: INBOUND_SOURCE } : {}),
+      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address } }] }] },
+    },
+  };
+}
+
 export function inboundClusters(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const timeout = connectTimeout(snapshot);
   return ctx.inboundPorts.map((p) => {
-    const res = originalDstCluster(inboundClusterName(p.targetPort), true, timeout);
+    const name = inboundClusterName(p.targetPort);
+    const res = p.endpoint ? defaultEndpointCluster(name, p.endpoint, timeout) : originalDstCluster(name, true, timeout);
     if (isHttp2Protocol(p.protocol)) res.body.typed_extension_protocol_options = http2Options();
     return res;
   });
 }
 
 /** Every cluster a proxy gets, sorted by name. */
-export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls })): EnvoyResource[] {
+export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })): EnvoyResource[] {
   if (ctx.proxyless) return [...shared].sort(byName);
   const all = [...shared, ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
   return all.sort(byName);

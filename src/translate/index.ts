@@ -17,7 +17,7 @@ export type ResourcesByType = Record<TypeUrl, EnvoyResource[]>;
  */
 export function translateContext(snapshot: MeshSnapshot, ctx: ProxyContext, shared?: { clusters?: EnvoyResource[]; endpoints?: EnvoyResource[] }): ResourcesByType {
   return {
-    [TypeUrl.Cluster]: clustersFor(snapshot, ctx, shared?.clusters ?? outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls })),
+    [TypeUrl.Cluster]: clustersFor(snapshot, ctx, shared?.clusters ?? outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })),
     [TypeUrl.ClusterLoadAssignment]: shared?.endpoints ?? loadAssignments(snapshot),
     [TypeUrl.Listener]: listenersFor(snapshot, ctx),
     [TypeUrl.RouteConfiguration]: routesFor(snapshot, ctx),

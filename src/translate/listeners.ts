@@ -10,7 +10,8 @@ import { MESH_ALPN, istioMutualServerSocket } from './mtls.js';
 import { effectivePeerAuthentication } from './peer-authentication.js';
 import { authorizationFilters, type AuthzFilters } from './authorization.js';
 import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy, tlsInspector } from './filters.js';
-import { httpPorts, meshVirtualServicesByHost } from './routes.js';
+import { httpPorts, meshVirtualServicesByHost, outboundMode } from './routes.js';
+import { seesServicePort } from './sidecar-scope.js';
 import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
 import { MESH_GATEWAY } from './istio-config.js';
 import type { RouteContext } from './http-routes.js';
@@ -40,10 +41,10 @@ const LOCALHOST = '127.0.0.1';
  * Captured connections no other listener takes: to their original destination (Istio's
  * ALLOW_ANY), or to the black hole (REGISTRY_ONLY), with Istio's chain names.
  */
-function virtualOutbound(mesh: MeshConfig): EnvoyResource {
+function virtualOutbound(ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
   const logs = accessLogs(mesh).filter;
   const chain =
-    mesh.outboundTrafficPolicy.mode === 'REGISTRY_ONLY'
+    outboundMode(ctx, mesh) === 'REGISTRY_ONLY'
       ? { name: 'virtualOutbound-blackhole', filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER, logs)] }
       : { name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, logs)] };
   return {
@@ -178,7 +179,7 @@ function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: Inbou
 export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   const taken = new Set<string>();
-  const http = httpPorts(snapshot);
+  const http = httpPorts(snapshot, ctx.scope);
   const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
   for (const port of http.keys()) {
     const l = outboundHttpListener(port, ctx, snapshot.meshConfig);
@@ -187,7 +188,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   }
   for (const svc of snapshot.services) {
     for (const port of svc.ports) {
-      if (isHttpProtocol(port.protocol) || port.protocol === 'UDP') continue;
+      if (isHttpProtocol(port.protocol) || port.protocol === 'UDP' || !seesServicePort(ctx.scope, svc, port.port)) continue;
       const l = outboundTcpListener(snapshot, svc, port, ctx, vsByHost.get(svc.hostname));
       // Two services cannot share one address and port: the first (by hostname) keeps it.
       if (!l || taken.has(l.name)) continue;
@@ -199,7 +200,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   if (ctx.interception === 'REDIRECT') {
     const pa = effectivePeerAuthentication(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels);
     const authz = authorizationFilters(snapshot.config, ctx.proxy);
-    out.push(virtualOutbound(snapshot.meshConfig), virtualInbound(ctx, snapshot.meshConfig, pa.mode, (port) => pa.ports.get(port) ?? pa.mode, authz));
+    out.push(virtualOutbound(ctx, snapshot.meshConfig), virtualInbound(ctx, snapshot.meshConfig, pa.mode, (port) => pa.ports.get(port) ?? pa.mode, authz));
   }
   return out.sort(byName);
 }

@@ -4,6 +4,7 @@ import { endpointKey, type MeshSnapshot } from '../model/mesh.js';
 import type { Proxy, WorkloadCertificates } from '../model/proxy.js';
 import { labelsKey, selectorMatches } from '../model/labels.js';
 import type { Protocol } from '../model/protocol.js';
+import { sidecarScope, type SidecarScope } from './sidecar-scope.js';
 
 export type InterceptionMode = 'REDIRECT' | 'NONE';
 
@@ -11,6 +12,8 @@ export interface InboundPort {
   /** The workload (target) port traffic arrives on. */
   targetPort: number;
   protocol: Protocol;
+  /** From a Sidecar's ingress listener: where the port's traffic goes (unset: its original destination). */
+  endpoint?: string;
 }
 
 export interface ProxyContext {
@@ -22,6 +25,8 @@ export interface ProxyContext {
   inboundPorts: InboundPort[];
   /** Set when the proxy has a workload certificate (from meshd or its agent): mesh traffic uses mTLS. */
   mtls: WorkloadCertificates | undefined;
+  /** What its Sidecar resource imports, when one applies (sidecar-scope.ts). */
+  scope?: SidecarScope | undefined;
   /** Proxies with the same key get the same resources. */
   classKey: string;
 }
@@ -65,16 +70,24 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
   const proxyless = proxy.generator === 'grpc';
   const mode = String(proxy.metadata.INTERCEPTION_MODE ?? 'REDIRECT').toUpperCase();
   const interception: InterceptionMode = mode === 'NONE' ? 'NONE' : 'REDIRECT';
-  const inboundPorts = proxyless ? [] : inboundPortsOf(snapshot, proxy);
   const mtls = !proxyless ? proxy.certificates : undefined;
+  const scope = proxyless ? undefined : sidecarScope(snapshot, proxy);
+  // A Sidecar's ingress listeners replace the ports of the services selecting the workload.
+  const inboundPorts = proxyless
+    ? []
+    : scope?.ingress.length
+      ? scope.ingress.map((g): InboundPort => ({ targetPort: g.port, protocol: g.protocol, ...(g.defaultEndpoint ? { endpoint: g.defaultEndpoint } : {}) }))
+      : inboundPortsOf(snapshot, proxy);
   const classKey = [
     proxyless ? 'grpc' : proxy.type,
     proxy.namespace,
     interception,
-    inboundPorts.map((p) => `${p.targetPort}/${p.protocol}`).join(','),
+    inboundPorts.map((p) => `${p.targetPort}/${p.protocol}${p.endpoint ? `>${p.endpoint}` : ''}`).join(','),
     // VirtualService matches on sourceLabels make routes depend on the client's labels.
     labelsKey(proxy.labels),
     mtls ? `mtls:${mtls.source}:${mtls.trustDomain}` : 'plaintext',
+    // What its Sidecar imports: proxies importing the same service ports share one translation.
+    scope ? `sidecar:${scope.key}` : 'all',
   ].join('|');
-  return { proxy, proxyless, interception, inboundPorts, mtls, classKey };
+  return { proxy, proxyless, interception, inboundPorts, mtls, scope, classKey };
 }

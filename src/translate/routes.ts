@@ -11,6 +11,7 @@ import type { VirtualServiceObject } from '../model/objects.js';
 import type { MeshConfig } from '../model/mesh-config.js';
 import { gatewayRoutes } from './gateways.js';
 import { meshHostOwners } from '../model/validation/mesh-hosts.js';
+import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
 
 /**
  * The names a client in `clientNamespace` may use for `svc`. Sidecar route configurations
@@ -44,22 +45,27 @@ function retryOf(rc: RouteContext): Json {
   return policy ? { retry_policy: policy } : {};
 }
 
+/** The outbound traffic policy of a proxy: its Sidecar's, else the mesh config's. */
+export function outboundMode(ctx: ProxyContext, mesh: MeshConfig): MeshConfig['outboundTrafficPolicy']['mode'] {
+  return ctx.scope?.outboundMode ?? mesh.outboundTrafficPolicy.mode;
+}
+
 function catchAllVirtualHost(ctx: ProxyContext, mesh: MeshConfig): Json {
   // Outbound traffic to unknown hosts is allowed (Istio's ALLOW_ANY) when traffic is
   // captured; without capture there is no original destination to pass through to. Under
   // REGISTRY_ONLY, it gets 502, as in Istio.
-  if (ctx.interception === 'REDIRECT' && mesh.outboundTrafficPolicy.mode === 'ALLOW_ANY') {
+  if (ctx.interception === 'REDIRECT' && outboundMode(ctx, mesh) === 'ALLOW_ANY') {
     return { name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } }] };
   }
   return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }] };
 }
 
 /** Outbound HTTP ports of the mesh, with the services listening on each, sorted. */
-export function httpPorts(snapshot: MeshSnapshot): Map<number, { svc: MeshService; port: MeshServicePort }[]> {
+export function httpPorts(snapshot: MeshSnapshot, scope?: SidecarScope): Map<number, { svc: MeshService; port: MeshServicePort }[]> {
   const out = new Map<number, { svc: MeshService; port: MeshServicePort }[]>();
   for (const svc of snapshot.services) {
     for (const port of svc.ports) {
-      if (!isHttpProtocol(port.protocol)) continue;
+      if (!isHttpProtocol(port.protocol) || !seesServicePort(scope, svc, port.port)) continue;
       let list = out.get(port.port);
       if (!list) out.set(port.port, (list = []));
       list.push({ svc, port });
@@ -80,7 +86,7 @@ export function meshVirtualServicesByHost(snapshot: MeshSnapshot, clientNamespac
 export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
-  for (const [portNumber, entries] of httpPorts(snapshot)) {
+  for (const [portNumber, entries] of httpPorts(snapshot, ctx.scope)) {
     const used = new Set<string>();
     const virtualHosts: Json[] = [];
     const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: portNumber, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };

@@ -243,6 +243,9 @@ export class Connection {
     if (this.pending || this.flushing) return false;
     for (const w of this.watches.values()) {
       const d = w.delivery;
+      // A type the proxy subscribes to nothing of holds nothing to be out of date: Envoy does
+      // not acknowledge a response for a type it no longer watches (SotW EDS after its last cluster went).
+      if (w.subscription.empty) continue;
       if (d.sentResponses > 0 && d.ackedNonce !== d.lastNonce) return false;
     }
     return true;

@@ -13,6 +13,7 @@
 // - PeerAuthentication: sidecars of its namespace (those it selects, with a selector); in
 //   the root namespace, every sidecar.
 // - AuthorizationPolicy: the proxies it applies to by its scope (translate/authorization.ts).
+// - Sidecar: the sidecars it is resolved for (model/sidecar.ts: selector, namespace, root default).
 // A proxy counts once it has acknowledged a response (until then it is still connecting),
 // or as soon as it rejects one.
 import type { IstioConfig } from '../model/mesh.js';
@@ -21,6 +22,7 @@ import { labelsKey, selectorMatches, type Labels } from '../model/labels.js';
 import type { ProxyType } from '../model/proxy.js';
 import { MESH_GATEWAY, resolveGateway, rootNamespaceOf, visibleTo } from '../translate/istio-config.js';
 import { policyApplies } from '../translate/authorization.js';
+import { sidecarFor } from '../model/sidecar.js';
 import type { Connection } from './connection.js';
 
 export interface ProxyCounts {
@@ -86,6 +88,15 @@ function affectsOf(obj: IstioObject, config: IstioConfig): Affects {
     case 'AuthorizationPolicy': {
       const root = rootNamespaceOf(config);
       return (g) => policyApplies(obj, root, g);
+    }
+    case 'Sidecar': {
+      const root = rootNamespaceOf(config);
+      const all = config.sidecars ?? [];
+      return (g) => {
+        if (g.type !== 'sidecar') return false;
+        const s = sidecarFor(all, g.namespace, g.labels, root);
+        return s !== undefined && s.metadata.namespace === ns && s.metadata.name === obj.metadata.name;
+      };
     }
   }
 }

@@ -203,9 +203,9 @@ export class ConfigGenerator {
     if (!s) throw new Error('no snapshot yet');
     let view = this.views.get(ctx.classKey);
     if (!view || view.configVersion !== this.configVersion) {
-      const clusterKey = `${ctx.proxy.namespace}|${ctx.mtls ? `${ctx.mtls.source}:${ctx.mtls.trustDomain}` : ''}`;
+      const clusterKey = `${ctx.proxy.namespace}|${ctx.mtls ? `${ctx.mtls.source}:${ctx.mtls.trustDomain}` : ''}|${ctx.scope?.key ?? ''}`;
       let clusters = this.sharedClusters.get(clusterKey);
-      if (!clusters) this.sharedClusters.set(clusterKey, (clusters = outboundClusters(s, ctx.proxy.namespace, { mtls: ctx.mtls })));
+      if (!clusters) this.sharedClusters.set(clusterKey, (clusters = outboundClusters(s, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })));
       const translated = translateContext(s, ctx, { clusters, endpoints: [] });
       const previous = this.previousViews.get(ctx.classKey);
       this.previousViews.delete(ctx.classKey);

@@ -54,6 +54,11 @@ export class Subscription {
     return this.wildcard_;
   }
 
+  /** Nothing is subscribed (no wildcard, no name): e.g. EDS once the proxy's last cluster went. */
+  get empty(): boolean {
+    return !this.wildcard_ && this.names.size === 0;
+  }
+
   /** Whether `name` is subscribed: by the wildcard or by name. */
   subscribed(name: string): boolean {
     return this.wildcard_ || this.names.has(name);

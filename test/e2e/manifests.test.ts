@@ -116,6 +116,7 @@ describe('manifests: files', () => {
       'CustomResourceDefinition/destinationrules.networking.istio.io',
       'CustomResourceDefinition/gateways.networking.istio.io',
       'CustomResourceDefinition/peerauthentications.security.istio.io',
+      'CustomResourceDefinition/sidecars.networking.istio.io',
       'CustomResourceDefinition/virtualservices.networking.istio.io',
       'Deployment/istiod',
       'MutatingWebhookConfiguration/istio-sidecar-injector',

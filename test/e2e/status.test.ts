@@ -4,7 +4,7 @@
  * acknowledges it (not while the Envoy is stopped); a NACK (the Envoy's runtime caps regex
  * programs at size 1, so a regex match is rejected) shows in status and clears when the
  * object is fixed; a Gateway losing a host conflict says so and names the winner; nothing is
- * written when nothing changed.
+ * written when nothing changed; a Sidecar scopes the proxy, with status and IST0111.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -168,5 +168,29 @@ describe('status on Istio objects, written by the leader', { timeout: 300_000 },
     // ...and wrote nothing: no write counted, the object untouched.
     assert.equal(await writes('written'), written);
     assert.equal((await getVs('httpbin')).metadata.resourceVersion, vs.metadata.resourceVersion);
+  });
+
+  it('a Sidecar (v1alpha3) scopes the proxy and is Reconciled once it ACKs; two without a selector get IST0111', async () => {
+    const path = (v: string) => `/apis/networking.istio.io/${v}/namespaces/${NS}/sidecars`;
+    const clusters = async (): Promise<string> => JSON.stringify((await envoy.configDump('?resource=dynamic_active_clusters')).configs);
+    const httpbinCluster = `outbound|${servicePort}||httpbin.${NS}.svc.cluster.local`;
+    assert.match(await clusters(), new RegExp(httpbinCluster.replace(/[|.]/g, '\\$&')));
+    await kube.request('POST', path('v1alpha3'), { apiVersion: 'networking.istio.io/v1alpha3', kind: 'Sidecar', metadata: { name: 'only-system' }, spec: { egress: [{ hosts: ['istio-system/*'] }] } });
+    await envoy.waitFor(async () => !(await clusters()).includes(httpbinCluster), { what: 'the unimported cluster to go', timeoutMs: 20_000 });
+    const reconciled = await eventually('the Sidecar Reconciled', async () => {
+      const o = await kube.request<Stored>('GET', `${path('v1')}/only-system`);
+      return condition(o, 'Reconciled')?.status === 'True' ? o : undefined;
+    }, 20_000);
+    assert.equal(condition(reconciled, 'Reconciled')?.message, 'every connected proxy it affects is up to date');
+
+    await kube.request('POST', path('v1'), { apiVersion: 'networking.istio.io/v1', kind: 'Sidecar', metadata: { name: 'also-wide' }, spec: { egress: [{ hosts: ['./*'] }] } });
+    const flagged = await eventually('IST0111 on the second Sidecar', async () => {
+      const o = await kube.request<Stored>('GET', `${path('v1')}/also-wide`);
+      return o.status?.validationMessages?.some((m) => m.type.code === 'IST0111') ? o : undefined;
+    }, 20_000);
+    assert.ok(flagged.status?.validationMessages?.some((m) => m.type.code === 'IST0111' && m.level === 'ERROR'));
+    await kube.request('DELETE', `${path('v1')}/also-wide`);
+    await kube.request('DELETE', `${path('v1')}/only-system`);
+    await envoy.waitFor(async () => (await clusters()).includes(httpbinCluster), { what: 'the cluster to come back', timeoutMs: 20_000 });
   });
 });

@@ -31,6 +31,7 @@ const RESOURCES: Record<string, { plural: string; cluster?: boolean }> = {
   VirtualService: { plural: 'virtualservices' },
   DestinationRule: { plural: 'destinationrules' },
   PeerAuthentication: { plural: 'peerauthentications' },
+  Sidecar: { plural: 'sidecars' },
 };
 
 export function collectionPath(apiVersion: string, kind: string, namespace?: string): string {

@@ -15,14 +15,17 @@
 // - a PeerAuthentication an older one overrides, or a workload policy in the root
 //   namespace: IST0167 IneffectivePolicy, Error (peer-authentications.ts);
 // - a host an earlier mesh VirtualService already holds for sidecars: IST0109
-//   ConflictingMeshGatewayVirtualServiceHosts, Error (mesh-hosts.ts).
-import type { DestinationRuleObject, GatewayObject, PeerAuthenticationObject, VirtualServiceObject } from '../objects.js';
+//   ConflictingMeshGatewayVirtualServiceHosts, Error (mesh-hosts.ts);
+// - several Sidecars without a workloadSelector in one namespace: IST0111
+//   MultipleSidecarsWithoutWorkloadSelectors, Error, on each; the oldest applies (sidecars.ts).
+import type { DestinationRuleObject, GatewayObject, PeerAuthenticationObject, SidecarObject, VirtualServiceObject } from '../objects.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
 import { definedSubsets, undefinedSubsetFindings } from './subsets.js';
 import { gatewayConflictFindings } from './gateway-servers.js';
 import { decidePeerAuthentications, type PeerAuthenticationDecisions } from './peer-authentications.js';
 import { meshHostConflictFindings } from './mesh-hosts.js';
+import { sidecarFindings } from './sidecars.js';
 
 export interface ValidationInput {
   /** Each kind sorted by namespace/name. */
@@ -30,6 +33,7 @@ export interface ValidationInput {
   destinationRules: readonly DestinationRuleObject[];
   gateways: readonly GatewayObject[];
   peerAuthentications: readonly PeerAuthenticationObject[];
+  sidecars?: readonly SidecarObject[];
   /** The mesh's services, sorted by hostname (gateway listening ports depend on them). */
   services: readonly MeshService[];
   domain: string;
@@ -56,6 +60,7 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   findings.push(...gatewayConflictFindings(input.gateways, input.services));
   const peerAuthenticationDecisions = decidePeerAuthentications(input.peerAuthentications, input.rootNamespace);
   findings.push(...peerAuthenticationDecisions.findings);
+  findings.push(...sidecarFindings(input.sidecars ?? []));
   return { virtualServices, peerAuthenticationDecisions, findings: sortFindings(findings) };
 }
 

@@ -50,8 +50,9 @@ export const ISTIO_GROUPS: IstioGroup[] = [
       { kind: 'Gateway', plural: 'gateways' },
       { kind: 'VirtualService', plural: 'virtualservices' },
       { kind: 'DestinationRule', plural: 'destinationrules' },
+      { kind: 'Sidecar', plural: 'sidecars' },
     ],
-    describe: 'Gateways, VirtualServices and DestinationRules',
+    describe: 'Gateways, VirtualServices, DestinationRules and Sidecars',
   },
   {
     group: ISTIO_SECURITY_GROUP,
