@@ -6,7 +6,6 @@ import { gatewaySelectors, gatewayServicePorts } from './gateways.js';
 import { namespacesNotInjected, podsMissingProxy } from './injection.js';
 import { validationFindings } from './validation.js';
 import { boundGateways, destinationHosts, destinationPortRequired } from './virtual-services.js';
-import { authorizationPolicies } from './policies.js';
 import { sortFindings, type Finding } from './finding.js';
 import { keyOf } from '../model/objects.js';
 
@@ -22,7 +21,6 @@ export const ANALYZERS: Readonly<Record<string, Analyzer>> = {
   gatewayServicePorts,
   unknownDestinationRuleHosts,
   subsetsWithoutPods,
-  authorizationPolicies,
   namespacesNotInjected,
   podsMissingProxy,
 };

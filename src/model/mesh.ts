@@ -89,12 +89,16 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
   const destinationRules = store.list('DestinationRule').sort(byNamespacedName);
   const peerAuthentications = store.list('PeerAuthentication').sort(byNamespacedName);
   const sidecars = store.list('Sidecar').sort(byNamespacedName);
+  const authorizationPolicies = store.list('AuthorizationPolicy').sort(byNamespacedName);
   const v = validateConfig({
     virtualServices: store.list('VirtualService').sort(byNamespacedName),
     destinationRules,
     gateways,
     peerAuthentications,
     sidecars,
+    authorizationPolicies,
+    // Listed only if a policy needs them (one using an HTTP-only field).
+    pods: { [Symbol.iterator]: () => store.list('Pod')[Symbol.iterator]() },
     services: services ?? meshServices(store, domain),
     domain,
     rootNamespace: rootNamespace ?? ROOT_NAMESPACE,
@@ -107,7 +111,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     gateways,
     peerAuthentications,
     peerAuthenticationDecisions: v.peerAuthenticationDecisions,
-    authorizationPolicies: store.list('AuthorizationPolicy').sort(byNamespacedName),
+    authorizationPolicies,
     sidecars,
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),

@@ -8,20 +8,20 @@
 // `istio.io/dry-run: "true"` become shadow rules (stats only). Pure; sorted by namespace/name.
 import type { IstioConfig } from '../model/mesh.js';
 import type { AuthorizationPolicyObject } from '../model/objects.js';
-import { selectorMatches, type Labels } from '../model/labels.js';
 import {
   DRY_RUN_ANNOTATION,
-  GATEWAY_NAME_LABEL,
   actionOf,
   bracketNames,
   parseCidr,
-  targetRefsOf,
   type AuthzCondition,
   type AuthzOperation,
   type AuthzRule,
   type AuthzSource,
 } from '../model/authorization.js';
 import { rootNamespaceOf } from './istio-config.js';
+import { policyApplies, type AuthzWorkload } from '../model/authorization-scope.js';
+
+export { policyApplies, type AuthzWorkload } from '../model/authorization-scope.js';
 import { anyOf, type Json } from './types.js';
 
 export const RBAC_HTTP_FILTER = 'envoy.filters.http.rbac';
@@ -43,30 +43,12 @@ const NETWORK_RBAC = 'envoy.extensions.filters.network.rbac.v3.RBAC';
 
 type RbacAction = 'ALLOW' | 'DENY' | 'LOG';
 
-/** The proxy a policy may apply to: a sidecar's or a gateway's namespace and labels. */
-export interface AuthzWorkload {
-  namespace: string;
-  labels: Labels;
-}
-
 /** The policies that apply to a workload, by action, each sorted by namespace/name. */
 export interface AppliedPolicies {
   custom: AuthorizationPolicyObject[];
   deny: AuthorizationPolicyObject[];
   allow: AuthorizationPolicyObject[];
   audit: AuthorizationPolicyObject[];
-}
-
-/** Whether `policy` applies to `w`, by Istio's scoping rules. */
-export function policyApplies(policy: AuthorizationPolicyObject, rootNamespace: string, w: AuthzWorkload): boolean {
-  const ns = policy.metadata.namespace;
-  const refs = targetRefsOf(policy.spec);
-  // targetRefs name Gateways in the policy's namespace; their proxies carry the Gateway's name.
-  if (refs.length > 0) return ns === w.namespace && refs.some((r) => w.labels[GATEWAY_NAME_LABEL] === r.name);
-  // A root-namespace policy applies across the mesh (its selector to matching workloads in every namespace).
-  if (ns !== rootNamespace && ns !== w.namespace) return false;
-  const selector = policy.spec.selector?.matchLabels ?? undefined;
-  return !selector || Object.keys(selector).length === 0 || selectorMatches(selector, w.labels);
 }
 
 export function appliedPolicies(config: IstioConfig, w: AuthzWorkload): AppliedPolicies {

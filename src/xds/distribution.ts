@@ -21,7 +21,7 @@ import type { IstioObject } from '../model/objects.js';
 import { labelsKey, selectorMatches, type Labels } from '../model/labels.js';
 import type { ProxyType } from '../model/proxy.js';
 import { MESH_GATEWAY, resolveGateway, rootNamespaceOf, visibleTo } from '../translate/istio-config.js';
-import { policyApplies } from '../translate/authorization.js';
+import { policyApplies } from '../model/authorization-scope.js';
 import { sidecarFor } from '../model/sidecar.js';
 import type { Connection } from './connection.js';
 

@@ -165,3 +165,34 @@ describe('the fail-close proof (controllers/validation-fail-close.ts)', () => {
     assert.equal(refusedByMeshd(apiserver, 'default', names), false);
   });
 });
+
+describe('validating webhook warnings for AuthorizationPolicies', () => {
+  const held = `
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: bookinfo}
+spec: {selector: {app: db}, ports: [{name: tcp-pg, port: 5432}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, namespace: bookinfo, labels: {app: db}}
+spec: {serviceAccountName: db, containers: [{name: db, image: db}]}
+`;
+  const store = new ConfigStore();
+  store.replaceSource('t', parseYamlText(held, 'held.yaml').objects);
+  const snapshot = buildSnapshot(store, 'cluster.local').snapshot;
+  const warn = validateWebhook({ log: silentLogger, snapshot: () => snapshot });
+  const policy = (spec: unknown): Record<string, unknown> => ({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'db-policy' }, spec });
+
+  it('admits a policy using an HTTP-only field where it selects a TCP port, with the IST0167 warning', () => {
+    const r = warn({ ...request('AuthorizationPolicy', policy({ selector: { matchLabels: { app: 'db' } }, rules: [{ to: [{ operation: { methods: ['GET'] } }] }] })), kind: { group: 'security.istio.io', version: 'v1', kind: 'AuthorizationPolicy' } });
+    assert.equal(r.allowed, true);
+    assert.equal(r.warnings?.length, 1);
+    assert.match(r.warnings![0]!, /^Warning \[IST0167\] \(AuthorizationPolicy bookinfo\/db-policy\) .*spec\.rules\[0\]\.to\[0\]\.operation\.methods .*TCP ports 5432/);
+  });
+
+  it('admits the same policy on workloads without TCP ports with no warning', () => {
+    const r = warn({ ...request('AuthorizationPolicy', policy({ selector: { matchLabels: { app: 'web' } }, rules: [{ to: [{ operation: { methods: ['GET'] } }] }] })), kind: { group: 'security.istio.io', version: 'v1', kind: 'AuthorizationPolicy' } });
+    assert.deepEqual(r, { uid: 'u1', allowed: true });
+  });
+});

@@ -6,7 +6,9 @@
 // - a destination host that is no Service yet (IST0101);
 // - a host an existing mesh VirtualService already holds for sidecars (IST0109), a Gateway
 //   server another Gateway keeps (IST0145), a PeerAuthentication an older one overrides
-//   (IST0167): the rules of the stage, run with this object in place of its stored version.
+//   (IST0167): the rules of the stage, run with this object in place of its stored version;
+// - an AuthorizationPolicy using an HTTP-only field where it selects TCP ports (IST0167), or
+//   naming an extension provider meshd does not have (IST0101).
 import type { IstioObject, VirtualServiceObject } from '../objects.js';
 import type { MeshSnapshot } from '../mesh.js';
 import { resolveHost } from '../istio.js';
@@ -17,6 +19,7 @@ import { meshHostConflictFindings } from './mesh-hosts.js';
 import { gatewayConflictFindings } from './gateway-servers.js';
 import { decidePeerAuthentications } from './peer-authentications.js';
 import { ROOT_NAMESPACE } from '../istio-scope.js';
+import { authorizationPolicyFindings } from './authorization-policies.js';
 
 type Named = { metadata: { namespace: string; name: string } };
 
@@ -63,6 +66,9 @@ export function admissionWarnings(obj: IstioObject, snapshot: MeshSnapshot, now:
       found = about(obj, decidePeerAuthentications(withObject(config.peerAuthentications, pa), config.rootNamespace ?? ROOT_NAMESPACE).findings);
       break;
     }
+    case 'AuthorizationPolicy':
+      found = authorizationPolicyFindings({ policies: [obj], services: snapshot.services, pods: snapshot.pods.values(), rootNamespace: config.rootNamespace ?? ROOT_NAMESPACE });
+      break;
     case 'DestinationRule':
       break;
   }

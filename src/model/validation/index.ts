@@ -17,8 +17,11 @@
 // - a host an earlier mesh VirtualService already holds for sidecars: IST0109
 //   ConflictingMeshGatewayVirtualServiceHosts, Error (mesh-hosts.ts);
 // - several Sidecars without a workloadSelector in one namespace: IST0111
-//   MultipleSidecarsWithoutWorkloadSelectors, Error, on each; the oldest applies (sidecars.ts).
-import type { DestinationRuleObject, GatewayObject, PeerAuthenticationObject, SidecarObject, VirtualServiceObject } from '../objects.js';
+//   MultipleSidecarsWithoutWorkloadSelectors, Error, on each; the oldest applies (sidecars.ts);
+// - an AuthorizationPolicy using an HTTP-only field where it selects TCP ports: IST0167
+//   IneffectivePolicy, Warning; a CUSTOM policy's provider, which meshd cannot have: IST0101,
+//   Error (authorization-policies.ts).
+import type { AuthorizationPolicyObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
 import { definedSubsets, undefinedSubsetFindings } from './subsets.js';
@@ -26,6 +29,7 @@ import { gatewayConflictFindings } from './gateway-servers.js';
 import { decidePeerAuthentications, type PeerAuthenticationDecisions } from './peer-authentications.js';
 import { meshHostConflictFindings } from './mesh-hosts.js';
 import { sidecarFindings } from './sidecars.js';
+import { authorizationPolicyFindings } from './authorization-policies.js';
 
 export interface ValidationInput {
   /** Each kind sorted by namespace/name. */
@@ -34,6 +38,9 @@ export interface ValidationInput {
   gateways: readonly GatewayObject[];
   peerAuthentications: readonly PeerAuthenticationObject[];
   sidecars?: readonly SidecarObject[];
+  authorizationPolicies?: readonly AuthorizationPolicyObject[];
+  /** The mesh's pods (which workloads an AuthorizationPolicy selects, and their ports). */
+  pods?: Iterable<PodObject>;
   /** The mesh's services, sorted by hostname (gateway listening ports depend on them). */
   services: readonly MeshService[];
   domain: string;
@@ -61,6 +68,9 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   const peerAuthenticationDecisions = decidePeerAuthentications(input.peerAuthentications, input.rootNamespace);
   findings.push(...peerAuthenticationDecisions.findings);
   findings.push(...sidecarFindings(input.sidecars ?? []));
+  if (input.authorizationPolicies?.length) {
+    findings.push(...authorizationPolicyFindings({ policies: input.authorizationPolicies, services: input.services, pods: input.pods ?? [], rootNamespace: input.rootNamespace }));
+  }
   return { virtualServices, peerAuthenticationDecisions, findings: sortFindings(findings) };
 }
 
