@@ -28,6 +28,9 @@ class WorkloadIndex {
     for (const svc of input.services) push(this.services, svc.namespace, svc);
   }
 
+  /** Per pod, the non-HTTP target ports of the services selecting it (computed once per pod). */
+  private readonly podPorts = new Map<PodObject, readonly number[]>();
+
   /** The non-HTTP workload ports (target ports) of the pods `policy` applies to, sorted. */
   tcpPortsUnder(policy: AuthorizationPolicyObject, root: string): number[] {
     const ports = new Set<number>();
@@ -35,18 +38,27 @@ class WorkloadIndex {
     const namespaces = policy.metadata.namespace === root ? [...this.pods.keys()] : [policy.metadata.namespace];
     for (const ns of namespaces) {
       for (const pod of this.pods.get(ns) ?? []) {
-        const w = { namespace: ns, labels: pod.metadata.labels };
-        if (!policyApplies(policy, root, w)) continue;
-        for (const svc of this.services.get(ns) ?? []) {
-          if (!selectorMatches(svc.selector, w.labels)) continue;
-          for (const p of svc.ports) {
-            if (p.protocol === 'UDP' || isHttpProtocol(p.protocol)) continue;
-            ports.add(typeof p.targetPort === 'number' ? p.targetPort : p.port);
-          }
-        }
+        if (!policyApplies(policy, root, { namespace: ns, labels: pod.metadata.labels })) continue;
+        for (const port of this.tcpPortsOf(pod)) ports.add(port);
       }
     }
     return [...ports].sort((a, b) => a - b);
+  }
+
+  private tcpPortsOf(pod: PodObject): readonly number[] {
+    let ports = this.podPorts.get(pod);
+    if (ports) return ports;
+    const found = new Set<number>();
+    for (const svc of this.services.get(pod.metadata.namespace) ?? []) {
+      if (!selectorMatches(svc.selector, pod.metadata.labels)) continue;
+      for (const p of svc.ports) {
+        if (p.protocol === 'UDP' || isHttpProtocol(p.protocol)) continue;
+        found.add(typeof p.targetPort === 'number' ? p.targetPort : p.port);
+      }
+    }
+    ports = [...found];
+    this.podPorts.set(pod, ports);
+    return ports;
   }
 }
 
