@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseDurationMs } from '../util/duration.js';
 import { formatFieldPath } from './objects.js';
+import { extensionProvidersSchema, toExtensionProvider, type ExtensionProvider } from './extension-providers.js';
 
 export type AccessLogEncoding = 'TEXT' | 'JSON';
 export type OutboundTrafficMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
@@ -37,6 +38,10 @@ export interface MeshConfig {
   defaultHttpRetryPolicy?: MeshRetryPolicy;
   /** Cluster connect timeout, Go-style duration text. */
   connectTimeout: string;
+  /** Named external services policies refer to (AuthorizationPolicy CUSTOM: the ext_authz kinds). */
+  extensionProviders: ExtensionProvider[];
+  /** Istio's defaultProviders (tracing, metrics, accessLogging: provider names), kept as written; not acted on yet. */
+  defaultProviders?: Record<string, unknown>;
 }
 
 export function defaultMeshConfig(): MeshConfig {
@@ -51,6 +56,7 @@ export function defaultMeshConfig(): MeshConfig {
     rootNamespace: 'istio-system',
     enableAutoMtls: true,
     connectTimeout: '10s',
+    extensionProviders: [],
   };
 }
 
@@ -67,6 +73,8 @@ const SUPPORTED = new Set([
   'enableAutoMtls',
   'defaultHttpRetryPolicy',
   'connectTimeout',
+  'extensionProviders',
+  'defaultProviders',
 ]);
 
 /** Istio's MeshConfig fields meshd does not act on (accepted quietly, listed by `ignoredFields`). */
@@ -76,7 +84,7 @@ const ISTIO_ONLY = new Set([
   'configSources', 'trustDomainAliases', 'caCertificates', 'defaultServiceExportTo', 'defaultVirtualServiceExportTo',
   'defaultDestinationRuleExportTo', 'localityLbSetting', 'dnsRefreshRate', 'h2UpgradePolicy', 'inboundClusterStatName',
   'outboundClusterStatName', 'certificates', 'serviceSettings', 'enablePrometheusMerge', 'verifyCertificateAtClient', 'ca',
-  'extensionProviders', 'defaultProviders', 'discoverySelectors', 'pathNormalization', 'meshMTLS', 'tlsDefaults',
+  'discoverySelectors', 'pathNormalization', 'meshMTLS', 'tlsDefaults',
   'compliancePolicy', 'serviceScopeConfigs',
 ]);
 
@@ -126,6 +134,10 @@ const schema = z.object({
     .optional(),
   // Istio requires at least 1ms.
   connectTimeout: duration('connectTimeout', 1).optional(),
+  extensionProviders: extensionProvidersSchema.optional(),
+  defaultProviders: z
+    .looseObject({ tracing: z.array(z.string()).optional(), metrics: z.array(z.string()).optional(), accessLogging: z.array(z.string()).optional() })
+    .optional(),
 });
 
 export class MeshConfigError extends Error {
@@ -212,7 +224,9 @@ export function parseMeshConfig(text: string, where: string): ParsedMeshConfig {
     rootNamespace: m.rootNamespace || base.rootNamespace,
     enableAutoMtls: m.enableAutoMtls ?? base.enableAutoMtls,
     connectTimeout: m.connectTimeout ?? base.connectTimeout,
+    extensionProviders: (m.extensionProviders ?? []).map(toExtensionProvider),
   };
+  if (m.defaultProviders) config.defaultProviders = m.defaultProviders;
   if (m.defaultHttpRetryPolicy) config.defaultHttpRetryPolicy = m.defaultHttpRetryPolicy;
   if (config.accessLogEncoding === 'JSON' && config.accessLogFormat.trim() !== '') {
     const problem = jsonFormatProblem(config.accessLogFormat);
