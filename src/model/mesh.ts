@@ -5,6 +5,7 @@ import type { ConfigStore } from './store.js';
 import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
 import { defaultMeshConfig, type MeshConfig } from './mesh-config.js';
+import type { ExtensionProvider } from './extension-providers.js';
 import { sortFindings, type Finding } from './finding.js';
 import type { MeshService } from './service.js';
 import { ROOT_NAMESPACE } from './istio-scope.js';
@@ -84,7 +85,7 @@ const CA_SECRET_NAMES = new Set(['istio-ca-secret', 'cacerts']);
  * The Istio config served from the store, as the validation stage (model/validation/)
  * decides it, with its findings. `services` (the snapshot's) default to the store's.
  */
-export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: string, services?: readonly MeshService[]): IstioConfig {
+export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: string, services?: readonly MeshService[], extensionProviders?: readonly ExtensionProvider[]): IstioConfig {
   const gateways = store.list('Gateway').sort(byNamespacedName);
   const destinationRules = store.list('DestinationRule').sort(byNamespacedName);
   const peerAuthentications = store.list('PeerAuthentication').sort(byNamespacedName);
@@ -102,6 +103,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     services: services ?? meshServices(store, domain),
     domain,
     rootNamespace: rootNamespace ?? ROOT_NAMESPACE,
+    extensionProviders: extensionProviders ?? [],
   });
   return {
     virtualServices: v.virtualServices,
@@ -264,7 +266,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
   }
   if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
-  const config = istioConfig(store, domain, meshConfig.rootNamespace, services);
+  const config = istioConfig(store, domain, meshConfig.rootNamespace, services, meshConfig.extensionProviders);
   return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config, meshConfig, findings: snapshotFindings(store, config) }, changedEndpoints, full: true };
 }
 

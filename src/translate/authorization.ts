@@ -1,11 +1,14 @@
-// AuthorizationPolicies as upstream Envoy RBAC filters, with Istio's semantics: the policies
-// that apply to a proxy (mesh-wide from the root namespace, namespace-wide, by selector, or by
-// targetRefs to a Gateway) become, in this order, a DENY filter for CUSTOM policies (meshd
-// has no extension provider, so they fail closed as Istio's do with an unknown provider), a
-// LOG filter for AUDIT, a DENY filter and an ALLOW filter (`envoy.filters.http.rbac` in HTTP
-// chains, `envoy.filters.network.rbac` in TCP ones). An ALLOW filter is present as soon as
-// one ALLOW policy applies, so what no ALLOW rule matches is denied. Policies annotated
-// `istio.io/dry-run: "true"` become shadow rules (stats only). Pure; sorted by namespace/name.
+// AuthorizationPolicies as upstream Envoy filters, with Istio's semantics: the policies that
+// apply to a proxy (mesh-wide from the root namespace, namespace-wide, by selector, or by
+// targetRefs to a Gateway) become, in this order: for CUSTOM policies, a shadow RBAC filter
+// that marks the requests their rules match and an ext_authz filter that asks the mesh
+// config's extension provider about those only (translate/ext-authz.ts), or, when the provider
+// cannot be used (unknown, not ext_authz, no such service, several on one workload), a DENY
+// filter that fails closed as Istio does; a LOG filter for AUDIT; a DENY filter; an ALLOW
+// filter (`envoy.filters.http.rbac` in HTTP chains, `envoy.filters.network.rbac` in TCP ones).
+// An ALLOW filter is present as soon as one ALLOW policy applies, so what no ALLOW rule
+// matches is denied. Policies annotated `istio.io/dry-run: "true"` become shadow rules (stats
+// only). Pure; sorted by namespace/name.
 import type { IstioConfig } from '../model/mesh.js';
 import type { AuthorizationPolicyObject } from '../model/objects.js';
 import {
@@ -23,6 +26,11 @@ import { policyApplies, type AuthzWorkload } from '../model/authorization-scope.
 
 export { policyApplies, type AuthzWorkload } from '../model/authorization-scope.js';
 import { anyOf, type Json } from './types.js';
+import type { MeshSnapshot } from '../model/mesh.js';
+import { isExtAuthz, providerTarget, type ExtAuthzProvider } from '../model/extension-providers.js';
+import type { MeshService, MeshServicePort } from '../model/service.js';
+import { outboundClusterName } from './names.js';
+import { EXT_AUTHZ_POLICY_PREFIX, EXT_AUTHZ_SHADOW_STAT_PREFIX, httpExtAuthzFilter, networkExtAuthzFilter } from './ext-authz.js';
 
 export const RBAC_HTTP_FILTER = 'envoy.filters.http.rbac';
 export const RBAC_NETWORK_FILTER = 'envoy.filters.network.rbac';
@@ -316,14 +324,82 @@ function networkFilter(b: BuiltRules): Json {
 /** Istio's suffix for the deny rules a CUSTOM policy fails closed with. */
 const BAD_CUSTOM_SUFFIX = '-bad-custom-action';
 
+/** What the mesh config and services say about extension providers (a snapshot has both). */
+export type ExtAuthzSources = Pick<MeshSnapshot, 'meshConfig' | 'serviceByHost'>;
+
+/**
+ * What the CUSTOM policies of one workload do: nothing (none apply); ask one ext_authz
+ * provider at its service port; or fail closed (deny what their rules match) with the reason.
+ */
+export type CustomDecision =
+  | { kind: 'none' }
+  | { kind: 'ext-authz'; policies: AuthorizationPolicyObject[]; provider: ExtAuthzProvider; service: MeshService; port: MeshServicePort }
+  | { kind: 'fail-closed'; policies: AuthorizationPolicyObject[]; reason: string };
+
+/** Dry-run CUSTOM policies are not enforced and not sent to the authorizer. */
+function enforcedCustom(applied: AppliedPolicies): AuthorizationPolicyObject[] {
+  return applied.custom.filter((p) => !isDryRun(p));
+}
+
+function decideCustom(policies: AuthorizationPolicyObject[], sources: ExtAuthzSources | undefined): CustomDecision {
+  if (policies.length === 0) return { kind: 'none' };
+  const names = [...new Set(policies.map((p) => p.spec.provider?.name ?? ''))].sort();
+  // Istio allows one provider per workload.
+  if (names.length > 1) return { kind: 'fail-closed', policies, reason: `CUSTOM policies name several extension providers (${names.join(', ')}); one per workload` };
+  const provider = sources?.meshConfig.extensionProviders.find((p) => p.name === names[0]);
+  if (!provider) return { kind: 'fail-closed', policies, reason: `no extension provider "${names[0]}" in the mesh config` };
+  if (!isExtAuthz(provider)) return { kind: 'fail-closed', policies, reason: `extension provider "${provider.name}" is ${provider.kind}, not envoyExtAuthzHttp or envoyExtAuthzGrpc` };
+  const target = providerTarget(provider, sources!.serviceByHost);
+  if (!target.ok) return { kind: 'fail-closed', policies, reason: target.reason };
+  return { kind: 'ext-authz', policies, provider, service: target.service, port: target.port };
+}
+
+/** The CUSTOM decision for a workload. */
+export function customDecision(config: IstioConfig, w: AuthzWorkload, sources: ExtAuthzSources | undefined): CustomDecision {
+  if (!config.authorizationPolicies?.length) return { kind: 'none' };
+  return decideCustom(enforcedCustom(appliedPolicies(config, w)), sources);
+}
+
+/** The outbound cluster a CUSTOM decision sends checks to, if it does. */
+export function extAuthzCluster(d: CustomDecision): { service: MeshService; port: MeshServicePort; name: string } | undefined {
+  return d.kind === 'ext-authz' ? { service: d.service, port: d.port, name: outboundClusterName(d.port.port, d.service.hostname) } : undefined;
+}
+
+/** The shadow RBAC rules marking what CUSTOM policies match, under names the ext_authz filter recognises. */
+function customShadowRules(policies: readonly AuthorizationPolicyObject[], tcp: boolean): Json {
+  const policiesByName: Record<string, Json> = {};
+  for (const p of policies) {
+    const rules = p.spec.rules ?? [];
+    rules.forEach((rule, i) => {
+      // On TCP, HTTP-only parts are dropped as for DENY: the authorizer is asked about more, not less.
+      const built = rulePolicy(rule, p.metadata.namespace, tcp, 'DENY');
+      if (built) policiesByName[`${EXT_AUTHZ_POLICY_PREFIX}-${rbacPolicyName(p, i)}`] = built;
+    });
+  }
+  return { action: 'DENY', policies: policiesByName };
+}
+
+function customHttpFilters(d: CustomDecision): Json[] {
+  if (d.kind === 'none') return [];
+  if (d.kind === 'fail-closed') return [httpFilter(buildRules(d.policies, 'DENY', false, BAD_CUSTOM_SUFFIX)!)];
+  const shadow = { name: RBAC_HTTP_FILTER, typed_config: anyOf(HTTP_RBAC, { shadow_rules: customShadowRules(d.policies, false), shadow_rules_stat_prefix: EXT_AUTHZ_SHADOW_STAT_PREFIX }) };
+  return [shadow, httpExtAuthzFilter(d.provider, extAuthzCluster(d)!.name, d.service.hostname, RBAC_HTTP_FILTER)];
+}
+
+function customTcpFilters(d: CustomDecision): Json[] {
+  if (d.kind === 'none') return [];
+  if (d.kind === 'fail-closed') return [networkFilter(buildRules(d.policies, 'DENY', true, BAD_CUSTOM_SUFFIX)!)];
+  // Envoy checks TCP connections over gRPC only: an HTTP provider leaves TCP ports unchecked, as in Istio.
+  if (d.provider.kind !== 'envoyExtAuthzGrpc') return [];
+  const shadow = {
+    name: RBAC_NETWORK_FILTER,
+    typed_config: anyOf(NETWORK_RBAC, { stat_prefix: RBAC_TCP_STAT_PREFIX, shadow_rules: customShadowRules(d.policies, true), shadow_rules_stat_prefix: EXT_AUTHZ_SHADOW_STAT_PREFIX }),
+  };
+  return [shadow, networkExtAuthzFilter(d.provider, extAuthzCluster(d)!.name, RBAC_NETWORK_FILTER, RBAC_TCP_STAT_PREFIX)];
+}
+
 function allRules(applied: AppliedPolicies, tcp: boolean): BuiltRules[] {
-  return [
-    // No extension provider can be configured in meshd: CUSTOM rules deny what they match.
-    buildRules(applied.custom.filter((p) => !isDryRun(p)), 'DENY', tcp, BAD_CUSTOM_SUFFIX),
-    buildRules(applied.audit, 'LOG', tcp),
-    buildRules(applied.deny, 'DENY', tcp),
-    buildRules(applied.allow, 'ALLOW', tcp),
-  ].filter((b): b is BuiltRules => b !== undefined);
+  return [buildRules(applied.audit, 'LOG', tcp), buildRules(applied.deny, 'DENY', tcp), buildRules(applied.allow, 'ALLOW', tcp)].filter((b): b is BuiltRules => b !== undefined);
 }
 
 /** The authorization filters of one proxy's inbound side (or a gateway's listeners). */
@@ -336,9 +412,16 @@ export interface AuthzFilters {
 
 const NONE: AuthzFilters = Object.freeze({ http: [], tcp: [] }) as AuthzFilters;
 
-/** The RBAC filters for a workload: none when no policy applies. */
-export function authorizationFilters(config: IstioConfig, w: AuthzWorkload): AuthzFilters {
+/**
+ * The authorization filters for a workload: none when no policy applies. CUSTOM policies ask
+ * the extension provider `sources` (the snapshot) name; without them they fail closed.
+ */
+export function authorizationFilters(config: IstioConfig, w: AuthzWorkload, sources?: ExtAuthzSources): AuthzFilters {
   if (!config.authorizationPolicies?.length) return NONE;
   const applied = appliedPolicies(config, w);
-  return { http: allRules(applied, false).map(httpFilter), tcp: allRules(applied, true).map(networkFilter) };
+  const custom = decideCustom(enforcedCustom(applied), sources);
+  return {
+    http: [...customHttpFilters(custom), ...allRules(applied, false).map(httpFilter)],
+    tcp: [...customTcpFilters(custom), ...allRules(applied, true).map(networkFilter)],
+  };
 }

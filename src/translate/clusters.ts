@@ -13,6 +13,7 @@ import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 import { subsetServiceName } from './endpoints.js';
 import { protoDurationOf } from '../util/duration.js';
 import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
+import { customDecision, extAuthzCluster } from './authorization.js';
 
 /** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
 function connectTimeout(snapshot: MeshSnapshot): string {
@@ -158,9 +159,21 @@ export function inboundClusters(snapshot: MeshSnapshot, ctx: ProxyContext): Envo
   });
 }
 
+/**
+ * The outbound cluster of the ext_authz provider a proxy's CUSTOM policies ask, when its
+ * Sidecar does not import that service port: the proxy needs it all the same.
+ */
+function extAuthzClusters(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[]): EnvoyResource[] {
+  const c = extAuthzCluster(customDecision(snapshot.config, ctx.proxy, snapshot));
+  if (!c || shared.some((r) => r.name === c.name)) return [];
+  const dr = destinationRuleFor(snapshot.config, c.service.hostname, ctx.proxy.namespace, c.service.namespace, snapshot.domain);
+  const spec: EdsClusterSpec = { name: c.name, svc: c.service, port: c.port, http2: isHttp2Protocol(c.port.protocol), policy: effectivePolicy(dr?.spec, c.port.port), rule: dr?.metadata };
+  return [edsCluster(snapshot, spec, { mtls: ctx.mtls })];
+}
+
 /** Every cluster a proxy gets, sorted by name. */
 export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })): EnvoyResource[] {
   if (ctx.proxyless) return [...shared].sort(byName);
-  const all = [...shared, ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
+  const all = [...shared, ...extAuthzClusters(snapshot, ctx, shared), ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
   return all.sort(byName);
 }

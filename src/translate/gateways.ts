@@ -100,7 +100,7 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   const mesh = snapshot.meshConfig;
   const logs = accessLogs(mesh).filter;
   // AuthorizationPolicies that apply to this gateway: RBAC before routing, or before the TCP proxy.
-  const authz = authorizationFilters(snapshot.config, ctx.proxy);
+  const authz = authorizationFilters(snapshot.config, ctx.proxy, snapshot);
   for (const [port, servers] of gatewayServers(snapshot, ctx)) {
     const protocol = servers[0]!.server.port.protocol.toUpperCase();
     const statPrefix = `outbound_${listenerName('0.0.0.0', port)}`;

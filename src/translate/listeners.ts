@@ -199,7 +199,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   }
   if (ctx.interception === 'REDIRECT') {
     const pa = effectivePeerAuthentication(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels);
-    const authz = authorizationFilters(snapshot.config, ctx.proxy);
+    const authz = authorizationFilters(snapshot.config, ctx.proxy, snapshot);
     out.push(virtualOutbound(ctx, snapshot.meshConfig), virtualInbound(ctx, snapshot.meshConfig, pa.mode, (port) => pa.ports.get(port) ?? pa.mode, authz));
   }
   return out.sort(byName);

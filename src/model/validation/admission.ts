@@ -67,7 +67,7 @@ export function admissionWarnings(obj: IstioObject, snapshot: MeshSnapshot, now:
       break;
     }
     case 'AuthorizationPolicy':
-      found = authorizationPolicyFindings({ policies: [obj], services: snapshot.services, pods: snapshot.pods.values(), rootNamespace: config.rootNamespace ?? ROOT_NAMESPACE });
+      found = authorizationPolicyFindings({ policies: [obj], services: snapshot.services, pods: snapshot.pods.values(), rootNamespace: config.rootNamespace ?? ROOT_NAMESPACE, extensionProviders: snapshot.meshConfig.extensionProviders });
       break;
     case 'DestinationRule':
       break;

@@ -1,21 +1,26 @@
 // What an AuthorizationPolicy does not do as written, found across objects: HTTP-only fields
 // on the TCP ports of the workloads it selects (left out of an ALLOW, ignored by a DENY, as
 // translate/authorization.ts compiles them, as Istio does), and CUSTOM policies whose extension
-// provider meshd cannot have (they fail closed). Pure; a rule of the validation stage.
+// provider cannot be used (none of that name in the mesh config, not an ext_authz provider,
+// no such service, or several providers on one workload): they fail closed. Pure; a rule of
+// the validation stage.
 import type { AuthorizationPolicyObject, PodObject } from '../objects.js';
-import { actionOf, httpOnlyUses } from '../authorization.js';
+import { DRY_RUN_ANNOTATION, actionOf, httpOnlyUses } from '../authorization.js';
 import { finding, notFound, type Finding } from '../finding.js';
 import { formatFieldPath } from '../objects.js';
 import { isHttpProtocol } from '../protocol.js';
 import { selectorMatches } from '../labels.js';
 import { policyApplies } from '../authorization-scope.js';
 import type { MeshService } from '../service.js';
+import { isExtAuthz, providerTarget, type ExtensionProvider } from '../extension-providers.js';
 
 export interface AuthorizationPolicyInput {
   policies: readonly AuthorizationPolicyObject[];
   services: readonly MeshService[];
   pods: Iterable<PodObject>;
   rootNamespace: string;
+  /** The mesh config's extensionProviders (CUSTOM policies name one). */
+  extensionProviders?: readonly ExtensionProvider[];
 }
 
 /** Pods and services by namespace, built once, and only when a policy uses an HTTP-only field. */
@@ -68,19 +73,52 @@ function push<T>(m: Map<string, T[]>, key: string, value: T): void {
   else m.set(key, [value]);
 }
 
+/** IST0101 for a CUSTOM policy whose provider cannot be used: the policy denies what its rules match, as in Istio. */
+function providerFindings(p: AuthorizationPolicyObject, providers: readonly ExtensionProvider[], serviceByHost: ReadonlyMap<string, MeshService>): Finding[] {
+  const name = p.spec.provider?.name ?? '';
+  const provider = providers.find((x) => x.name === name);
+  if (!provider) return [notFound(p, 'spec.provider.name', 'extension provider', name)];
+  const denies = 'requests its rules match are denied (fail closed)';
+  if (!isExtAuthz(provider)) {
+    return [finding('ReferencedResourceNotFound', p, 'spec.provider.name', `Referenced extension provider ${JSON.stringify(name)} is ${provider.kind}, not an ext_authz provider (envoyExtAuthzHttp, envoyExtAuthzGrpc): ${denies}.`)];
+  }
+  const target = providerTarget(provider, serviceByHost);
+  if (!target.ok) return [finding('ReferencedResourceNotFound', p, 'spec.provider.name', `Referenced ${target.reason}: ${denies}.`)];
+  return [];
+}
+
+/** CUSTOM policies naming different providers on one pod: Istio takes one provider per workload, so CUSTOM fails closed there. */
+function providerConflicts(input: AuthorizationPolicyInput): Finding[] {
+  const custom = input.policies.filter((p) => actionOf(p.spec) === 'CUSTOM' && p.metadata.annotations[DRY_RUN_ANNOTATION]?.toLowerCase() !== 'true');
+  if (new Set(custom.map((p) => p.spec.provider?.name ?? '')).size < 2) return [];
+  const reported = new Map<AuthorizationPolicyObject, string>();
+  for (const pod of input.pods) {
+    const w = { namespace: pod.metadata.namespace, labels: pod.metadata.labels };
+    const applying = custom.filter((p) => policyApplies(p, input.rootNamespace, w));
+    const names = [...new Set(applying.map((p) => p.spec.provider?.name ?? ''))].sort();
+    if (names.length < 2) continue;
+    for (const p of applying) if (!reported.has(p)) reported.set(p, `${pod.metadata.namespace}/${pod.metadata.name}`);
+  }
+  return [...reported].map(([p, pod]) =>
+    finding('IneffectivePolicy', p, 'spec.provider.name', `The policy has no impact as written: pod ${pod} is under CUSTOM policies naming different extension providers, and a workload takes one; its CUSTOM rules deny what they match (fail closed).`, 'Error'),
+  );
+}
+
 /**
  * Findings about AuthorizationPolicies: IST0167 (IneffectivePolicy) for
- * each HTTP-only field a policy uses where it selects a workload with TCP ports, and IST0101
- * for a CUSTOM policy's extension provider (meshd configures none: the policy denies what its
- * rules match, as Istio does with a provider it cannot find).
+ * each HTTP-only field a policy uses where it selects a workload with TCP ports, and for CUSTOM
+ * policies naming different providers on one pod; IST0101 for a CUSTOM policy's extension
+ * provider that the mesh config lacks or that cannot be used (the policy denies what its rules
+ * match, as Istio does with a provider it cannot find).
  */
 export function authorizationPolicyFindings(input: AuthorizationPolicyInput): Finding[] {
   const out: Finding[] = [];
   const root = input.rootNamespace;
   let index: WorkloadIndex | undefined;
+  const serviceByHost = new Map(input.services.map((s) => [s.hostname, s]));
   for (const p of input.policies) {
     const action = actionOf(p.spec);
-    if (action === 'CUSTOM') out.push(notFound(p, 'spec.provider.name', 'extension provider', p.spec.provider?.name ?? ''));
+    if (action === 'CUSTOM') out.push(...providerFindings(p, input.extensionProviders ?? [], serviceByHost));
     const rules = p.spec.rules ?? [];
     const uses = rules.flatMap((rule, i) => httpOnlyUses(rule).map((u) => ({ ...u, path: ['spec', 'rules', i, ...u.path] })));
     if (uses.length === 0) continue;
@@ -96,5 +134,6 @@ export function authorizationPolicyFindings(input: AuthorizationPolicyInput): Fi
       out.push(finding('IneffectivePolicy', p, field, `The policy has no impact: ${field} ("${u.field}") is HTTP-only and the policy selects TCP ports ${portList}; ${effect}.`));
     }
   }
+  out.push(...providerConflicts(input));
   return out;
 }

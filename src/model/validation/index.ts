@@ -19,8 +19,9 @@
 // - several Sidecars without a workloadSelector in one namespace: IST0111
 //   MultipleSidecarsWithoutWorkloadSelectors, Error, on each; the oldest applies (sidecars.ts);
 // - an AuthorizationPolicy using an HTTP-only field where it selects TCP ports: IST0167
-//   IneffectivePolicy, Warning; a CUSTOM policy's provider, which meshd cannot have: IST0101,
-//   Error (authorization-policies.ts).
+//   IneffectivePolicy, Warning; a CUSTOM policy's extension provider missing from the mesh
+//   config or unusable: IST0101, Error; CUSTOM policies naming different providers on one pod:
+//   IST0167, Error (authorization-policies.ts).
 import type { AuthorizationPolicyObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
@@ -30,6 +31,7 @@ import { decidePeerAuthentications, type PeerAuthenticationDecisions } from './p
 import { meshHostConflictFindings } from './mesh-hosts.js';
 import { sidecarFindings } from './sidecars.js';
 import { authorizationPolicyFindings } from './authorization-policies.js';
+import type { ExtensionProvider } from '../extension-providers.js';
 
 export interface ValidationInput {
   /** Each kind sorted by namespace/name. */
@@ -45,6 +47,8 @@ export interface ValidationInput {
   services: readonly MeshService[];
   domain: string;
   rootNamespace: string;
+  /** The mesh config's extensionProviders (AuthorizationPolicy CUSTOM names one). */
+  extensionProviders?: readonly ExtensionProvider[];
 }
 
 export interface ConfigValidation {
@@ -69,7 +73,7 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   findings.push(...peerAuthenticationDecisions.findings);
   findings.push(...sidecarFindings(input.sidecars ?? []));
   if (input.authorizationPolicies?.length) {
-    findings.push(...authorizationPolicyFindings({ policies: input.authorizationPolicies, services: input.services, pods: input.pods ?? [], rootNamespace: input.rootNamespace }));
+    findings.push(...authorizationPolicyFindings({ policies: input.authorizationPolicies, services: input.services, pods: input.pods ?? [], rootNamespace: input.rootNamespace, extensionProviders: input.extensionProviders ?? [] }));
   }
   return { virtualServices, peerAuthenticationDecisions, findings: sortFindings(findings) };
 }
