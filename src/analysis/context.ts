@@ -3,6 +3,7 @@
 // exactly what the translator sees).
 import { buildSnapshot, serviceHostname, type MeshSnapshot } from '../model/mesh.js';
 import { ConfigStore, type Refusal } from '../model/store.js';
+import type { MeshConfig } from '../model/mesh-config.js';
 import { keyOf } from '../model/objects.js';
 import type {
   DestinationRuleObject,
@@ -33,6 +34,8 @@ export interface AnalysisInput {
   workloadsKnown?: boolean;
   /** Where objects read from files are defined, by `kind/namespace/name`: findings about them say so. */
   origins?: ReadonlyMap<string, FindingOrigin>;
+  /** The mesh config the objects are served with (extension providers...); Istio's defaults when unset. */
+  meshConfig?: MeshConfig;
 }
 
 export interface AnalysisContext {
@@ -83,7 +86,7 @@ export function analysisContext(input: AnalysisInput): AnalysisContext {
   }
   return {
     domain,
-    snapshot: buildSnapshot(store, domain).snapshot,
+    snapshot: buildSnapshot(store, domain, undefined, input.meshConfig).snapshot,
     workloadsKnown: input.workloadsKnown ?? false,
     invalid: input.invalid ?? [],
     virtualServices: list('VirtualService'),

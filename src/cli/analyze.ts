@@ -12,6 +12,7 @@ import { keyOf as objectKeyOf, objectKey, type MeshObject, type ObjectError } fr
 import { DEFAULT_MAX_FILE_BYTES, loadFiles, mergeFiles, parseYamlText, type FileLoad } from '../sources/file/file-source.js';
 import { listCluster } from '../sources/kube/list-once.js';
 import { loadKubeConfig } from '../kube/client.js';
+import { parseMeshConfig, type MeshConfig } from '../model/mesh-config.js';
 
 /** istioctl's exit status when analysis finds issues at or above the failure threshold. */
 export const EXIT_FINDINGS = 79;
@@ -33,6 +34,8 @@ export interface AnalyzeOptions {
   outputThreshold?: string;
   color?: boolean | string;
   domain?: string;
+  /** istioctl's --meshConfigFile: the mesh config file the objects are served with. */
+  meshConfigFile?: string;
 }
 
 export interface AnalyzeIo {
@@ -52,6 +55,15 @@ function flag(value: boolean | string | undefined, fallback: boolean): boolean {
   if (v === 'true' || v === '1' || v === '') return true;
   if (v === 'false' || v === '0') return false;
   throw new UsageError(`"${value}" is not true or false`);
+}
+
+/** --meshConfigFile: a file that cannot be read or is not a valid mesh config is a usage error. */
+function readMeshConfig(file: string): MeshConfig {
+  try {
+    return parseMeshConfig(readFileSync(file, 'utf8'), `file ${file}`).config;
+  } catch (err) {
+    throw new UsageError(`--meshConfigFile: ${(err as Error).message}`);
+  }
 }
 
 function severity(text: string | undefined, fallback: Severity, name: string): Severity {
@@ -174,7 +186,8 @@ export async function runAnalyze(paths: readonly string[], o: AnalyzeOptions, io
     if (cluster && namespace !== undefined && !objects.some((x) => x.kind === 'Namespace' && x.metadata.name === namespace)) {
       throw new UsageError(`namespace "${namespace}" not found in the cluster`);
     }
-    const all = analyze({ objects, invalid, domain: o.domain, workloadsKnown: cluster !== undefined || objects.some((x) => x.kind === 'Pod'), origins: files.origins });
+    const meshConfig = o.meshConfigFile !== undefined ? readMeshConfig(o.meshConfigFile) : undefined;
+    const all = analyze({ objects, invalid, domain: o.domain, workloadsKnown: cluster !== undefined || objects.some((x) => x.kind === 'Pod'), origins: files.origins, ...(meshConfig ? { meshConfig } : {}) });
     const findings = inScope(all, namespace, cluster !== undefined);
     const shown = findings.filter((f) => atLeast(f.severity, showAt));
     io.out(formatFindings(shown, format, colour && format === 'log'));
@@ -209,6 +222,7 @@ export function analyzeCommand(): Command {
     .option('--output-threshold <severity>', `the least severity printed: ${SEVERITIES.join(', ')}`, 'Info')
     .option('--color [bool]', 'colour the severities (default: when stdout is a terminal and $TERM is not dumb)')
     .option('--domain <domain>', 'the cluster domain that short host names are completed with', 'cluster.local')
+    .option('--meshConfigFile <file>', "the mesh config (MeshConfig YAML) the objects are served with: extensionProviders for AuthorizationPolicy CUSTOM, rootNamespace...")
     .action(async (paths: string[], o: AnalyzeOptions) => {
       process.exitCode = await runAnalyze(paths, o, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), isTTY: process.stdout.isTTY === true });
     });

@@ -9,6 +9,7 @@ import { ConfigStore } from '../model/store.js';
 import { findingLine, type Finding, type FindingOrigin } from '../model/finding.js';
 import { keyOf, objectKey } from '../model/objects.js';
 import { loadFiles, mergeFiles, parseYamlText, refusalsOf, type FileLoad } from '../sources/file/file-source.js';
+import { parseMeshConfig, type MeshConfig } from '../model/mesh-config.js';
 
 export interface ValidateResult {
   findings: Finding[];
@@ -18,8 +19,11 @@ export interface ValidateResult {
   objects: number;
 }
 
-/** Validates `path` (a file or a directory) as `meshd serve --config-dir` would read it. */
-export function validatePath(path: string): ValidateResult {
+/**
+ * Validates `path` (a file or a directory) as `meshd serve --config-dir` would read it, with
+ * `meshConfig` (as `--mesh-config` gives it: extension providers, root namespace...).
+ */
+export function validatePath(path: string, meshConfig?: MeshConfig): ValidateResult {
   const files = new Map<string, FileLoad>();
   let dir: string;
   if (statSync(path).isDirectory()) {
@@ -35,7 +39,7 @@ export function validatePath(path: string): ValidateResult {
   // Findings about served objects say where the object is defined, as refusals do.
   const origins = new Map<string, FindingOrigin>();
   for (const p of merged.placed) origins.set(objectKey(p.object), { file: p.file, line: files.get(p.file)?.documentLines[p.document] ?? 1 });
-  const findings = buildSnapshot(store, 'cluster.local').snapshot.findings.map((f) => {
+  const findings = buildSnapshot(store, 'cluster.local', undefined, meshConfig).snapshot.findings.map((f) => {
     const origin = f.origin ?? origins.get(keyOf(f.kind, f.namespace, f.name));
     return origin ? { ...f, origin } : f;
   });
@@ -51,8 +55,19 @@ export function validateCommand(): Command {
   return new Command('validate')
     .description('Validate Kubernetes/Istio YAML as meshd would read it, printing what meshd would refuse, leave out or ignore; exits 1 on any error')
     .argument('<path>', 'a YAML file or a directory of them')
-    .action((path: string) => {
-      const r = validatePath(path);
+    .option('--mesh-config <file>', "Istio's mesh config (MeshConfig YAML) the objects are checked against, as `meshd serve --mesh-config` reads it (extensionProviders for AuthorizationPolicy CUSTOM, rootNamespace...)")
+    .action((path: string, o: { meshConfig?: string }) => {
+      let mesh: MeshConfig | undefined;
+      if (o.meshConfig !== undefined) {
+        try {
+          mesh = parseMeshConfig(readFileSync(o.meshConfig, 'utf8'), `file ${o.meshConfig}`).config;
+        } catch (err) {
+          process.stderr.write(`error: ${(err as Error).message}\n`);
+          process.exitCode = 1;
+          return;
+        }
+      }
+      const r = validatePath(path, mesh);
       for (const f of r.findings) process.stdout.write(`${findingLine(f)}\n`);
       for (const p of r.problems) process.stderr.write(`error: ${p}\n`);
       for (const p of r.skipped) process.stderr.write(`skipped: ${p}\n`);

@@ -93,10 +93,73 @@ connectTimeout: 1.5s
   });
 
   it('tolerates unknown fields and names them; Istio fields meshd does not use are listed apart', () => {
-    const r = parseMeshConfig('accesLogFile: /dev/stdout\nenableTracing: true\nextensionProviders: []\nzzz: 1\n', WHERE);
+    const r = parseMeshConfig('accesLogFile: /dev/stdout\nenableTracing: true\ndiscoverySelectors: []\nzzz: 1\n', WHERE);
     assert.deepEqual(r.unknownFields, ['accesLogFile', 'zzz']);
-    assert.deepEqual(r.ignoredFields, ['enableTracing', 'extensionProviders']);
+    assert.deepEqual(r.ignoredFields, ['discoverySelectors', 'enableTracing']);
     assert.equal(r.config.accessLogFile, '');
+  });
+
+  it('reads extensionProviders: ext_authz providers with their settings and defaults, other kinds as written, defaultProviders', () => {
+    const { config } = parseMeshConfig(
+      `extensionProviders:
+- name: http
+  envoyExtAuthzHttp:
+    service: foo/ext-authz.foo.svc.cluster.local
+    port: "8000"
+    timeout: 250ms
+    statusOnError: "503"
+    includeHeadersInCheck: [x-old]
+    includeAdditionalHeadersInCheck: {x-mesh: meshd}
+    includeRequestBodyInCheck: {maxRequestBytes: 100}
+- name: grpc
+  envoyExtAuthzGrpc: {service: ext-authz.foo.svc.cluster.local, port: 9000, failOpen: true}
+- name: otel
+  opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317, resource_detectors: {environment: {}}}
+- name: log
+  envoyFileAccessLog: {path: /dev/stdout}
+defaultProviders: {accessLogging: [log], tracing: [otel]}
+`,
+      WHERE,
+    );
+    assert.deepEqual(config.extensionProviders, [
+      {
+        name: 'http',
+        kind: 'envoyExtAuthzHttp',
+        settings: {
+          service: 'foo/ext-authz.foo.svc.cluster.local',
+          port: 8000,
+          timeout: '250ms',
+          failOpen: false,
+          statusOnError: 503,
+          includeRequestBodyInCheck: { maxRequestBytes: 100, allowPartialMessage: false, packAsBytes: false },
+          includeRequestHeadersInCheck: ['x-old'],
+          includeAdditionalHeadersInCheck: { 'x-mesh': 'meshd' },
+          headersToUpstreamOnAllow: [],
+          headersToDownstreamOnDeny: [],
+          headersToDownstreamOnAllow: [],
+        },
+      },
+      { name: 'grpc', kind: 'envoyExtAuthzGrpc', settings: { service: 'ext-authz.foo.svc.cluster.local', port: 9000, failOpen: true } },
+      { name: 'otel', kind: 'opentelemetry', settings: { service: 'otel.observability.svc.cluster.local', port: 4317, resource_detectors: { environment: {} } } },
+      { name: 'log', kind: 'envoyFileAccessLog', settings: { path: '/dev/stdout' } },
+    ]);
+    assert.deepEqual(config.defaultProviders, { accessLogging: ['log'], tracing: ['otel'] });
+  });
+
+  it('refuses bad extensionProviders, naming the field', () => {
+    const bad = (provider: string): string => refusal(`extensionProviders:\n- ${provider}`);
+    assert.match(bad('{name: a, envoyExtAuthzHttp: {service: "not a host", port: 80}}'), /extensionProviders\[0\]\.envoyExtAuthzHttp\.service: expected "\[<namespace>\/\]<hostname>"/);
+    assert.match(bad('{name: a, envoyExtAuthzGrpc: {service: a.b.svc.cluster.local, port: 70000}}'), /extensionProviders\[0\]\.envoyExtAuthzGrpc\.port: expected a port from 1 to 65535/);
+    assert.match(bad('{name: a, envoyExtAuthzGrpc: {service: a.b.svc.cluster.local}}'), /extensionProviders\[0\]\.envoyExtAuthzGrpc\.port: expected a port/);
+    assert.match(bad('{name: a, envoyExtAuthzHttp: {service: a.b.svc.cluster.local, port: 80, statusOnError: "teapot"}}'), /envoyExtAuthzHttp\.statusOnError: expected an HTTP status code/);
+    assert.match(bad('{name: a, envoyExtAuthzHttp: {service: a.b.svc.cluster.local, port: 80, timeout: soon}}'), /envoyExtAuthzHttp\.timeout: expected a duration/);
+    assert.match(bad('{name: a, envoyExtAuthzHttp: {service: a.b.svc.cluster.local, port: 80, pathPrefix: check}}'), /envoyExtAuthzHttp\.pathPrefix: expected a path starting with "\/"/);
+    assert.match(bad('{name: a, envoyExtAuthzHttp: {service: a.b.svc.cluster.local, port: 80, includeRequestBodyInCheck: {allowPartialMessage: true}}}'), /includeRequestBodyInCheck\.maxRequestBytes/);
+    assert.match(bad('{name: a, envoyExtAuthzGrpc: {service: a.b.svc.cluster.local, port: 80, pathPrefix: /x}}'), /envoyExtAuthzGrpc: Unrecognized key: "pathPrefix"/);
+    assert.match(bad('{name: a}'), /extensionProviders\[0\]: sets no provider: set one of envoyExtAuthzHttp, envoyExtAuthzGrpc/);
+    assert.match(bad('{name: a, zipkin: {}, envoyExtAuthzGrpc: {service: a.b.svc.cluster.local, port: 80}}'), /extensionProviders\[0\]: sets envoyExtAuthzGrpc and zipkin: set exactly one/);
+    assert.match(bad('{envoyExtAuthzGrpc: {service: a.b.svc.cluster.local, port: 80}}'), /extensionProviders\[0\]\.name: expected string/);
+    assert.match(refusal('extensionProviders:\n- {name: a, zipkin: {}}\n- {name: a, prometheus: {}}'), /extensionProviders\[1\]\.name: "a" names another provider too/);
   });
 
   it("access logs: none by default; Istio's TEXT format and JSON fields; a custom format gets its newline", () => {
