@@ -1,0 +1,187 @@
+// AuthorizationPolicy CUSTOM end to end: a real gateway Envoy, a backend, and an HTTP external
+// authorizer written here (200 when the request carries `x-ext-authz: allow`, 403 otherwise),
+// registered as the mesh Service the mesh config's extension provider names. Only requests the
+// CUSTOM policy's rules match reach the authorizer (its calls are counted); without the
+// provider in the mesh config the policy fails closed; with the authorizer down and failOpen
+// false the answer is 403; removing the policy restores access. `meshd validate` accepts the
+// policy when the provider exists and refuses it (IST0101) when it does not.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { startMeshd, serviceYaml, MESHD_CLI, type MeshdProcess } from '../support/meshd.js';
+import { startEnvoy, httpGet, type EnvoyProcess } from '../support/envoy.js';
+import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
+import { eventually } from '../support/poll.js';
+
+const AUTHZ_HOST = 'ext-authz.foo.svc.cluster.local';
+const AUTHZ_PORT = 8000;
+
+const meshConfig = (withProvider: boolean): string =>
+  withProvider
+    ? `extensionProviders:
+- name: sample-ext-authz
+  envoyExtAuthzHttp:
+    service: foo/${AUTHZ_HOST}
+    port: ${AUTHZ_PORT}
+    timeout: 1s
+    failOpen: false
+    includeRequestHeadersInCheck: [x-ext-authz]
+    headersToDownstreamOnDeny: [x-ext-authz-check-result]
+`
+    : 'accessLogFile: ""\n';
+
+const POLICY = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext-authz, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: CUSTOM
+  provider: {name: sample-ext-authz}
+  rules:
+  - to: [{operation: {paths: ["/secure/*"]}}]
+`;
+
+describe('AuthorizationPolicy CUSTOM through an HTTP ext_authz provider, with a real gateway Envoy', { timeout: 120_000 }, () => {
+  let meshd: MeshdProcess;
+  let gateway: EnvoyProcess;
+  let backend: Backend;
+  let authz: Backend | undefined;
+  let authzPort: number;
+  let gatewayPort: number;
+  let meshFile: string;
+
+  const get = (path: string, headers: Record<string, string> = {}) => httpGet(`http://127.0.0.1:${gatewayPort}${path}`, { headers: { host: 'app.example.com', ...headers }, timeoutMs: 5000 });
+  /** Check requests the authorizer has received so far. */
+  const checks = (): number => authz?.requests.length ?? 0;
+
+  const startAuthorizer = async (): Promise<Backend> =>
+    startHttpBackend('ext-authz', {
+      port: authzPort,
+      handler: (req, res) => {
+        req.resume();
+        const allow = req.headers['x-ext-authz'] === 'allow';
+        res.writeHead(allow ? 200 : 403, { 'x-ext-authz-check-result': allow ? 'allowed' : 'denied', 'content-length': '0' });
+        res.end();
+      },
+    });
+
+  before(async () => {
+    gatewayPort = await freePort();
+    authzPort = await freePort();
+    backend = await startHttpBackend('app');
+    authz = await startAuthorizer();
+    meshFile = join(mkdtempSync(join(tmpdir(), 'meshd-ext-authz-')), 'mesh.yaml');
+    writeFileSync(meshFile, meshConfig(true));
+    const routing = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: ${gatewayPort}, name: http, protocol: HTTP}, hosts: ["app.example.com"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app, namespace: default}
+spec:
+  hosts: ["app.example.com"]
+  gateways: [istio-system/edge]
+  http: [{route: [{destination: {host: app.default.svc.cluster.local}}]}]
+`;
+    meshd = await startMeshd({
+      files: {
+        'app.yaml': serviceYaml({ name: 'app', ports: [{ name: 'http', port: 80, targetPort: backend.port }], endpoints: [{ ip: '127.0.0.1' }] }),
+        'ext-authz.yaml': serviceYaml({ name: 'ext-authz', namespace: 'foo', ports: [{ name: 'http', port: AUTHZ_PORT, targetPort: authzPort }], endpoints: [{ ip: '127.0.0.1' }] }),
+        'routing.yaml': routing,
+      },
+      extraArgs: ['--mesh-config', meshFile],
+    });
+    const bootstrap = execFileSync(process.execPath, [
+      MESHD_CLI, 'bootstrap', '--type', 'router', '--pod', 'istio-ingressgateway-1', '--namespace', 'istio-system',
+      '--labels', 'istio=ingressgateway', '--xds-address', meshd.xdsAddress, '--admin-port', '0', '--readiness-port', '0', '--delta',
+    ], { encoding: 'utf8' });
+    gateway = await startEnvoy({ bootstrap: parse(bootstrap) as object, name: 'ext-authz-gateway' });
+    await gateway.waitFor(() => gateway.hasActiveListener(`0.0.0.0_${gatewayPort}`), { what: 'the gateway listener', timeoutMs: 10_000 });
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await meshd?.stop();
+    await backend?.close();
+    await authz?.close();
+  });
+
+  it('without a CUSTOM policy, every path reaches the app and the authorizer is never asked', async () => {
+    for (const path of ['/secure/data', '/public']) assert.equal((await get(path)).status, 200, path);
+    assert.equal(checks(), 0);
+  });
+
+  it('with the policy, requests on its paths are checked: allowed or denied by the authorizer; others are not checked', async () => {
+    meshd.writeConfig('policy.yaml', POLICY);
+    await eventually('the CUSTOM policy to deny an unauthorized request', async () => ((await get('/secure/data')).status === 403 ? true : undefined), 10_000);
+    const before = checks();
+    const allowed = await get('/secure/data', { 'x-ext-authz': 'allow' });
+    assert.equal(allowed.status, 200);
+    assert.equal(allowed.headers['x-backend'], 'app');
+    const denied = await get('/secure/data', { 'x-ext-authz': 'deny' });
+    assert.equal(denied.status, 403);
+    // headersToDownstreamOnDeny: the authorizer's header reaches the client on a denial.
+    assert.equal(denied.headers['x-ext-authz-check-result'], 'denied');
+    assert.equal(checks(), before + 2, 'each request on /secure/* is one check');
+    const seen = authz!.requests.slice(-2);
+    assert.deepEqual(seen.map((r) => r.path), ['/secure/data', '/secure/data']);
+    assert.deepEqual(seen.map((r) => r.headers['x-ext-authz']), ['allow', 'deny'], 'includeRequestHeadersInCheck forwards x-ext-authz');
+    for (const path of ['/public', '/secure', '/other/secure/data']) {
+      assert.equal((await get(path)).status, 200, `${path} is outside the rule's paths`);
+    }
+    assert.equal(checks(), before + 2, "requests outside the rule's paths never reach the authorizer");
+    assert.equal(await gateway.rejectedUpdates(), 0);
+  });
+
+  it('without the provider in the mesh config, the policy fails closed and nobody is asked', async () => {
+    writeFileSync(meshFile, meshConfig(false));
+    await eventually('the policy to fail closed', async () => ((await get('/secure/data', { 'x-ext-authz': 'allow' })).status === 403 ? true : undefined), 10_000);
+    const before = checks();
+    assert.equal((await get('/secure/data', { 'x-ext-authz': 'allow' })).status, 403);
+    assert.equal((await get('/public')).status, 200);
+    assert.equal(checks(), before, 'a policy failing closed asks nobody');
+    writeFileSync(meshFile, meshConfig(true));
+    await eventually('the provider to be asked again', async () => ((await get('/secure/data', { 'x-ext-authz': 'allow' })).status === 200 ? true : undefined), 10_000);
+  });
+
+  it('with the authorizer down and failOpen false, requests on its paths get 403; others still pass', async () => {
+    await authz!.close();
+    authz = undefined;
+    const r = await get('/secure/data', { 'x-ext-authz': 'allow' });
+    assert.equal(r.status, 403);
+    assert.equal((await get('/public')).status, 200);
+    authz = await startAuthorizer();
+    await eventually('the authorizer to be back', async () => ((await get('/secure/data', { 'x-ext-authz': 'allow' })).status === 200 ? true : undefined), 10_000);
+  });
+
+  it('removing the policy restores access without the authorizer', async () => {
+    meshd.removeConfig('policy.yaml');
+    await eventually('access without a check', async () => ((await get('/secure/data')).status === 200 ? true : undefined), 10_000);
+    const before = checks();
+    assert.equal((await get('/secure/other')).status, 200);
+    assert.equal(checks(), before);
+    assert.equal(await gateway.rejectedUpdates(), 0);
+  });
+
+  it('meshd validate: no error for the policy when the mesh config has its provider, IST0101 without it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshd-ext-authz-validate-'));
+    const mesh = join(mkdtempSync(join(tmpdir(), 'meshd-ext-authz-mesh-')), 'mesh.yaml');
+    writeFileSync(mesh, meshConfig(true));
+    writeFileSync(join(dir, 'policy.yaml'), POLICY);
+    writeFileSync(join(dir, 'svc.yaml'), serviceYaml({ name: 'ext-authz', namespace: 'foo', ports: [{ name: 'http', port: AUTHZ_PORT }], endpoints: [] }));
+    const withProvider = spawnSync(process.execPath, [MESHD_CLI, 'validate', dir, '--mesh-config', mesh], { encoding: 'utf8' });
+    assert.equal(withProvider.status, 0, withProvider.stdout + withProvider.stderr);
+    assert.match(withProvider.stdout, /0 errors/);
+    const without = spawnSync(process.execPath, [MESHD_CLI, 'validate', dir], { encoding: 'utf8' });
+    assert.equal(without.status, 1);
+    assert.match(without.stdout, /Error \[IST0101\] \(AuthorizationPolicy istio-system\/ext-authz[^)]*\) Referenced extension provider not found: "sample-ext-authz"/);
+  });
+});
