@@ -395,7 +395,7 @@ function customTcpFilters(d: CustomDecision): Json[] {
     name: RBAC_NETWORK_FILTER,
     typed_config: anyOf(NETWORK_RBAC, { stat_prefix: RBAC_TCP_STAT_PREFIX, shadow_rules: customShadowRules(d.policies, true), shadow_rules_stat_prefix: EXT_AUTHZ_SHADOW_STAT_PREFIX }),
   };
-  return [shadow, networkExtAuthzFilter(d.provider, extAuthzCluster(d)!.name, RBAC_NETWORK_FILTER, RBAC_TCP_STAT_PREFIX)];
+  return [shadow, networkExtAuthzFilter(d.provider, extAuthzCluster(d)!.name, d.service.hostname, RBAC_NETWORK_FILTER, RBAC_TCP_STAT_PREFIX)];
 }
 
 function allRules(applied: AppliedPolicies, tcp: boolean): BuiltRules[] {

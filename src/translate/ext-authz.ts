@@ -70,15 +70,16 @@ function httpService(s: ExtAuthzHttpSettings, cluster: string, hostname: string,
   };
 }
 
-function grpcService(cluster: string, timeout: string): Json {
-  return { envoy_grpc: { cluster_name: cluster }, timeout };
+/** The call's :authority is the service's hostname (Envoy would send the cluster name, which has "|" in it: servers refuse it). */
+function grpcService(cluster: string, hostname: string, timeout: string): Json {
+  return { envoy_grpc: { cluster_name: cluster, authority: hostname }, timeout };
 }
 
 /** The HTTP ext_authz filter asking `provider` at `cluster` (the outbound cluster of its service `hostname`). */
 export function httpExtAuthzFilter(provider: ExtAuthzProvider, cluster: string, hostname: string, rbacFilter: string): Json {
   const timeout = timeoutOf(provider);
   const s = provider.settings;
-  const service = provider.kind === 'envoyExtAuthzHttp' ? { http_service: httpService(provider.settings, cluster, hostname, timeout) } : { grpc_service: grpcService(cluster, timeout) };
+  const service = provider.kind === 'envoyExtAuthzHttp' ? { http_service: httpService(provider.settings, cluster, hostname, timeout) } : { grpc_service: grpcService(cluster, hostname, timeout) };
   const allowed = provider.kind === 'envoyExtAuthzHttp' ? headerList(provider.settings.includeRequestHeadersInCheck) : undefined;
   return {
     name: EXT_AUTHZ_HTTP_FILTER,
@@ -95,12 +96,12 @@ export function httpExtAuthzFilter(provider: ExtAuthzProvider, cluster: string, 
 }
 
 /** The network ext_authz filter (gRPC providers only: Envoy's TCP check is a gRPC call). */
-export function networkExtAuthzFilter(provider: ExtAuthzProvider, cluster: string, rbacFilter: string, statPrefix: string): Json {
+export function networkExtAuthzFilter(provider: ExtAuthzProvider, cluster: string, hostname: string, rbacFilter: string, statPrefix: string): Json {
   return {
     name: EXT_AUTHZ_NETWORK_FILTER,
     typed_config: anyOf(NETWORK_EXT_AUTHZ, {
       stat_prefix: statPrefix,
-      grpc_service: grpcService(cluster, timeoutOf(provider)),
+      grpc_service: grpcService(cluster, hostname, timeoutOf(provider)),
       transport_api_version: 'V3',
       failure_mode_allow: provider.settings.failOpen,
       filter_enabled_metadata: enabledWhenShadowMatched(rbacFilter),

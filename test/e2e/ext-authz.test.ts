@@ -4,7 +4,9 @@
 // CUSTOM policy's rules match reach the authorizer (its calls are counted); without the
 // provider in the mesh config the policy fails closed; with the authorizer down and failOpen
 // false the answer is 403; removing the policy restores access. `meshd validate` accepts the
-// policy when the provider exists and refuses it (IST0101) when it does not.
+// policy when the provider exists and refuses it (IST0101) when it does not. Then a gRPC
+// authorizer (Envoy's envoy.service.auth.v3.Authorization, served with grpc-js) checks both
+// HTTP requests and TCP connections (the network ext_authz filter) through the gateway.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -16,6 +18,10 @@ import { startMeshd, serviceYaml, MESHD_CLI, type MeshdProcess } from '../suppor
 import { startEnvoy, httpGet, type EnvoyProcess } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
 import { eventually } from '../support/poll.js';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { connect, createServer, type Server as NetServer } from 'node:net';
+import { envoyProtoIncludeDirs } from '../../src/xds/protos.js';
 
 const AUTHZ_HOST = 'ext-authz.foo.svc.cluster.local';
 const AUTHZ_PORT = 8000;
@@ -183,5 +189,152 @@ spec:
     const without = spawnSync(process.execPath, [MESHD_CLI, 'validate', dir], { encoding: 'utf8' });
     assert.equal(without.status, 1);
     assert.match(without.stdout, /Error \[IST0101\] \(AuthorizationPolicy istio-system\/ext-authz[^)]*\) Referenced extension provider not found: "sample-ext-authz"/);
+  });
+});
+
+interface CheckRequest {
+  attributes?: { request?: { http?: { path?: string; headers?: Record<string, string> } }; destination?: { address?: { socket_address?: { port_value?: number } } } };
+}
+
+/** Envoy's external authorization gRPC service, answering with `decide`; every check recorded. */
+async function startGrpcAuthorizer(decide: (req: CheckRequest) => boolean): Promise<{ port: number; checks: CheckRequest[]; close: () => Promise<void> }> {
+  const def = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', { keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true, includeDirs: envoyProtoIncludeDirs() });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const pkg = grpc.loadPackageDefinition(def) as any;
+  const checks: CheckRequest[] = [];
+  const server = new grpc.Server();
+  server.addService(pkg.envoy.service.auth.v3.Authorization.service, {
+    Check: (call: { request: CheckRequest }, callback: (err: null, res: object) => void) => {
+      checks.push(call.request);
+      // google.rpc.Code: 0 OK, 7 PERMISSION_DENIED.
+      callback(null, { status: { code: decide(call.request) ? 0 : 7 } });
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  return { port, checks, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+}
+
+/** One TCP exchange: what came back, or `closed:` and what came back before the close. */
+function tcpExchange(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    const s = connect({ host: '127.0.0.1', port }, () => s.write('ping\n'));
+    s.setTimeout(3000, () => s.destroy());
+    s.on('data', (c: Buffer) => {
+      data += c.toString();
+      if (data.includes('pong')) s.end();
+    });
+    s.on('error', () => resolve(`closed:${data}`));
+    s.on('close', () => resolve(data.includes('pong') ? 'pong' : `closed:${data}`));
+  });
+}
+
+describe('AuthorizationPolicy CUSTOM through a gRPC ext_authz provider: HTTP requests and TCP connections', { timeout: 120_000 }, () => {
+  let meshd: MeshdProcess;
+  let gateway: EnvoyProcess;
+  let backend: Backend;
+  let echo: NetServer;
+  let authz: Awaited<ReturnType<typeof startGrpcAuthorizer>>;
+  let httpPort: number;
+  let tcpPort: number;
+  let allowTcp = true;
+
+  const get = (path: string, headers: Record<string, string> = {}) => httpGet(`http://127.0.0.1:${httpPort}${path}`, { headers: { host: 'app.example.com', ...headers }, timeoutMs: 5000 });
+  const tcpChecks = (): number => authz.checks.filter((c) => !c.attributes?.request?.http).length;
+  const httpChecks = (): number => authz.checks.filter((c) => c.attributes?.request?.http).length;
+
+  before(async () => {
+    httpPort = await freePort();
+    tcpPort = await freePort();
+    backend = await startHttpBackend('app');
+    echo = createServer((sock) => sock.once('data', () => sock.end('pong\n')));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const echoPort = (echo.address() as { port: number }).port;
+    authz = await startGrpcAuthorizer((req) => (req.attributes?.request?.http ? req.attributes.request.http.headers?.['x-ext-authz'] === 'allow' : allowTcp));
+    const meshFile = join(mkdtempSync(join(tmpdir(), 'meshd-ext-authz-grpc-')), 'mesh.yaml');
+    writeFileSync(meshFile, `extensionProviders:\n- name: grpc-authz\n  envoyExtAuthzGrpc: {service: ${AUTHZ_HOST}, port: 9000, timeout: 1s}\n`);
+    const config = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: ${httpPort}, name: http, protocol: HTTP}
+    hosts: ["app.example.com"]
+  - port: {number: ${tcpPort}, name: tcp, protocol: TCP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app, namespace: default}
+spec:
+  hosts: ["app.example.com"]
+  gateways: [istio-system/edge]
+  http: [{route: [{destination: {host: app.default.svc.cluster.local}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [istio-system/edge]
+  tcp: [{route: [{destination: {host: echo.default.svc.cluster.local}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext-authz, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: CUSTOM
+  provider: {name: grpc-authz}
+  rules:
+  - to: [{operation: {paths: ["/secure/*"], ports: ["${httpPort}"]}}]
+  - to: [{operation: {ports: ["${tcpPort}"]}}]
+`;
+    meshd = await startMeshd({
+      files: {
+        'app.yaml': serviceYaml({ name: 'app', ports: [{ name: 'http', port: 80, targetPort: backend.port }], endpoints: [{ ip: '127.0.0.1' }] }),
+        'echo.yaml': serviceYaml({ name: 'echo', ports: [{ name: 'tcp', port: 9000, targetPort: echoPort }], endpoints: [{ ip: '127.0.0.1' }] }),
+        // A port named grpc: the outbound cluster speaks HTTP/2, as Envoy's gRPC client needs.
+        'ext-authz.yaml': serviceYaml({ name: 'ext-authz', namespace: 'foo', ports: [{ name: 'grpc', port: 9000, targetPort: authz.port }], endpoints: [{ ip: '127.0.0.1' }] }),
+        'config.yaml': config,
+      },
+      extraArgs: ['--mesh-config', meshFile],
+    });
+    const bootstrap = execFileSync(process.execPath, [
+      MESHD_CLI, 'bootstrap', '--type', 'router', '--pod', 'istio-ingressgateway-1', '--namespace', 'istio-system',
+      '--labels', 'istio=ingressgateway', '--xds-address', meshd.xdsAddress, '--admin-port', '0', '--readiness-port', '0', '--delta',
+    ], { encoding: 'utf8' });
+    gateway = await startEnvoy({ bootstrap: parse(bootstrap) as object, name: 'ext-authz-grpc-gateway' });
+    await gateway.waitFor(async () => (await gateway.hasActiveListener(`0.0.0.0_${httpPort}`)) && gateway.hasActiveListener(`0.0.0.0_${tcpPort}`), { what: 'the HTTP and TCP listeners', timeoutMs: 10_000 });
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await meshd?.stop();
+    await backend?.close();
+    await authz?.close();
+    await new Promise<void>((resolve) => (echo ? echo.close(() => resolve()) : resolve()));
+  });
+
+  it("HTTP: the rule's paths are checked over gRPC (allowed, denied), other paths are not", async () => {
+    const allowed = await get('/secure/data', { 'x-ext-authz': 'allow' });
+    assert.equal(allowed.status, 200, allowed.body);
+    assert.equal((await get('/secure/data')).status, 403);
+    assert.equal(httpChecks(), 2);
+    assert.deepEqual(authz.checks.filter((c) => c.attributes?.request?.http).map((c) => c.attributes!.request!.http!.path), ['/secure/data', '/secure/data']);
+    assert.equal((await get('/public')).status, 200);
+    assert.equal(httpChecks(), 2, 'no check for a path outside the rule');
+  });
+
+  it('TCP: each connection to the port is checked by the network ext_authz filter; a denial closes it', async () => {
+    assert.equal(await tcpExchange(tcpPort), 'pong');
+    assert.equal(tcpChecks(), 1);
+    allowTcp = false;
+    assert.match(await tcpExchange(tcpPort), /^closed:/);
+    assert.equal(tcpChecks(), 2);
+    allowTcp = true;
+    assert.equal(await tcpExchange(tcpPort), 'pong');
+    assert.equal(await gateway.rejectedUpdates(), 0);
   });
 });
