@@ -73,6 +73,8 @@ export interface GeneratedCase {
   objects: Json[];
   /** How many objects the generator deliberately made invalid (a lower bound: others may be invalid too). */
   intendedInvalid: number;
+  /** The mesh config (YAML) the objects are served with: ext_authz extension providers for CUSTOM policies. */
+  meshConfig: string;
 }
 
 const NAMESPACES = ['default', 'foo', 'istio-system'] as const;
@@ -609,6 +611,34 @@ class Generator {
   // -------------------------------------------------------------------------------------
   // AuthorizationPolicies (security.istio.io): every action, scope, field and `when` key
 
+  /** Extension providers on a generated service port (or on a service that does not exist), with random settings. */
+  meshConfig(): string {
+    const r = this.rng;
+    const svc = this.services.length > 0 && r.chance(0.9) ? r.pick(this.services) : undefined;
+    const service = svc ? `${r.chance(0.5) ? `${svc.namespace}/` : ''}${svc.name}.${svc.namespace}.svc.cluster.local` : 'missing.default.svc.cluster.local';
+    const port = svc ? r.pick(svc.ports).port : 9000;
+    const common = (): Json =>
+      obj({
+        service,
+        port,
+        timeout: r.maybe(0.5, () => r.pick(['250ms', '2s', '1m'])),
+        failOpen: r.maybe(0.5, () => r.chance(0.5)),
+        statusOnError: r.maybe(0.3, () => r.pick(['403', '503'])),
+        includeRequestBodyInCheck: r.maybe(0.3, () => obj({ maxRequestBytes: r.int(1, 65536), allowPartialMessage: r.maybe(0.5, () => r.chance(0.5)), packAsBytes: r.maybe(0.5, () => r.chance(0.5)) })),
+      });
+    const headers = (): string[] | undefined => r.maybe(0.5, () => r.some(['x-ext-authz', 'authorization', 'x-user-*', '*-id', 'cookie'], 1, 3));
+    const http = obj({
+      ...common(),
+      pathPrefix: r.maybe(0.3, () => r.pick(['/check', '/authz/v1'])),
+      includeRequestHeadersInCheck: headers(),
+      includeAdditionalHeadersInCheck: r.maybe(0.3, () => ({ 'x-mesh': 'meshd', 'x-b': 'b' })),
+      headersToUpstreamOnAllow: headers(),
+      headersToDownstreamOnDeny: headers(),
+      headersToDownstreamOnAllow: headers(),
+    });
+    return JSON.stringify({ extensionProviders: [{ name: 'ext-authz-http', envoyExtAuthzHttp: http }, { name: 'ext-authz-grpc', envoyExtAuthzGrpc: common() }] });
+  }
+
   authorizationPolicies(): void {
     const r = this.rng;
     const n = r.int(0, 4);
@@ -676,7 +706,8 @@ class Generator {
       let spec: Json = obj({
         selector: svc && r.chance(0.7) ? { matchLabels: { app: svc.name } } : r.maybe(0.1, () => ({ matchLabels: { istio: 'ingressgateway' } })),
         action,
-        provider: action === 'CUSTOM' ? { name: 'ext-authz' } : undefined,
+        // Two providers of the mesh config (extensionProviders) and one it lacks (fail closed).
+        provider: action === 'CUSTOM' ? { name: r.pick(['ext-authz-http', 'ext-authz-grpc', 'ext-authz']) } : undefined,
         rules,
       });
       if (this.broken(0.05)) {
@@ -701,5 +732,5 @@ export function generateCase(seed: number): GeneratedCase {
   g.gateways();
   g.virtualServices();
   g.authorizationPolicies();
-  return { seed, objects: g.objects, intendedInvalid: g.intendedInvalid };
+  return { seed, objects: g.objects, intendedInvalid: g.intendedInvalid, meshConfig: g.meshConfig() };
 }

@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { parseMeshObject, type MeshObject, type ObjectError } from '../../src/model/objects.js';
 import { ConfigStore } from '../../src/model/store.js';
 import { buildSnapshot } from '../../src/model/mesh.js';
+import { parseMeshConfig } from '../../src/model/mesh-config.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { TypeUrl, type ResourcesByType } from '../../src/translate/index.js';
 import { ConfigGenerator } from '../../src/xds/generator.js';
@@ -139,7 +140,7 @@ async function runCase(seed: number, counts: Counts, failures: Failure[]): Promi
   try {
     const store = new ConfigStore();
     store.replaceSource('property', accepted);
-    const delta = buildSnapshot(store, 'cluster.local');
+    const delta = buildSnapshot(store, 'cluster.local', undefined, parseMeshConfig(gen.meshConfig, `seed ${seed}`).config);
     const { snapshot } = delta;
     const leftOut = snapshot.findings.filter((f) => f.severity === 'Error');
     counts.rejectedInSnapshot += leftOut.length;
