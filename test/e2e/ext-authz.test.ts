@@ -6,7 +6,10 @@
 // false the answer is 403; removing the policy restores access. `meshd validate` accepts the
 // policy when the provider exists and refuses it (IST0101) when it does not. Then a gRPC
 // authorizer (Envoy's envoy.service.auth.v3.Authorization, served with grpc-js) checks both
-// HTTP requests and TCP connections (the network ext_authz filter) through the gateway.
+// HTTP requests and TCP connections (the network ext_authz filter) through the gateway. Last,
+// a sidecar in a "pod" network namespace with Istio's capture, whose Sidecar resource imports
+// only its own namespace: its inbound requests on the policy's path are checked by the
+// authorizer of another namespace all the same (meshd adds the provider's cluster).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -22,6 +25,10 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { connect, createServer, type Server as NetServer } from 'node:net';
 import { envoyProtoIncludeDirs } from '../../src/xds/protos.js';
+import { chmodSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { envoyForProxyUid } from '../support/envoy.js';
+import { createPod, type Pod } from '../support/netns.js';
 
 const AUTHZ_HOST = 'ext-authz.foo.svc.cluster.local';
 const AUTHZ_PORT = 8000;
@@ -336,5 +343,94 @@ spec:
     allowTcp = true;
     assert.equal(await tcpExchange(tcpPort), 'pong');
     assert.equal(await gateway.rejectedUpdates(), 0);
+  });
+});
+
+describe('AuthorizationPolicy CUSTOM on a sidecar with Istio capture, its authorizer outside what its Sidecar imports', { timeout: 120_000 }, () => {
+  const PROXY_UID = 1337;
+  const ADMIN_PORT = 15000;
+  const APP_PORT = 8080;
+  let pod: Pod;
+  let meshd: MeshdProcess;
+  let envoy: ChildProcess;
+  let envoyLog = '';
+  let authz: Backend;
+  let dir: string;
+
+  const get = (path: string, headers: Record<string, string> = {}) => httpGet(`http://${pod.podIp}:${APP_PORT}${path}`, { headers: { host: 'httpbin.default.svc.cluster.local', ...headers }, timeoutMs: 5000 });
+
+  before(async () => {
+    pod = await createPod({ name: 'ext-authz', proxyUid: PROXY_UID, excludeInboundPorts: [ADMIN_PORT] });
+    authz = await startHttpBackend('ext-authz', {
+      host: pod.hostIp,
+      handler: (req, res) => {
+        req.resume();
+        res.writeHead(req.headers['x-ext-authz'] === 'allow' ? 200 : 403, { 'content-length': '0' });
+        res.end();
+      },
+    });
+    dir = mkdtempSync(join(tmpdir(), 'meshd-ext-authz-sidecar-'));
+    const meshFile = join(dir, 'mesh.yaml');
+    writeFileSync(meshFile, `extensionProviders:\n- name: sample-ext-authz\n  envoyExtAuthzHttp: {service: ext-authz.authz.svc.cluster.local, port: 8000, includeRequestHeadersInCheck: [x-ext-authz]}\n`);
+    meshd = await startMeshd({
+      files: {
+        'httpbin.yaml': serviceYaml({ name: 'httpbin', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: APP_PORT }], endpoints: [{ ip: pod.podIp }] }),
+        'ext-authz.yaml': serviceYaml({ name: 'ext-authz', namespace: 'authz', clusterIP: '10.96.0.20', ports: [{ name: 'http', port: 8000, targetPort: authz.port }], endpoints: [{ ip: pod.hostIp }] }),
+        // Beside the authorizer, a service the Sidecar does not import either: it gets no cluster.
+        'other.yaml': serviceYaml({ name: 'other', namespace: 'authz', clusterIP: '10.96.0.21', ports: [{ name: 'http', port: 80, targetPort: 9999 }], endpoints: [{ ip: pod.hostIp }] }),
+        'sidecar.yaml': 'apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: default}\nspec:\n  egress: [{hosts: ["./*"]}]\n',
+        'policy.yaml': `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext-authz, namespace: default}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: CUSTOM
+  provider: {name: sample-ext-authz}
+  rules: [{to: [{operation: {paths: ["/secure/*"]}}]}]
+`,
+      },
+      extraArgs: ['--grpc-addr', `${pod.hostIp}:0`, '--mesh-config', meshFile],
+    });
+    const bootstrap = execFileSync(process.execPath, [
+      MESHD_CLI, 'bootstrap', '--ip', pod.podIp, '--pod', 'httpbin-1', '--namespace', 'default', '--labels', 'app=httpbin',
+      '--xds-address', `${pod.hostIp}:${meshd.grpcPort}`, '--admin-port', String(ADMIN_PORT), '--admin-address', '0.0.0.0', '--format', 'json',
+    ], { encoding: 'utf8' });
+    chmodSync(dir, 0o755);
+    writeFileSync(join(dir, 'envoy.json'), bootstrap, { mode: 0o644 });
+    envoy = pod.spawn([envoyForProxyUid(), '-c', join(dir, 'envoy.json'), '--disable-hot-restart', '--concurrency', '1', '-l', 'info'], { uid: PROXY_UID });
+    envoy.stdout!.on('data', (c: Buffer) => (envoyLog = (envoyLog + c.toString()).slice(-100_000)));
+    envoy.stderr!.on('data', (c: Buffer) => (envoyLog = (envoyLog + c.toString()).slice(-100_000)));
+    const app = pod.spawn([process.execPath, '-e', `require('node:http').createServer((q, s) => s.end('app ' + q.url)).listen(${APP_PORT});`]);
+    app.stdout!.resume();
+    app.stderr!.resume();
+    await eventually('the sidecar to be ready', async () => ((await httpGet(`http://${pod.podIp}:${ADMIN_PORT}/ready`, { timeoutMs: 1000 }).catch(() => undefined))?.status === 200 ? true : undefined), 30_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${envoyLog.slice(-3000)}`);
+    });
+  });
+
+  after(async () => {
+    await pod?.destroy();
+    await meshd?.stop();
+    await authz?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("inbound requests on the rule's path are checked (allowed, denied); others reach the app unchecked", async () => {
+    const allowed = await eventually('an allowed request through the sidecar', async () => {
+      const r = await get('/secure/data', { 'x-ext-authz': 'allow' }).catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    }, 20_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${envoyLog.slice(-3000)}`);
+    });
+    assert.equal(allowed.body, 'app /secure/data');
+    const before = authz.requests.length;
+    assert.equal((await get('/secure/data', { 'x-ext-authz': 'deny' })).status, 403);
+    assert.equal(authz.requests.length, before + 1);
+    assert.equal((await get('/public')).body, 'app /public');
+    assert.equal(authz.requests.length, before + 1, 'no check outside the rule');
+    const clusters = (await httpGet(`http://${pod.podIp}:${ADMIN_PORT}/clusters`)).body;
+    assert.match(clusters, /outbound\|8000\|\|ext-authz\.authz\.svc\.cluster\.local/, 'the provider cluster, though the Sidecar imports only ./*');
+    assert.match(clusters, /outbound\|80\|\|httpbin\.default\.svc\.cluster\.local/);
+    assert.doesNotMatch(clusters, /other\.authz\.svc\.cluster\.local/, 'the Sidecar scopes the rest of namespace authz out');
   });
 });
