@@ -2,8 +2,9 @@
 // on the TCP ports of the workloads it selects (left out of an ALLOW, ignored by a DENY, as
 // translate/authorization.ts compiles them, as Istio does), and CUSTOM policies whose extension
 // provider cannot be used (none of that name in the mesh config, not an ext_authz provider,
-// no such service, or several providers on one workload): they fail closed. Pure; a rule of
-// the validation stage.
+// no such service, or several providers on one workload): they fail closed; and CUSTOM
+// policies with an HTTP provider on workloads with TCP ports, which no ext_authz checks. Pure;
+// a rule of the validation stage.
 import type { AuthorizationPolicyObject, PodObject } from '../objects.js';
 import { DRY_RUN_ANNOTATION, actionOf, httpOnlyUses } from '../authorization.js';
 import { finding, notFound, type Finding } from '../finding.js';
@@ -73,6 +74,10 @@ function push<T>(m: Map<string, T[]>, key: string, value: T): void {
   else m.set(key, [value]);
 }
 
+function isDryRun(p: AuthorizationPolicyObject): boolean {
+  return p.metadata.annotations[DRY_RUN_ANNOTATION]?.toLowerCase() === 'true';
+}
+
 /** IST0101 for a CUSTOM policy whose provider cannot be used: the policy denies what its rules match, as in Istio. */
 function providerFindings(p: AuthorizationPolicyObject, providers: readonly ExtensionProvider[], serviceByHost: ReadonlyMap<string, MeshService>): Finding[] {
   const name = p.spec.provider?.name ?? '';
@@ -89,7 +94,7 @@ function providerFindings(p: AuthorizationPolicyObject, providers: readonly Exte
 
 /** CUSTOM policies naming different providers on one pod: Istio takes one provider per workload, so CUSTOM fails closed there. */
 function providerConflicts(input: AuthorizationPolicyInput): Finding[] {
-  const custom = input.policies.filter((p) => actionOf(p.spec) === 'CUSTOM' && p.metadata.annotations[DRY_RUN_ANNOTATION]?.toLowerCase() !== 'true');
+  const custom = input.policies.filter((p) => actionOf(p.spec) === 'CUSTOM' && !isDryRun(p));
   if (new Set(custom.map((p) => p.spec.provider?.name ?? '')).size < 2) return [];
   const reported = new Map<AuthorizationPolicyObject, string>();
   for (const pod of input.pods) {
@@ -118,7 +123,22 @@ export function authorizationPolicyFindings(input: AuthorizationPolicyInput): Fi
   const serviceByHost = new Map(input.services.map((s) => [s.hostname, s]));
   for (const p of input.policies) {
     const action = actionOf(p.spec);
-    if (action === 'CUSTOM') out.push(...providerFindings(p, input.extensionProviders ?? [], serviceByHost));
+    let provider: ExtensionProvider | undefined;
+    if (action === 'CUSTOM') {
+      const found = providerFindings(p, input.extensionProviders ?? [], serviceByHost);
+      out.push(...found);
+      if (found.length === 0) provider = (input.extensionProviders ?? []).find((x) => x.name === p.spec.provider?.name);
+    }
+    // An HTTP ext_authz provider checks no TCP connection (Envoy checks those over gRPC only).
+    if (provider?.kind === 'envoyExtAuthzHttp' && !isDryRun(p)) {
+      const ports = (index ??= new WorkloadIndex(input)).tcpPortsUnder(p, root);
+      if (ports.length > 0) {
+        out.push(
+          finding('IneffectivePolicy', p, 'spec.provider.name', `The policy has no impact on TCP ports ${ports.join(', ')} of the workloads it selects: extension provider "${provider.name}" is envoyExtAuthzHttp, and TCP connections are checked only by an envoyExtAuthzGrpc provider.`),
+        );
+      }
+      continue;
+    }
     const rules = p.spec.rules ?? [];
     const uses = rules.flatMap((rule, i) => httpOnlyUses(rule).map((u) => ({ ...u, path: ['spec', 'rules', i, ...u.path] })));
     if (uses.length === 0) continue;
@@ -128,9 +148,11 @@ export function authorizationPolicyFindings(input: AuthorizationPolicyInput): Fi
     for (const u of uses) {
       const field = formatFieldPath(u.path);
       const effect =
-        action === 'DENY' || action === 'CUSTOM'
-          ? `the ${action} rule applies there without it, so it denies more than on HTTP ports`
-          : `Envoy's TCP filter leaves out the source, operation or rule that uses it, so that part ${action === 'ALLOW' ? 'allows' : 'audits'} nothing there`;
+        action === 'CUSTOM' && provider
+          ? `the CUSTOM rule applies there without it, so the extension provider checks more connections than on HTTP ports`
+          : action === 'DENY' || action === 'CUSTOM'
+            ? `the ${action} rule applies there without it, so it denies more than on HTTP ports`
+            : `Envoy's TCP filter leaves out the source, operation or rule that uses it, so that part ${action === 'ALLOW' ? 'allows' : 'audits'} nothing there`;
       out.push(finding('IneffectivePolicy', p, field, `The policy has no impact: ${field} ("${u.field}") is HTTP-only and the policy selects TCP ports ${portList}; ${effect}.`));
     }
   }
