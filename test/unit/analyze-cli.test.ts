@@ -175,4 +175,29 @@ describe('meshd analyze: exit status and thresholds', () => {
     assert.equal(unreachable.status, EXIT_USAGE);
     assert.match(unreachable.err, /cannot read the cluster at https:\/\/127\.0\.0\.1:1 \(kubeconfig .*\): .*ECONNREFUSED.*--use-kube=false/);
   });
+  it('--meshConfigFile: a CUSTOM policy whose provider the mesh config has is clean; without it, IST0101; a bad file is a usage error', async () => {
+    const policy = file(
+      'custom.yaml',
+      `${SERVICE}---
+apiVersion: v1
+kind: Service
+metadata: {name: ext-authz, namespace: apps}
+spec: {selector: {app: ext-authz}, ports: [{name: http, port: 8000}]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext, namespace: apps}
+spec: {action: CUSTOM, provider: {name: authz}, rules: [{to: [{operation: {paths: ["/admin/*"]}}]}]}
+`,
+    );
+    const mesh = file('mesh.yaml', 'extensionProviders:\n- name: authz\n  envoyExtAuthzHttp: {service: ext-authz.apps.svc.cluster.local, port: 8000}\n');
+    const clean = await run([policy], { meshConfigFile: mesh });
+    assert.equal(clean.status, 0, clean.out + clean.err);
+    const without = await run([policy]);
+    assert.equal(without.status, EXIT_FINDINGS);
+    assert.match(without.out, /Error \[IST0101\] \(AuthorizationPolicy apps\/ext .*\) Referenced extension provider not found: "authz"/);
+    const bad = await run([policy], { meshConfigFile: file('bad-mesh.yaml', 'extensionProviders: [{name: authz}]\n') });
+    assert.equal(bad.status, EXIT_USAGE);
+    assert.match(bad.err, /--meshConfigFile: mesh config \(file .*bad-mesh\.yaml\): extensionProviders\[0\]: sets no provider/);
+  });
 });
