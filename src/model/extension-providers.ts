@@ -46,6 +46,8 @@ interface ExtAuthzCommon {
   failOpen: boolean;
   /** The HTTP status returned when the authorizer cannot be reached (unset: Envoy's 403). */
   statusOnError?: number;
+  /** Recompute the route after the authorizer changed headers. */
+  clearRouteCache: boolean;
   includeRequestBodyInCheck?: ExtAuthzBody;
 }
 
@@ -159,7 +161,7 @@ export const extensionProvidersSchema = z.array(extensionProviderSchema).superRe
 type ParsedProvider = z.infer<typeof extensionProviderSchema>;
 
 function common(s: z.infer<typeof grpcSchema>): ExtAuthzCommon {
-  const out: ExtAuthzCommon = { service: s.service, port: s.port, failOpen: s.failOpen ?? false };
+  const out: ExtAuthzCommon = { service: s.service, port: s.port, failOpen: s.failOpen ?? false, clearRouteCache: s.clearRouteCache ?? false };
   if (s.timeout !== undefined) out.timeout = s.timeout;
   if (s.statusOnError !== undefined) out.statusOnError = s.statusOnError;
   const b = s.includeRequestBodyInCheck;

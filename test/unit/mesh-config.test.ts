@@ -130,6 +130,7 @@ defaultProviders: {accessLogging: [log], tracing: [otel]}
           port: 8000,
           timeout: '250ms',
           failOpen: false,
+          clearRouteCache: false,
           statusOnError: 503,
           includeRequestBodyInCheck: { maxRequestBytes: 100, allowPartialMessage: false, packAsBytes: false },
           includeRequestHeadersInCheck: ['x-old'],
@@ -139,7 +140,7 @@ defaultProviders: {accessLogging: [log], tracing: [otel]}
           headersToDownstreamOnAllow: [],
         },
       },
-      { name: 'grpc', kind: 'envoyExtAuthzGrpc', settings: { service: 'ext-authz.foo.svc.cluster.local', port: 9000, failOpen: true } },
+      { name: 'grpc', kind: 'envoyExtAuthzGrpc', settings: { service: 'ext-authz.foo.svc.cluster.local', port: 9000, failOpen: true, clearRouteCache: false } },
       { name: 'otel', kind: 'opentelemetry', settings: { service: 'otel.observability.svc.cluster.local', port: 4317, resource_detectors: { environment: {} } } },
       { name: 'log', kind: 'envoyFileAccessLog', settings: { path: '/dev/stdout' } },
     ]);
