@@ -6,6 +6,7 @@ import type { Labels } from '../model/labels.js';
 import { isIP } from 'node:net';
 import { RE2_MAX_PROGRAM_SIZE } from '../model/re2.js';
 import { prometheusListener, prometheusStatsCluster, statsConfig } from './proxy-stats.js';
+import { staticHttpListener } from './static-listener.js';
 
 export interface BootstrapOptions {
   type: ProxyType;
@@ -94,34 +95,7 @@ function xdsCluster(address: string, rootCertFile: string | undefined, serverNam
 
 function readinessListener(port: number): Record<string, unknown> {
   // Static listeners start only once Envoy has its initial dynamic config, so a 200 here means ready.
-  return {
-    name: `0.0.0.0_${port}`,
-    address: { socket_address: { address: '0.0.0.0', port_value: port } },
-    filter_chains: [
-      {
-        filters: [
-          {
-            name: 'envoy.filters.network.http_connection_manager',
-            typed_config: {
-              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-              stat_prefix: 'agent',
-              route_config: {
-                name: 'readiness',
-                virtual_hosts: [
-                  {
-                    name: 'readiness',
-                    domains: ['*'],
-                    routes: [{ match: { prefix: '/healthz/ready' }, direct_response: { status: 200, body: { inline_string: 'ready\n' } } }],
-                  },
-                ],
-              },
-              http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-            },
-          },
-        ],
-      },
-    ],
-  };
+  return staticHttpListener(port, 'agent', 'readiness', [{ match: { prefix: '/healthz/ready' }, direct_response: { status: 200, body: { inline_string: 'ready\n' } } }]);
 }
 
 export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {

@@ -7,6 +7,7 @@
 // each removes its first capture group from the name and takes its second as the value. The
 // service extractors capture an empty first group: they label without removing anything, and
 // `cluster_name` removes the whole cluster name once.
+import { staticHttpListener } from './static-listener.js';
 
 /** The cluster through which the 15090 listener reaches Envoy's own admin interface. */
 export const PROMETHEUS_STATS_CLUSTER = 'prometheus_stats';
@@ -72,35 +73,8 @@ export function prometheusStatsCluster(adminAddress: string, adminPort: number):
 
 /** `0.0.0.0_<port>`: GET /stats/prometheus is forwarded to the admin interface, anything else is 404. */
 export function prometheusListener(port: number): Record<string, unknown> {
-  return {
-    name: `0.0.0.0_${port}`,
-    address: { socket_address: { address: '0.0.0.0', port_value: port } },
-    filter_chains: [
-      {
-        filters: [
-          {
-            name: 'envoy.filters.network.http_connection_manager',
-            typed_config: {
-              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-              stat_prefix: 'stats',
-              route_config: {
-                name: 'prometheus',
-                virtual_hosts: [
-                  {
-                    name: 'prometheus',
-                    domains: ['*'],
-                    routes: [
-                      { match: { path: PROMETHEUS_PATH, headers: [{ name: ':method', string_match: { exact: 'GET' } }] }, route: { cluster: PROMETHEUS_STATS_CLUSTER } },
-                      { match: { prefix: '/' }, direct_response: { status: 404 } },
-                    ],
-                  },
-                ],
-              },
-              http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-            },
-          },
-        ],
-      },
-    ],
-  };
+  return staticHttpListener(port, 'stats', 'prometheus', [
+    { match: { path: PROMETHEUS_PATH, headers: [{ name: ':method', string_match: { exact: 'GET' } }] }, route: { cluster: PROMETHEUS_STATS_CLUSTER } },
+    { match: { prefix: '/' }, direct_response: { status: 404 } },
+  ]);
 }

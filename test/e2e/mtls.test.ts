@@ -5,7 +5,6 @@
 // The app behind the server sees who called (x-forwarded-client-cert); PeerAuthentication
 // switches the server between PERMISSIVE and STRICT; certificates rotate under traffic.
 import { describe, it, before, after } from 'node:test';
-import { connect as netConnect } from 'node:net';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -20,7 +19,7 @@ import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js
 import { startMeshd, MESHD_CLI, REPO_ROOT, type MeshdProcess } from '../support/meshd.js';
 import { envoyForProxyUid, httpGet, startEnvoy, type EnvoyProcess } from '../support/envoy.js';
 import { createPod, type Pod } from '../support/netns.js';
-import { freePort } from '../support/backends.js';
+import { freePort, tcpRoundTrip } from '../support/backends.js';
 import { selfSignedCertificate } from '../support/tls.js';
 import { connectAds, istioNode, TypeUrl } from '../support/ads-client.js';
 
@@ -336,20 +335,7 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
     assert.match((JSON.parse(r.body) as Record<string, string>)['x-forwarded-client-cert'] ?? '', new RegExp(`URI=${spiffe('sleep').replace(/[/.]/g, '\\$&')}`), 'mTLS, and HTTP on the server side');
     // TCP: bytes that are not HTTP come back unchanged through both sidecars.
     const payload = '\x16 not http, not tls either\n';
-    const echoed = await new Promise<string>((resolve, reject) => {
-      const s = netConnect(sniffedPorts.tcp, '127.0.0.1', () => s.write(payload));
-      let data = '';
-      s.setEncoding('latin1');
-      s.on('data', (c: string) => {
-        data += c;
-        if (data.length >= payload.length) {
-          s.end();
-          resolve(data);
-        }
-      });
-      s.on('error', reject);
-      s.setTimeout(5000, () => s.destroy(new Error('timeout')));
-    });
+    const echoed = await tcpRoundTrip(sniffedPorts.tcp, '127.0.0.1', payload);
     assert.equal(echoed, payload);
     const handshakes = await client.admin(`/stats?filter=outbound.${sniffedPorts.tcp}.*ssl.handshake`);
     assert.match(handshakes, /ssl\.handshake: [1-9]/, 'the TCP connection went over mTLS');

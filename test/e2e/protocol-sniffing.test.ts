@@ -6,14 +6,14 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { connect as netConnect, createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { connect as h2Connect, createServer as createH2Server, type Http2Server } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { startMeshd, serviceYaml, MESHD_CLI, type MeshdProcess } from '../support/meshd.js';
 import { startEnvoy, httpGet, type EnvoyProcess } from '../support/envoy.js';
-import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
+import { startHttpBackend, freePort, tcpRoundTrip, type Backend } from '../support/backends.js';
 
 const unnamed = (name: string, port: number, ip: string, targetPort: number): string =>
   // serviceYaml names every port; an unnamed single port is what the tutorials use.
@@ -127,20 +127,7 @@ describe('protocol sniffing on ports that declare no protocol', () => {
 
   it('carries a TCP client on an unnamed port byte for byte, and logs it as TCP', async () => {
     const payload = 'not http at all\x00\x01\x02 bytes\n';
-    const got = await new Promise<string>((resolve, reject) => {
-      const s = netConnect(ports.tcp, '127.0.0.1', () => s.write(payload));
-      let data = '';
-      s.setEncoding('latin1');
-      s.on('data', (c: string) => {
-        data += c;
-        if (data.length >= payload.length) {
-          s.end();
-          resolve(data);
-        }
-      });
-      s.on('error', reject);
-      s.setTimeout(5000, () => s.destroy(new Error('timeout')));
-    });
+    const got = await tcpRoundTrip(ports.tcp, '127.0.0.1', payload);
     assert.equal(got, payload);
     const cluster = `outbound|${ports.tcp}||echo.default.svc.cluster.local`;
     await envoy.waitFor(() => logLines().some((l) => l.upstream_cluster === cluster), { what: 'the TCP access log line', timeoutMs: 15_000 });
