@@ -42,6 +42,8 @@ export interface MeshConfig {
   extensionProviders: ExtensionProvider[];
   /** Istio's defaultProviders (tracing, metrics, accessLogging: provider names), kept as written; not acted on yet. */
   defaultProviders?: Record<string, unknown>;
+  /** How long listeners wait for a client's first bytes to detect its protocol; 0s: no limit (Istio's default). */
+  protocolDetectionTimeout: string;
 }
 
 export function defaultMeshConfig(): MeshConfig {
@@ -57,6 +59,7 @@ export function defaultMeshConfig(): MeshConfig {
     enableAutoMtls: true,
     connectTimeout: '10s',
     extensionProviders: [],
+    protocolDetectionTimeout: '0s',
   };
 }
 
@@ -75,11 +78,12 @@ const SUPPORTED = new Set([
   'connectTimeout',
   'extensionProviders',
   'defaultProviders',
+  'protocolDetectionTimeout',
 ]);
 
 /** Istio's MeshConfig fields meshd does not act on (accepted quietly, listed by `ignoredFields`). */
 const ISTIO_ONLY = new Set([
-  'proxyListenPort', 'proxyInboundListenPort', 'proxyHttpPort', 'protocolDetectionTimeout', 'tcpKeepalive', 'ingressClass',
+  'proxyListenPort', 'proxyInboundListenPort', 'proxyHttpPort', 'tcpKeepalive', 'ingressClass',
   'ingressService', 'ingressControllerMode', 'ingressSelector', 'enableTracing', 'enableEnvoyAccessLogService', 'inboundTrafficPolicy',
   'configSources', 'trustDomainAliases', 'caCertificates', 'defaultServiceExportTo', 'defaultVirtualServiceExportTo',
   'defaultDestinationRuleExportTo', 'localityLbSetting', 'dnsRefreshRate', 'h2UpgradePolicy', 'inboundClusterStatName',
@@ -138,6 +142,7 @@ const schema = z.object({
   defaultProviders: z
     .looseObject({ tracing: z.array(z.string()).optional(), metrics: z.array(z.string()).optional(), accessLogging: z.array(z.string()).optional() })
     .optional(),
+  protocolDetectionTimeout: duration('protocolDetectionTimeout', 0).optional(),
 });
 
 export class MeshConfigError extends Error {
@@ -225,6 +230,7 @@ export function parseMeshConfig(text: string, where: string): ParsedMeshConfig {
     enableAutoMtls: m.enableAutoMtls ?? base.enableAutoMtls,
     connectTimeout: m.connectTimeout ?? base.connectTimeout,
     extensionProviders: (m.extensionProviders ?? []).map(toExtensionProvider),
+    protocolDetectionTimeout: m.protocolDetectionTimeout ?? base.protocolDetectionTimeout,
   };
   if (m.defaultProviders) config.defaultProviders = m.defaultProviders;
   if (m.defaultHttpRetryPolicy) config.defaultHttpRetryPolicy = m.defaultHttpRetryPolicy;
