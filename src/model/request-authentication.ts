@@ -4,6 +4,7 @@
 // model/authorization-scope.ts; the jwt_authn filter they become in translate/request-authentication.ts.
 import { z } from 'zod';
 import { selectorIssues } from './security.js';
+import { parseDurationMs } from '../util/duration.js';
 import { GATEWAY_API_GROUP, targetRefsOf } from './authorization.js';
 
 const targetRefSchema = z.strictObject({ group: z.string().nullish(), kind: z.string().min(1, 'is required'), name: z.string().min(1, 'is required'), namespace: z.string().nullish() });
@@ -90,7 +91,8 @@ function jwksProblem(text: string): string | undefined {
 }
 
 function durationProblem(value: string): string | undefined {
-  return /^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$/.test(value) && !/^0+(\.0+)?(h|m|s|ms)$/.test(value) ? undefined : `"${value}" is not a positive duration such as "5s" or "500ms"`;
+  const ms = parseDurationMs(value);
+  return ms !== undefined && ms >= 1 ? undefined : `"${value}" is not a duration of at least 1ms, such as "5s" or "500ms"`;
 }
 
 function ruleIssues(rule: JwtRule, r: number): Issue[] {
