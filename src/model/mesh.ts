@@ -100,6 +100,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     peerAuthentications,
     sidecars,
     authorizationPolicies,
+    requestAuthentications,
     // Listed only if a policy needs them (one using an HTTP-only field).
     pods: { [Symbol.iterator]: () => store.list('Pod')[Symbol.iterator]() },
     services: services ?? meshServices(store, domain),

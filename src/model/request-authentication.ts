@@ -79,8 +79,8 @@ function jwksProblem(text: string): string | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (err) {
-    return `is not JSON: ${(err as Error).message}`;
+  } catch {
+    return 'is not JSON: give the JSON Web Key Set as a JSON string, {"keys": [...]}';
   }
   const keys = (parsed as { keys?: unknown } | null)?.keys;
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || !Array.isArray(keys)) return 'is not a JSON Web Key Set: expected an object {"keys": [...]}';

@@ -8,7 +8,8 @@
 //   server another Gateway keeps (IST0145), a PeerAuthentication an older one overrides
 //   (IST0167): the rules of the stage, run with this object in place of its stored version;
 // - an AuthorizationPolicy using an HTTP-only field where it selects TCP ports (IST0167), or
-//   naming an extension provider meshd does not have (IST0101).
+//   naming an extension provider meshd does not have (IST0101);
+// - a RequestAuthentication whose jwksUri names a mesh Service (or port) that does not exist (IST0101).
 import type { IstioObject, VirtualServiceObject } from '../objects.js';
 import type { MeshSnapshot } from '../mesh.js';
 import { resolveHost } from '../istio.js';
@@ -20,6 +21,7 @@ import { gatewayConflictFindings } from './gateway-servers.js';
 import { decidePeerAuthentications } from './peer-authentications.js';
 import { ROOT_NAMESPACE } from '../istio-scope.js';
 import { authorizationPolicyFindings } from './authorization-policies.js';
+import { requestAuthenticationFindings } from './request-authentications.js';
 
 type Named = { metadata: { namespace: string; name: string } };
 
@@ -68,6 +70,9 @@ export function admissionWarnings(obj: IstioObject, snapshot: MeshSnapshot, now:
     }
     case 'AuthorizationPolicy':
       found = authorizationPolicyFindings({ policies: [obj], services: snapshot.services, pods: snapshot.pods.values(), rootNamespace: config.rootNamespace ?? ROOT_NAMESPACE });
+      break;
+    case 'RequestAuthentication':
+      found = requestAuthenticationFindings({ policies: [obj], services: snapshot.services, domain: snapshot.domain });
       break;
     case 'DestinationRule':
       break;
