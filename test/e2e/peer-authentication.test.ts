@@ -84,7 +84,7 @@ describe('kube source: PeerAuthentication from a real kube-apiserver', { timeout
     const warn = records.find((r) => r.group === 'security.istio.io');
     assert.ok(warn, 'the missing group is logged');
     assert.equal(warn.level, 'warn');
-    assert.match(warn.msg, /security\.istio\.io CRDs are not installed; PeerAuthentications and AuthorizationPolicies are not watched/);
+    assert.match(warn.msg, /security\.istio\.io CRDs are not installed; PeerAuthentications, AuthorizationPolicies and RequestAuthentications are not watched/);
     await src.stop();
   });
 
