@@ -6,7 +6,9 @@
 // sees the payload and a claim as headers, not the token), expired, wrong issuer, wrong
 // bad signature and garbage get 401 from Envoy (a wrong audience 403); with an AuthorizationPolicy
 // requiring a request principal, or allowing by a claim, 403 where Istio says; deleting the
-// RequestAuthentications restores the unauthenticated behaviour within a second.
+// RequestAuthentications restores the unauthenticated behaviour within a second. At an
+// ingress gateway (a stock Envoy as a router proxy) the tutorial's "require a JWT": a
+// RequestAuthentication and a DENY for requests without a request principal.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -16,10 +18,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { startKube, type KubeCluster } from '../support/kube.js';
 import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js';
 import { startMeshd, MESHD_CLI, REPO_ROOT, type MeshdProcess } from '../support/meshd.js';
-import { envoyForProxyUid, httpGet, httpRequest } from '../support/envoy.js';
+import { envoyForProxyUid, httpGet, httpRequest, startEnvoy, type EnvoyProcess } from '../support/envoy.js';
 import { createPod, type Pod } from '../support/netns.js';
 import { freePort } from '../support/backends.js';
 import { eventually } from '../support/poll.js';
@@ -67,6 +70,8 @@ describe('RequestAuthentication with real Envoys, a local JWKS server and inline
   let serverLog = '';
   let jwksServer: Server;
   let jwksFetches = 0;
+  let gateway: EnvoyProcess | undefined;
+  let servicePort = 0;
   const remoteKey = makeKey('remote-1');
   const inlineKey = makeKey('inline-1');
   const strangerKey = makeKey('remote-1'); // same kid as the remote key, another key: a bad signature
@@ -113,7 +118,7 @@ describe('RequestAuthentication with real Envoys, a local JWKS server and inline
     await new Promise<void>((resolve) => jwksServer.listen(0, '0.0.0.0', resolve));
     jwksUri = `http://${pod.hostIp}:${(jwksServer.address() as AddressInfo).port}/keys`;
 
-    const servicePort = await freePort();
+    servicePort = await freePort();
     await kube.request('POST', '/api/v1/namespaces/foo/pods', {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -122,6 +127,14 @@ describe('RequestAuthentication with real Envoys, a local JWKS server and inline
     });
     await kube.request('PATCH', '/api/v1/namespaces/foo/pods/httpbin-1/status', { status: { phase: 'Running', podIP: pod.podIp, podIPs: [{ ip: pod.podIp }], conditions: [{ type: 'Ready', status: 'True' }] } });
     await kube.request('POST', '/api/v1/namespaces/foo/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'httpbin' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'http', port: servicePort, targetPort: APP_PORT }] } });
+    await kube.request('POST', '/apis/discovery.k8s.io/v1/namespaces/foo/endpointslices', {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'httpbin-abc', labels: { 'kubernetes.io/service-name': 'httpbin' } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: APP_PORT, protocol: 'TCP' }],
+      endpoints: [{ addresses: [pod.podIp], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'httpbin-1', namespace: 'foo' } }],
+    });
 
     meshd = await startMeshd({ extraArgs: ['--kubeconfig', kube.kubeconfig(kube.meshdToken), '--grpc-addr', '0.0.0.0:0', '--debounce-after', '20ms'] });
     const dir = mkdtempSync(join(tmpdir(), 'meshd-jwt-'));
@@ -146,6 +159,7 @@ describe('RequestAuthentication with real Envoys, a local JWKS server and inline
   });
 
   after(async () => {
+    await gateway?.stop();
     await pod?.destroy();
     await meshd?.stop();
     await kube?.stop();
@@ -277,6 +291,59 @@ describe('RequestAuthentication with real Envoys, a local JWKS server and inline
       return o.status?.conditions?.length ? o.status : undefined;
     }, 30_000);
     assert.ok(st.conditions!.some((c) => c.status === 'True'), JSON.stringify(st));
+  });
+
+  it('at the ingress gateway, the tutorial\'s "require a JWT": no token 403, a valid one reaches httpbin, an invalid one 401', async () => {
+    const gwPort = await freePort();
+    await kube.request('POST', '/apis/networking.istio.io/v1/namespaces/istio-system/gateways', {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'edge' },
+      spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: gwPort, name: 'http', protocol: 'HTTP' }, hosts: ['httpbin.example.com'] }] },
+    });
+    await kube.request('POST', '/apis/networking.istio.io/v1/namespaces/foo/virtualservices', {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'httpbin' },
+      spec: { hosts: ['httpbin.example.com'], gateways: ['istio-system/edge'], http: [{ route: [{ destination: { host: 'httpbin', port: { number: servicePort } } }] }] },
+    });
+    await kube.request('POST', '/apis/security.istio.io/v1/namespaces/istio-system/requestauthentications', {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'RequestAuthentication',
+      metadata: { name: 'ingress-jwt' },
+      spec: { selector: { matchLabels: { istio: 'ingressgateway' } }, jwtRules: [{ issuer: REMOTE_ISSUER, jwksUri }] },
+    });
+    await kube.request('POST', '/apis/security.istio.io/v1/namespaces/istio-system/authorizationpolicies', {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'ingress-require-jwt' },
+      spec: { selector: { matchLabels: { istio: 'ingressgateway' } }, action: 'DENY', rules: [{ from: [{ source: { notRequestPrincipals: ['*'] } }] }] },
+    });
+    const bootstrap = execFileSync(
+      process.execPath,
+      [MESHD_CLI, 'bootstrap', '--format', 'json', '--type', 'router', '--ip', '127.0.0.1', '--pod', 'istio-ingressgateway-1', '--namespace', 'istio-system', '--service-account', 'istio-ingressgateway', '--labels', 'istio=ingressgateway', '--xds-address', `127.0.0.1:${meshd.grpcPort}`, '--admin-port', '0', '--readiness-port', '0'],
+      { encoding: 'utf8' },
+    );
+    gateway = await startEnvoy({ name: 'jwt-ingress', bootstrap: parse(bootstrap) as object });
+    const viaGateway = (bearer?: string): Promise<{ status: number; body: string }> =>
+      httpRequest(`http://127.0.0.1:${gwPort}/headers`, { headers: { host: 'httpbin.example.com', ...(bearer !== undefined ? { authorization: `Bearer ${bearer}` } : {}) }, timeoutMs: 5000 });
+    await eventually('the gateway refusing a request without a token', async () => ((await viaGateway()).status === 403 ? true : undefined), 30_000);
+    const ok = await viaGateway(bob());
+    assert.equal(ok.status, 200, ok.body);
+    const seen = JSON.parse(ok.body) as { url: string; headers: Record<string, string> };
+    assert.equal(seen.url, '/headers');
+    assert.equal(seen.headers.authorization, undefined, 'the gateway removed the verified token');
+    const rows: { name: string; bearer?: string; status: number; body: RegExp }[] = [
+      { name: 'no token', status: 403, body: /^RBAC: access denied$/ },
+      { name: 'expired', bearer: token(remoteKey, REMOTE_ISSUER, 'bob', { exp: now() - 600 }), status: 401, body: /expired/i },
+      { name: 'bad signature', bearer: token(strangerKey, REMOTE_ISSUER, 'bob'), status: 401, body: /verification fail/i },
+      { name: 'inline issuer (not accepted at the gateway)', bearer: token(inlineKey, INLINE_ISSUER, 'carol'), status: 401, body: /./ },
+    ];
+    for (const row of rows) {
+      const r = await viaGateway(row.bearer);
+      assert.equal(r.status, row.status, `${row.name}: ${r.body}`);
+      assert.match(r.body, row.body, row.name);
+    }
   });
 
   it('deleting the RequestAuthentications restores the unauthenticated behaviour within a second', async () => {
