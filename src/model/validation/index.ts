@@ -22,8 +22,9 @@
 //   IneffectivePolicy, Warning; a CUSTOM policy's provider, which meshd cannot have: IST0101,
 //   Error (authorization-policies.ts);
 // - a RequestAuthentication's jwksUri naming a mesh Service (or a port of it) that does not
-//   exist: IST0101 ReferencedResourceNotFound, Error; the policy is still served
-//   (request-authentications.ts).
+//   exist: IST0101 ReferencedResourceNotFound, Error; the policy is still served; an
+//   AuthorizationPolicy reading a verified JWT (requestPrincipals, request.auth.*) on pods no
+//   RequestAuthentication applies to: IST0167 IneffectivePolicy, Warning (request-authentications.ts).
 import type { AuthorizationPolicyObject, RequestAuthenticationObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
@@ -33,7 +34,7 @@ import { decidePeerAuthentications, type PeerAuthenticationDecisions } from './p
 import { meshHostConflictFindings } from './mesh-hosts.js';
 import { sidecarFindings } from './sidecars.js';
 import { authorizationPolicyFindings } from './authorization-policies.js';
-import { requestAuthenticationFindings } from './request-authentications.js';
+import { requestAuthenticationFindings, requestPrincipalFindings } from './request-authentications.js';
 
 export interface ValidationInput {
   /** Each kind sorted by namespace/name. */
@@ -78,6 +79,9 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   }
   if (input.requestAuthentications?.length) {
     findings.push(...requestAuthenticationFindings({ policies: input.requestAuthentications, services: input.services, domain: input.domain }));
+  }
+  if (input.authorizationPolicies?.length) {
+    findings.push(...requestPrincipalFindings({ authorizationPolicies: input.authorizationPolicies, requestAuthentications: input.requestAuthentications ?? [], pods: input.pods ?? [], rootNamespace: input.rootNamespace }));
   }
   return { virtualServices, peerAuthenticationDecisions, findings: sortFindings(findings) };
 }
