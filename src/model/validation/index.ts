@@ -20,8 +20,12 @@
 //   MultipleSidecarsWithoutWorkloadSelectors, Error, on each; the oldest applies (sidecars.ts);
 // - an AuthorizationPolicy using an HTTP-only field where it selects TCP ports: IST0167
 //   IneffectivePolicy, Warning; a CUSTOM policy's provider, which meshd cannot have: IST0101,
-//   Error (authorization-policies.ts).
-import type { AuthorizationPolicyObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
+//   Error (authorization-policies.ts);
+// - a RequestAuthentication's jwksUri naming a mesh Service (or a port of it) that does not
+//   exist: IST0101 ReferencedResourceNotFound, Error; the policy is still served; an
+//   AuthorizationPolicy reading a verified JWT (requestPrincipals, request.auth.*) on pods no
+//   RequestAuthentication applies to: IST0167 IneffectivePolicy, Warning (request-authentications.ts).
+import type { AuthorizationPolicyObject, RequestAuthenticationObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
 import { definedSubsets, undefinedSubsetFindings } from './subsets.js';
@@ -30,6 +34,7 @@ import { decidePeerAuthentications, type PeerAuthenticationDecisions } from './p
 import { meshHostConflictFindings } from './mesh-hosts.js';
 import { sidecarFindings } from './sidecars.js';
 import { authorizationPolicyFindings } from './authorization-policies.js';
+import { requestAuthenticationFindings, requestPrincipalFindings } from './request-authentications.js';
 
 export interface ValidationInput {
   /** Each kind sorted by namespace/name. */
@@ -39,6 +44,7 @@ export interface ValidationInput {
   peerAuthentications: readonly PeerAuthenticationObject[];
   sidecars?: readonly SidecarObject[];
   authorizationPolicies?: readonly AuthorizationPolicyObject[];
+  requestAuthentications?: readonly RequestAuthenticationObject[];
   /** The mesh's pods (which workloads an AuthorizationPolicy selects, and their ports). */
   pods?: Iterable<PodObject>;
   /** The mesh's services, sorted by hostname (gateway listening ports depend on them). */
@@ -70,6 +76,12 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   findings.push(...sidecarFindings(input.sidecars ?? []));
   if (input.authorizationPolicies?.length) {
     findings.push(...authorizationPolicyFindings({ policies: input.authorizationPolicies, services: input.services, pods: input.pods ?? [], rootNamespace: input.rootNamespace }));
+  }
+  if (input.requestAuthentications?.length) {
+    findings.push(...requestAuthenticationFindings({ policies: input.requestAuthentications, services: input.services, domain: input.domain }));
+  }
+  if (input.authorizationPolicies?.length) {
+    findings.push(...requestPrincipalFindings({ authorizationPolicies: input.authorizationPolicies, requestAuthentications: input.requestAuthentications ?? [], pods: input.pods ?? [], rootNamespace: input.rootNamespace }));
   }
   return { virtualServices, peerAuthenticationDecisions, findings: sortFindings(findings) };
 }
