@@ -58,6 +58,8 @@ export interface AdsServerOptions {
   maxLabels?: number;
   /** meshd's namespace: callers of istio.io/debug/* types from it see every proxy. Default istio-system. */
   systemNamespace?: string;
+  /** Sidecars on delta streams take their service virtual hosts over VHDS (translate/virtual-hosts.ts). Default false. */
+  vhds?: boolean;
 }
 
 /** Bounds on what a proxy may say about itself. */
@@ -473,6 +475,7 @@ export class AdsServer {
       if (problem) throw new NodeIdError(problem);
       proxy = parseProxy(id, metadata);
       if (auth) proxy.workloadIdentity = auth.identity;
+      if (protocol === 'delta' && this.opts.vhds === true) proxy.vhds = true;
       // Istio's agent makes the key in the pod and serves it (sds-grpc); other proxies with a
       // proven identity get theirs from meshd over this stream.
       const trustDomain = this.opts.trustDomain;
