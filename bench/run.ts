@@ -12,8 +12,10 @@
 // micro-benchmarks), BENCH_PROFILE=1 (meshd runs with --cpu-prof into bench/results/profiles/).
 //
 // Then the traffic-management case (BENCH_MODES=istio alone): the mesh plus 500 VirtualServices and
-// 500 DestinationRules, 1000 delta clients, VirtualService edits timed to each client's new RDS.
-// Knobs: BENCH_ISTIO_OBJECTS, BENCH_ISTIO_EDITS.
+// 500 DestinationRules, 1000 clients, VirtualService edits timed to each client's new RDS (or, over
+// VHDS, its new virtual host). Once per variant: `vhds` (delta clients, meshd's default: virtual
+// hosts over VHDS), `sotw` (whole route configurations), `rds` (delta clients, meshd --vhds off).
+// Knobs: BENCH_ISTIO_OBJECTS, BENCH_ISTIO_EDITS, BENCH_ISTIO_VARIANTS (default "vhds,sotw").
 //
 // BENCH_MODES=soak (alone, never by default): bench/soak.ts, meshd's memory under 30 minutes of churn.
 import { spawn, fork, type ChildProcess } from 'node:child_process';
@@ -63,6 +65,10 @@ const CFG = {
   istio: MODES.includes('istio'),
   istioObjects: num('BENCH_ISTIO_OBJECTS', 500),
   istioEdits: num('BENCH_ISTIO_EDITS', 5),
+  istioVariants: (process.env.BENCH_ISTIO_VARIANTS ?? 'vhds,sotw')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s): s is IstioVariant => s === 'vhds' || s === 'sotw' || s === 'rds'),
   istioMicro: process.env.BENCH_MICRO !== '0' && MODES.includes('istio'),
   /** The istio case's own bound, after the file scenarios' deadline. */
   istioMs: 150_000,
@@ -92,6 +98,9 @@ const TARGETS = {
   initialSyncMs: 10_000,
   serverRssBytes: 500 * 1024 * 1024,
   istioVsEditP99Ms: 1000,
+  /** Over VHDS (delta clients): an edit sends only the virtual hosts it changed. */
+  vhdsVsEditP99Ms: 300,
+  vhdsVsEditBytesPerClient: 5 * 1024,
   istioRssBytes: 800 * 1024 * 1024,
 };
 
@@ -160,7 +169,7 @@ function loopStalls(m: Meshd, from: number, to: number): { maxMs: number; totalM
   return { maxMs, totalMs };
 }
 
-async function startMeshd(configDir: string, profileDir?: string): Promise<Meshd> {
+async function startMeshd(configDir: string, profileDir?: string, extraArgs: string[] = []): Promise<Meshd> {
   // Not in the config dir: meshd watches that, and every write would trigger a reload.
   const probeFile = join(tmpdir(), `meshd-bench-loop-${process.pid}-${Date.now()}.jsonl`);
   const args = [
@@ -186,6 +195,7 @@ async function startMeshd(configDir: string, profileDir?: string): Promise<Meshd
     // The bench stops meshd when done: no gradual drain of its clients.
     '--drain-duration',
     '0s',
+    ...extraArgs,
   ];
   const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_LOOP_PROBE_FILE: probeFile, BENCH_LOOP_PROBE_MIN_MS: '20' } }));
   const warnings: string[] = [];
@@ -750,7 +760,11 @@ async function scenario(mode: XdsProtocol, deadline: number): Promise<ScenarioRe
 
 // ---- the traffic-management case ----------------------------------------------------------
 
+/** How the traffic-management case's clients connect: see the header comment. */
+type IstioVariant = 'vhds' | 'sotw' | 'rds';
+
 interface IstioResult {
+  variant: IstioVariant;
   error?: string;
   virtualServices: number;
   destinationRules: number;
@@ -767,19 +781,20 @@ interface IstioResult {
  * VirtualService edits (one file each, weight 90/10 -> 80/20), each timed from the write until
  * every client has a new RDS response for route "80" (delta sends a route only when it changed).
  */
-async function istioScenario(deadline: number): Promise<IstioResult> {
-  const result: IstioResult = { virtualServices: CFG.istioObjects, destinationRules: CFG.istioObjects };
-  const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-istio-'));
+async function istioScenario(deadline: number, variant: IstioVariant): Promise<IstioResult> {
+  const result: IstioResult = { variant, virtualServices: CFG.istioObjects, destinationRules: CFG.istioObjects };
+  const protocol: XdsProtocol = variant === 'sotw' ? 'sotw' : 'delta';
+  const dir = mkdtempSync(join(tmpdir(), `meshd-bench-istio-${variant}-`));
   let meshd: Meshd | undefined;
   let cp: ClientProcess | undefined;
   let sampler: PhaseSampler | undefined;
   const profileDir = CFG.profile ? join(RESULTS, 'profiles', 'istio') : undefined;
   try {
-    log(`[istio] writing ${CFG.services} services, ${CFG.istioObjects} VirtualServices and ${CFG.istioObjects} DestinationRules to ${dir}`);
+    log(`[istio ${variant}] writing ${CFG.services} services, ${CFG.istioObjects} VirtualServices and ${CFG.istioObjects} DestinationRules to ${dir}`);
     writeMesh(dir, CFG.services, CFG.endpoints);
     writeIstio(dir, CFG.istioObjects);
-    meshd = await startMeshd(dir, profileDir);
-    log(`[istio] meshd pid ${meshd.pid} serving on 127.0.0.1:${meshd.grpcPort}`);
+    meshd = await startMeshd(dir, profileDir, variant === 'rds' ? ['--vhds', 'off'] : []);
+    log(`[istio ${variant}] meshd pid ${meshd.pid} serving on 127.0.0.1:${meshd.grpcPort}`);
     sampler = new PhaseSampler(meshd);
     sampler.phase('idle after start');
     await sleep(1000);
@@ -788,7 +803,7 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
     sampler.clientPid = cp.pid;
     sampler.phase('initial sync');
     const cpu0 = procCpuSeconds(meshd.pid);
-    const started = await cp.request({ cmd: 'start', address: `127.0.0.1:${meshd.grpcPort}`, clients: CFG.clients, protocol: 'delta', perChannel: CFG.perChannel, flowWindow: CFG.flowWindow }, is('started'), 30_000);
+    const started = await cp.request({ cmd: 'start', address: `127.0.0.1:${meshd.grpcPort}`, clients: CFG.clients, protocol, perChannel: CFG.perChannel, flowWindow: CFG.flowWindow }, is('started'), 30_000);
     const done = await cp.wait(is('initialDone'), Math.min(CFG.initialTimeoutMs, deadline - Date.now()));
     const initial: InitialReport = await cp.request({ cmd: 'initial' }, is('initial'));
     const fullRel = initial.fullAt.map((t) => (t === null ? null : t - started.at));
@@ -801,7 +816,7 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
       bytesPerClient: mean(initial.bytes),
       serverCpuSec: procCpuSeconds(meshd.pid) - cpu0,
     };
-    log(`[istio] initial sync: ${result.initial.synced}/${CFG.clients} clients, all by ${fmtMs(result.initial.allSyncedMs)}`);
+    log(`[istio ${variant}] initial sync: ${result.initial.synced}/${CFG.clients} clients, all by ${fmtMs(result.initial.allSyncedMs)}`);
     if (!done) throw new Error(`only ${result.initial.synced}/${CFG.clients} clients had their full config after ${CFG.initialTimeoutMs} ms`);
     sampler.phase('settle after initial sync');
     await waitIdle(meshd.pid, 10_000);
@@ -812,7 +827,7 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
       const i = (k * 101 + 7) % CFG.istioObjects;
       const s = await measureChange(meshd, cp, { id: 2000 + k, kind: 'route', route: String(HTTP_PORT) }, `VirtualService ${i}`, () => writeAtomic(dir, istioFile(i), renderIstio(i, 80)), CFG.serviceTimeoutMs);
       edits.push(s);
-      log(`[istio]   VirtualService edit ${k + 1}/${CFG.istioEdits}: first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client, server ${s.serverCpuSec.toFixed(1)} s CPU`);
+      log(`[istio ${variant}]   VirtualService edit ${k + 1}/${CFG.istioEdits}: first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client, server ${s.serverCpuSec.toFixed(1)} s CPU`);
     }
     if (edits.length) result.vsEdit = summarize(edits);
     const m2 = await scrape(meshd);
@@ -823,7 +838,7 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
     };
   } catch (err) {
     result.error = String(err instanceof Error ? err.message : err);
-    log(`[istio] FAILED: ${result.error}`);
+    log(`[istio ${variant}] FAILED: ${result.error}`);
   } finally {
     sampler?.stop();
     if (sampler) result.phases = sampler.phases;
@@ -831,7 +846,7 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
       try {
         result.clientProcess = await cp.request({ cmd: 'stats' }, is('stats'), 5000);
       } catch (err) {
-        log(`[istio] no stats from the client process: ${String(err)}`);
+        log(`[istio ${variant}] no stats from the client process: ${String(err)}`);
       }
     }
     if (meshd) result.server = { peakRssBytes: procStatusBytes(meshd.pid, 'VmHWM'), cpuSec: procCpuSeconds(meshd.pid), warnings: meshd.warnings().slice(0, 20) };
@@ -857,26 +872,31 @@ function istioReport(r: IstioResult, micro: MicroResult[]): string {
   };
   const p99 = r.vsEdit?.p99Ms;
   const rss = r.server?.peakRssBytes;
+  const vhds = r.variant === 'vhds';
+  const p99Target = vhds ? TARGETS.vhdsVsEditP99Ms : TARGETS.istioVsEditP99Ms;
+  const bytes = r.vsEdit?.bytesPerClientP50;
+  const what = vhds ? 'new virtual host (VHDS)' : 'new RDS';
   const rows: string[][] = [
     ['translate the whole mesh for one proxy (translateContext, in process)', m('istioTranslateProxyMs'), '', ''],
     ['"for all": one proxy class, cold (context + resourcesFor)', m('istioResourcesForColdMs'), '', ''],
     [`"for all": resources for ${CFG.clients} connections (shared view)`, m('istioResourcesForAllMs'), '', ''],
     ['initial sync: all clients have full config', get(() => fmtMs(r.initial!.allSyncedMs)), '', ''],
-    ['VirtualService edit -> new RDS on client: p50', get(() => fmtMs(r.vsEdit!.p50Ms)), '', ''],
-    ['VirtualService edit -> new RDS on client: p99', get(() => fmtMs(r.vsEdit!.p99Ms)), '< 1 s', verdict(p99 === undefined ? undefined : p99 < TARGETS.istioVsEditP99Ms)],
+    [`VirtualService edit -> ${what} on client: p50`, get(() => fmtMs(r.vsEdit!.p50Ms)), '', ''],
+    [`VirtualService edit -> ${what} on client: p99`, get(() => fmtMs(r.vsEdit!.p99Ms)), `< ${fmtMs(p99Target)}`, verdict(p99 === undefined ? undefined : p99 < p99Target)],
     ['   max; samples (edits x clients), missed', get(() => `${fmtMs(r.vsEdit!.maxMs)}; ${r.vsEdit!.changes}x${CFG.clients}, ${r.vsEdit!.missed}`), '', ''],
     ['   stage: write -> re-read / push starts', get(() => `${fmtMs(r.vsEdit!.reloadedP50Ms)} / ${fmtMs(r.vsEdit!.pushStartP50Ms)}`), '', ''],
     ['   stage: push start -> first / p99 client', get(() => `${fmtMs(r.vsEdit!.pushToFirstP50Ms)} / ${fmtMs(r.vsEdit!.pushToP99P50Ms)}`), '', ''],
-    ['   bytes per client per edit; server CPU per edit', get(() => `${fmtBytes(r.vsEdit!.bytesPerClientP50)}; ${r.vsEdit!.serverCpuPerChangeSec.toFixed(2)} s`), '', ''],
+    ['   bytes per client per edit (median)', bytes === undefined ? 'n/a' : fmtBytes(bytes), vhds ? '< 5 KiB' : '', vhds ? verdict(bytes === undefined ? undefined : bytes < TARGETS.vhdsVsEditBytesPerClient) : ''],
+    ['   server CPU per edit', get(() => `${r.vsEdit!.serverCpuPerChangeSec.toFixed(2)} s`), '', ''],
     ['   meshd longest event-loop stall per edit (median)', get(() => fmtMs(r.vsEdit!.maxStallP50Ms)), '', ''],
     ['server peak RSS (VmHWM)', rss === undefined ? 'n/a' : fmtBytes(rss), '< 800 MiB', verdict(rss === undefined ? undefined : rss < TARGETS.istioRssBytes)],
   ];
   const parts = [
-    `traffic management: ${CFG.services} services x ${CFG.endpoints} endpoints, ${r.virtualServices} VirtualServices, ${r.destinationRules} DestinationRules, ${CFG.clients} delta ADS clients. "For all": sidecars in one namespace with the same labels share one translation, so one class is translated and ${CFG.clients} connections read it.`,
+    `traffic management (${r.variant}): ${CFG.services} services x ${CFG.endpoints} endpoints, ${r.virtualServices} VirtualServices, ${r.destinationRules} DestinationRules, ${CFG.clients} ${r.variant === 'sotw' ? 'SotW' : 'delta'} ADS clients${r.variant === 'vhds' ? ' taking virtual hosts over VHDS' : r.variant === 'rds' ? ' with meshd --vhds off (whole route configurations)' : ''}. "For all": sidecars in one namespace with the same labels share one translation, so one class is translated and ${CFG.clients} connections read it.`,
     table(['figure', 'value', 'target', 'status'], rows),
   ];
-  if (r.error) parts.push(`istio: ERROR: ${r.error}`);
-  const phases = (r.phases ?? []).map((p) => [`istio: ${p.phase}`, `${p.seconds.toFixed(1)} s`, `${p.serverCpuSec.toFixed(1)} s`, `${p.clientCpuSec.toFixed(1)} s`, fmtBytes(p.serverPeakRssBytes), fmtBytes(p.serverPeakHeapBytes), fmtMs(p.serverMaxStallMs)]);
+  if (r.error) parts.push(`istio ${r.variant}: ERROR: ${r.error}`);
+  const phases = (r.phases ?? []).map((p) => [`istio ${r.variant}: ${p.phase}`, `${p.seconds.toFixed(1)} s`, `${p.serverCpuSec.toFixed(1)} s`, `${p.clientCpuSec.toFixed(1)} s`, fmtBytes(p.serverPeakRssBytes), fmtBytes(p.serverPeakHeapBytes), fmtMs(p.serverMaxStallMs)]);
   if (phases.length) parts.push(table(['phase', 'wall', 'meshd CPU', 'clients CPU', 'RSS', 'heap used', 'longest stall'], phases));
   return parts.join('\n');
 }
@@ -887,7 +907,7 @@ function verdict(ok: boolean | undefined): string {
   return ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS';
 }
 
-function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInformerResult, istio?: IstioResult): string {
+function report(results: ScenarioResult[], micro: MicroResult[], kube: KubeInformerResult | undefined, istio: IstioResult[]): string {
   const by = (mode: XdsProtocol): ScenarioResult | undefined => results.find((r) => r.mode === mode);
   const modes: XdsProtocol[] = ['sotw', 'delta'];
   const col = (f: (r: ScenarioResult) => string): string[] => modes.map((md) => {
@@ -953,9 +973,9 @@ function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInfo
     if (parts.length) parts.push('');
     parts.push(kubeReport(kube));
   }
-  if (istio) {
+  for (const r of istio) {
     if (parts.length) parts.push('');
-    parts.push(istioReport(istio, micro));
+    parts.push(istioReport(r, micro));
   }
   const phaseRows = results.flatMap((r) =>
     (r.phases ?? []).map((p) => [
@@ -1001,7 +1021,7 @@ async function main(): Promise<void> {
     log(`bench: hard deadline (${CFG.deadlineMs / 1000} s) exceeded; killing children`);
     killChildren();
     process.exit(3);
-  }, CFG.deadlineMs + (CFG.kube ? KUBE_CFG.boundMs + 30_000 : 0) + (CFG.istio ? CFG.istioMs + 120_000 : 0) + 90_000);
+  }, CFG.deadlineMs + (CFG.kube ? KUBE_CFG.boundMs + 30_000 : 0) + (CFG.istio ? (CFG.istioMs + 120_000) * CFG.istioVariants.length : 0) + 90_000);
   hard.unref();
   mkdirSync(RESULTS, { recursive: true });
 
@@ -1018,10 +1038,12 @@ async function main(): Promise<void> {
     log(`informer case: ${KUBE_CFG.services} Services x ${KUBE_CFG.endpoints} endpoints in a real kube-apiserver, ${KUBE_CFG.updates} EndpointSlice updates...`);
     kube = await runKubeInformer({ cfg: KUBE_CFG, log, track, profileDir: CFG.profile ? join(RESULTS, 'profiles', 'kube') : undefined });
   }
-  let istio: IstioResult | undefined;
+  const istio: IstioResult[] = [];
   if (CFG.istio) {
-    log(`traffic-management case: ${CFG.istioObjects} VirtualServices + DestinationRules, ${CFG.clients} delta clients, ${CFG.istioEdits} VirtualService edits...`);
-    istio = await istioScenario(Date.now() + CFG.istioMs);
+    for (const variant of CFG.istioVariants) {
+      log(`traffic-management case (${variant}): ${CFG.istioObjects} VirtualServices + DestinationRules, ${CFG.clients} clients, ${CFG.istioEdits} VirtualService edits...`);
+      istio.push(await istioScenario(Date.now() + CFG.istioMs, variant));
+    }
   }
   // In-process micro-benchmarks run last: their large heap would otherwise be collected
   // while the scenarios measure (the SotW initial sync took 11.6 s instead of ~5 s after them).
@@ -1063,10 +1085,16 @@ async function main(): Promise<void> {
       initialSync: Object.fromEntries(results.map((r) => [r.mode, { targetMs: TARGETS.initialSyncMs, valueMs: r.initial?.allSyncedMs ?? null }])),
       serverRss: Object.fromEntries(results.map((r) => [r.mode, { targetBytes: TARGETS.serverRssBytes, valueBytes: r.server?.peakRssBytes ?? null }])),
       ...(kube ? { kubeEndpointUpdateP99: { targetMs: KUBE_TARGETS.updateP99Ms, valueMs: kube.update?.total.p99Ms ?? null } } : {}),
-      ...(istio ? { istioVirtualServiceEditP99: { targetMs: TARGETS.istioVsEditP99Ms, valueMs: istio.vsEdit?.p99Ms ?? null }, istioServerRss: { targetBytes: TARGETS.istioRssBytes, valueBytes: istio.server?.peakRssBytes ?? null } } : {}),
+      ...Object.fromEntries(
+        istio.flatMap((r) => [
+          [`istioVirtualServiceEditP99.${r.variant}`, { targetMs: r.variant === 'vhds' ? TARGETS.vhdsVsEditP99Ms : TARGETS.istioVsEditP99Ms, valueMs: r.vsEdit?.p99Ms ?? null }],
+          [`istioVirtualServiceEditBytesPerClient.${r.variant}`, { targetBytes: r.variant === 'vhds' ? TARGETS.vhdsVsEditBytesPerClient : null, valueBytes: r.vsEdit?.bytesPerClientP50 ?? null }],
+          [`istioServerRss.${r.variant}`, { targetBytes: TARGETS.istioRssBytes, valueBytes: r.server?.peakRssBytes ?? null }],
+        ]),
+      ),
     },
     scenarios: results,
-    ...(istio ? { istio } : {}),
+    ...(istio.length ? { istio } : {}),
     ...(kube ? { kube } : {}),
     micro,
     table: text,
@@ -1074,7 +1102,7 @@ async function main(): Promise<void> {
   const file = join(RESULTS, 'latest.json');
   writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
   log(`\nwrote ${file} (${json.durationSec} s)`);
-  const failed = results.some((r) => r.error) || Boolean(kube?.error) || Boolean(istio?.error);
+  const failed = results.some((r) => r.error) || Boolean(kube?.error) || istio.some((r) => r.error);
   clearTimeout(hard);
   process.exit(failed ? 1 : 0);
 }

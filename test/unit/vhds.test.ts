@@ -188,10 +188,10 @@ describe('VHDS on a delta stream', () => {
     const first = harness(MESH);
     await subscribe(first, ['80']);
     const held = first.conn.watches.get(TypeUrl.VirtualHost)!.subscription;
-    const versions = Object.fromEntries([...held.heldEntries()].map(([n, e]) => [n, typeof e === 'string' ? e : e.version]));
+    // It holds every virtual host but c's.
+    const versions = Object.fromEntries([...held.heldEntries()].filter(([n]) => n !== vh('c')).map(([n, e]) => [n, typeof e === 'string' ? e : e.version]));
     const rdsHeld = first.conn.watches.get(TypeUrl.RouteConfiguration)!.subscription;
     const rdsVersions = Object.fromEntries([...rdsHeld.heldEntries()].map(([n, e]) => [n, typeof e === 'string' ? e : e.version]));
-    delete versions[vh('c')];
     const h = harness(MESH);
     h.conn.onDeltaRequest(TypeUrl.Cluster, [], [], {}, '', undefined);
     h.conn.onDeltaRequest(TypeUrl.Listener, [], [], {}, '', undefined);
