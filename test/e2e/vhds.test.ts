@@ -9,6 +9,7 @@ import { parse } from 'yaml';
 import { startMeshd, MESHD_CLI, type MeshdProcess } from '../support/meshd.js';
 import { startEnvoy, httpGet, type EnvoyProcess } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
+import { syncDiff, type MeshdDump } from '../../src/inspect/sync-diff.js';
 
 /** Each service has its own backend address; the backends share one port. */
 const IPS: Record<string, string> = { alpha: '127.0.0.2', beta: '127.0.0.3', gamma: '127.0.0.4', delta: '127.0.0.5', epsilon: '127.0.0.6', zeta: '127.0.0.7' };
@@ -185,6 +186,15 @@ describe('VHDS: per-virtual-host route updates to a real Envoy on delta ADS', ()
     );
     assert.ok(vhdsReloads > before.vhdsReloads, 'the change came over VHDS');
     assert.ok(rx > 0 && rx < 2048, `the edit cost ${rx} bytes`);
+  });
+
+  it("proxy-status's comparison: meshd's dump (VHDS virtual hosts merged as Envoy merges them) matches the Envoy's", async () => {
+    const syncz = JSON.parse((await meshd.monitoring('/debug/syncz')).body) as { proxy: string }[];
+    const id = syncz.find((e) => e.proxy.includes('~client-1.default~'))!.proxy;
+    const mine = JSON.parse((await meshd.monitoring(`/debug/config_dump?proxyID=${encodeURIComponent(id)}`)).body) as MeshdDump;
+    assert.ok((mine.configs?.vhds ?? []).length >= 5, 'meshd lists the VHDS resources it sent');
+    const diff = syncDiff(mine, await envoy.configDump());
+    assert.match(diff, /^Clusters Match\nListeners Match\nRoutes Match/, diff);
   });
 
   it('Envoy rejected nothing', async () => {
