@@ -233,6 +233,8 @@ function nodeBytes(i: number): Uint8Array {
       id: `sidecar~${ip}~${pod}.default~default.svc.cluster.local`,
       cluster: `${pod}.default`,
       user_agent_name: 'envoy',
+      // As Envoy 1.40 says it: meshd offers VHDS to Envoys from 1.38 on (src/xds/vhds-support.ts).
+      user_agent_build_version: { version: { major_number: 1, minor_number: 40, patch: 0 } },
       metadata: {
         fields: {
           NAMESPACE: str('default'),

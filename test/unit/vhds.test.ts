@@ -11,6 +11,7 @@ import { Connection, type ConnectionHooks } from '../../src/xds/connection.js';
 import { decodeMessage } from '../../src/xds/wire.js';
 import { SHORT_TYPE, TypeUrl } from '../../src/translate/types.js';
 import { routeOfVirtualHost, splitVirtualHosts, VHDS_OVER_ADS } from '../../src/translate/virtual-hosts.js';
+import { supportsVhdsOverAds } from '../../src/xds/vhds-support.js';
 import { serviceYaml } from '../support/meshd.js';
 
 const hooks: ConnectionHooks = { onSent: () => undefined, onAck: () => undefined, onNack: () => undefined, onStaleNonce: () => undefined, onSecretRefused: () => undefined };
@@ -106,6 +107,20 @@ describe('VHDS translation', () => {
     );
     assert.equal(b[TypeUrl.VirtualHost].length, 0);
     assert.equal((b[TypeUrl.RouteConfiguration][0]!.body.virtual_hosts as unknown[]).length, 4);
+  });
+});
+
+describe('which clients get VHDS', () => {
+  it('an Envoy from 1.38 on; older Envoys, other clients and clients that give no version keep whole routes', () => {
+    const envoy = (major: number, minor: number) => ({ user_agent_name: 'envoy', user_agent_build_version: { version: { major_number: major, minor_number: minor } } });
+    assert.equal(supportsVhdsOverAds(envoy(1, 40)), true);
+    assert.equal(supportsVhdsOverAds(envoy(1, 38)), true);
+    assert.equal(supportsVhdsOverAds(envoy(2, 0)), true);
+    assert.equal(supportsVhdsOverAds(envoy(1, 37)), false);
+    assert.equal(supportsVhdsOverAds(envoy(1, 28)), false);
+    assert.equal(supportsVhdsOverAds({ user_agent_name: 'envoy' }), false);
+    assert.equal(supportsVhdsOverAds({ user_agent_name: 'grpc-node-js', user_agent_build_version: { version: { major_number: 1, minor_number: 40 } } }), false);
+    assert.equal(supportsVhdsOverAds(undefined), false);
   });
 });
 
