@@ -5,6 +5,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 import { startMeshd, MESHD_CLI, type MeshdProcess } from '../support/meshd.js';
 import { startEnvoy, httpGet, type EnvoyProcess } from '../support/envoy.js';
@@ -195,6 +197,25 @@ describe('VHDS: per-virtual-host route updates to a real Envoy on delta ADS', ()
     assert.ok((mine.configs?.vhds ?? []).length >= 5, 'meshd lists the VHDS resources it sent');
     const diff = syncDiff(mine, await envoy.configDump());
     assert.match(diff, /^Clusters Match\nListeners Match\nRoutes Match/, diff);
+  });
+
+  it('after meshd restarts, the Envoy reconnects holding its virtual hosts, keeps routing and takes the next edit', async () => {
+    // The same files and port: Envoy resumes with initial_resource_versions for its VirtualHosts.
+    const files = Object.fromEntries(['services.yaml', 'alpha.yaml', 'gamma.yaml', 'later.yaml'].map((f) => [f, readFileSync(join(meshd.configDir, f), 'utf8')]));
+    const port = meshd.grpcPort;
+    await meshd.stop();
+    meshd = await startMeshd({ files, grpcPort: port });
+    await envoy.waitFor(
+      async () => {
+        const syncz = JSON.parse((await meshd.monitoring('/debug/syncz')).body) as { proxy: string; types: Record<string, { status: string }> }[];
+        return syncz.some((e) => e.proxy.includes('~client-1.default~') && e.types.vhds?.status === 'SYNCED' && e.types.rds?.status === 'SYNCED');
+      },
+      { what: 'the Envoy to reconnect and acknowledge its virtual hosts', timeoutMs: 20_000 },
+    );
+    assert.equal(await via('gamma', p1), 'beta', 'routing as before the restart');
+    assert.equal(await via('zeta', p3), 'zeta');
+    meshd.writeConfig('gamma.yaml', gammaRoute('gamma'));
+    await envoy.waitFor(async () => (await via('gamma', p1)) === 'gamma', { what: 'an edit after the reconnect', timeoutMs: 10_000 });
   });
 
   it('Envoy rejected nothing', async () => {
