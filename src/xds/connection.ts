@@ -171,6 +171,25 @@ function byRoute(all: ResourceMap): Map<string, string[]> {
   return m;
 }
 
+/**
+ * A class's VirtualHost set without the virtual hosts of `routes`, one map per (set, routes)
+ * so the proxies waiting for the same route configurations share it, and the diffs from it.
+ */
+const withoutRoutesMemo = new WeakMap<ResourceMap, Map<string, ResourceMap>>();
+function withoutRoutes(all: ResourceMap, routes: readonly string[]): ResourceMap {
+  let memo = withoutRoutesMemo.get(all);
+  if (!memo) withoutRoutesMemo.set(all, (memo = new Map()));
+  const key = routes.join('\n');
+  let out = memo.get(key);
+  if (!out) {
+    const m = new Map(all);
+    const names = byRoute(all);
+    for (const r of routes) for (const n of names.get(r) ?? []) m.delete(n);
+    memo.set(key, (out = m));
+  }
+  return out;
+}
+
 /** The key under which identical responses are shared between streams. */
 function responseKey(protocol: Protocol, type: TypeUrl, version: string, upserts: readonly CachedResource[], removals: readonly string[]): string {
   let key = `${protocol}\n${type}\n${version}\n`;
@@ -444,15 +463,10 @@ export class Connection {
    * host waits for its route configuration, which the same push sends first.
    */
   private virtualHostsOfSentRoutes(all: ResourceMap): ResourceMap {
-    const routes = byRoute(all);
     const rds = this.watches.get(TypeUrl.RouteConfiguration)?.subscription;
-    let out: Map<string, CachedResource> | undefined;
-    for (const [route, names] of routes) {
-      if (rds?.heldVersion(route) !== undefined) continue;
-      out ??= new Map(all);
-      for (const n of names) out.delete(n);
-    }
-    return out ?? all;
+    const missing: string[] = [];
+    for (const route of byRoute(all).keys()) if (rds?.heldVersion(route) === undefined) missing.push(route);
+    return missing.length === 0 ? all : withoutRoutes(all, missing);
   }
 
   /**
