@@ -13,6 +13,7 @@ import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 import { subsetServiceName } from './endpoints.js';
 import { protoDurationOf } from '../util/duration.js';
 import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
+import { downstreamProtocolOptions } from './sniffing.js';
 
 /** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
 function connectTimeout(snapshot: MeshSnapshot): string {
@@ -64,7 +65,7 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
       },
     },
   };
-  applyClusterPolicy(body, policy, http2);
+  applyClusterPolicy(body, policy, http2, port.protocol === 'AUTO');
   const mode = policy.tls?.mode;
   // Without a DestinationRule's TLS mode, auto mTLS (unless the mesh config turns it off: plaintext).
   if (o.mtls && (mode === 'ISTIO_MUTUAL' || (mode === undefined && snapshot.meshConfig.enableAutoMtls))) {
@@ -154,6 +155,7 @@ export function inboundClusters(snapshot: MeshSnapshot, ctx: ProxyContext): Envo
     const name = inboundClusterName(p.targetPort);
     const res = p.endpoint ? defaultEndpointCluster(name, p.endpoint, timeout) : originalDstCluster(name, true, timeout);
     if (isHttp2Protocol(p.protocol)) res.body.typed_extension_protocol_options = http2Options();
+    else if (p.protocol === 'AUTO') res.body.typed_extension_protocol_options = downstreamProtocolOptions();
     return res;
   });
 }

@@ -1,7 +1,7 @@
 // RDS: one route configuration per outbound HTTP port (named by the port), with a
 // virtual host per service; and, for proxyless gRPC, one per `<host>:<port>` listener.
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
-import { isHttpProtocol } from '../model/protocol.js';
+import { mayCarryHttp } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { PASSTHROUGH_CLUSTER, outboundClusterName, proxylessTargets } from './names.js';
 import { byName, type EnvoyResource, type Json } from './types.js';
@@ -65,7 +65,7 @@ export function httpPorts(snapshot: MeshSnapshot, scope?: SidecarScope): Map<num
   const out = new Map<number, { svc: MeshService; port: MeshServicePort }[]>();
   for (const svc of snapshot.services) {
     for (const port of svc.ports) {
-      if (!isHttpProtocol(port.protocol) || !seesServicePort(scope, svc, port.port)) continue;
+      if (!mayCarryHttp(port.protocol) || !seesServicePort(scope, svc, port.port)) continue;
       let list = out.get(port.port);
       if (!list) out.set(port.port, (list = []));
       list.push({ svc, port });

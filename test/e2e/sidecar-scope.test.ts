@@ -13,6 +13,13 @@ import { startHttpBackend, freePort, type Backend } from '../support/backends.js
 
 const OTHER_CLUSTER_HOST = 'other.other.svc.cluster.local';
 
+/** The sum of a Prometheus metric's samples over all its labels. */
+function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
 describe('Sidecar: egress scoping through a real Envoy', () => {
   let meshd: MeshdProcess;
   let envoy: EnvoyProcess;
@@ -68,6 +75,25 @@ describe('Sidecar: egress scoping through a real Envoy', () => {
     assert.equal(other.requests.length, before, 'the unimported service got no request');
     assert.equal((await get('httpbin')).status, 200, 'the imported service still works');
     assert.ok((await clusterNames()).includes(`outbound|${port}||httpbin.default.svc.cluster.local`));
+  });
+
+  it('a change to a service the Sidecar does not import is not pushed to it; one it imports is', async () => {
+    const pushes = async (): Promise<number> => metricSum((await meshd.monitoring('/metrics')).body, 'pilot_xds_pushes');
+    const triggers = async (): Promise<number> => metricSum((await meshd.monitoring('/metrics')).body, 'pilot_push_triggers');
+    const pushesBefore = await pushes();
+    const triggersBefore = await triggers();
+    // The unimported service gains an endpoint and a port, and a VirtualService names it.
+    meshd.writeConfig('other.yaml', serviceYaml({ name: 'other', namespace: 'other', ports: [{ name: 'http', port, targetPort: other.port }, { name: 'http-alt', port: port + 1, targetPort: other.port }], endpoints: [{ ip: '127.0.0.6' }, { ip: '127.0.0.7' }] }));
+    meshd.writeConfig('other-vs.yaml', ['apiVersion: networking.istio.io/v1', 'kind: VirtualService', 'metadata: {name: other, namespace: other}', 'spec:', '  hosts: [other.other.svc.cluster.local]', '  http:', '  - route:', '    - destination: {host: other.other.svc.cluster.local}', '    timeout: 3s', ''].join('\n'));
+    await envoy.waitFor(async () => (await triggers()) >= triggersBefore + 1, { what: 'meshd to process the change', timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 1500)); // past the debounce and any push it could have caused
+    assert.equal(await pushes(), pushesBefore, 'nothing was sent to the proxy that does not import the service');
+    // The control: an imported service's change does reach it.
+    meshd.writeConfig('httpbin.yaml', serviceYaml({ name: 'httpbin', ports: [{ name: 'http', port, targetPort: httpbin.port }], endpoints: [{ ip: '127.0.0.5' }, { ip: '127.0.0.8' }] }));
+    await envoy.waitFor(async () => (await pushes()) > pushesBefore, { what: 'the imported change to be pushed', timeoutMs: 10_000 });
+    meshd.writeConfig('httpbin.yaml', serviceYaml({ name: 'httpbin', ports: [{ name: 'http', port, targetPort: httpbin.port }], endpoints: [{ ip: '127.0.0.5' }] }));
+    meshd.removeConfig('other-vs.yaml');
+    meshd.writeConfig('other.yaml', serviceYaml({ name: 'other', namespace: 'other', ports: [{ name: 'http', port, targetPort: other.port }], endpoints: [{ ip: '127.0.0.6' }] }));
   });
 
   it('importing "other/*" as well makes it reachable again', async () => {
