@@ -1,7 +1,8 @@
 // Simulated Envoy sidecars for the benchmark: many ADS streams (SotW or delta) in one
 // Node process, driven by bench/run.ts over IPC. Each behaves like Envoy: CDS and LDS
-// wildcard, EDS for every EDS cluster, RDS for every route its listeners name, and an
-// ACK for every response. Responses are read at the envelope level only; resource
+// wildcard, EDS for every EDS cluster, RDS for every route its listeners name, VHDS
+// (a VirtualHost wildcard over delta, as Envoy's ADS VHDS watches) once a route
+// configuration names it, and an ACK for every response. Responses are read at the envelope level only; resource
 // bodies are decoded once per distinct version and shared by all clients.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -26,8 +27,10 @@ const F = {
   any: ids('google.protobuf.Any', ['type_url', 'value']),
   cluster: ids('envoy.config.cluster.v3.Cluster', ['name', 'type']),
   cla: ids('envoy.config.endpoint.v3.ClusterLoadAssignment', ['cluster_name']),
-  route: ids('envoy.config.route.v3.RouteConfiguration', ['name']),
+  route: ids('envoy.config.route.v3.RouteConfiguration', ['name', 'vhds']),
 };
+/** Per RDS resource version (delta): whether the route configuration takes its virtual hosts over VHDS. */
+const routeNamesVhds = new Map<string, boolean>();
 const EDS_TYPE = (messageType('envoy.config.cluster.v3.Cluster').lookupEnum('DiscoveryType').values as Record<string, number>).EDS!;
 const LEN_TAG = (id: number): number => (id << 3) | WIRE_LEN;
 
@@ -230,6 +233,8 @@ function nodeBytes(i: number): Uint8Array {
       id: `sidecar~${ip}~${pod}.default~default.svc.cluster.local`,
       cluster: `${pod}.default`,
       user_agent_name: 'envoy',
+      // As Envoy 1.40 says it: meshd offers VHDS to Envoys from 1.38 on (src/xds/vhds-support.ts).
+      user_agent_build_version: { version: { major_number: 1, minor_number: 40, patch: 0 } },
       metadata: {
         fields: {
           NAMESPACE: str('default'),
@@ -295,6 +300,9 @@ export class SimProxy {
   private readonly last = new Map<string, { version: string; nonce: string }>();
   // Delta: route names per listener, for the RDS subscription.
   private readonly listenerRoutes = new Map<string, string[]>();
+  /** Delta: a route configuration named VHDS, so the VirtualHost watch is open; and virtual hosts arrived. */
+  private vhds = false;
+  private vhostsGot = false;
   w: WatchState = { bytes0: 0, msgs0: 0, cdsAt: null, edsAt: null, rdsAt: null, doneAt: null };
 
   constructor(
@@ -381,6 +389,9 @@ export class SimProxy {
         break;
       case TypeUrl.RouteConfiguration:
         this.onRoutes(buf, e, t);
+        break;
+      case TypeUrl.VirtualHost:
+        this.onVirtualHosts(e, t);
         break;
       default:
         this.ack(e);
@@ -495,6 +506,15 @@ export class SimProxy {
   private onRoutes(buf: Buffer, e: Envelope, t: number): void {
     for (const r of e.resources) {
       this.routesGot.add(r.name);
+      if (this.protocol === 'delta' && !this.vhds) {
+        let named = routeNamesVhds.get(r.version);
+        if (named === undefined) routeNamesVhds.set(r.version, (named = lenField(buf, F.route.vhds!, r.start, r.end) !== undefined));
+        if (named) {
+          // Like Envoy: the first route configuration naming VHDS opens the (wildcard) VirtualHost watch.
+          this.vhds = true;
+          this.write(deltaRequest(TypeUrl.VirtualHost, ''));
+        }
+      }
       if (watch?.kind === 'route' && this.w.rdsAt === null && r.name === watch.route) this.w.rdsAt = t;
       if (watch?.kind === 'service' && this.w.rdsAt === null && r.name === watch.route) {
         const key = `${this.protocol}\n${this.protocol === 'sotw' ? e.version : r.version}`;
@@ -506,9 +526,21 @@ export class SimProxy {
     this.ack(e, this.rdsNames);
   }
 
+  /** VHDS: a route edit or a new service arrives as virtual hosts `<route>/<host>:<port>`. */
+  private onVirtualHosts(e: Envelope, t: number): void {
+    this.vhostsGot = true;
+    for (const r of e.resources) {
+      if (this.w.rdsAt !== null || !watch) break;
+      if (watch.kind === 'route' && r.name.startsWith(`${watch.route}/`)) this.w.rdsAt = t;
+      if (watch.kind === 'service' && r.name.startsWith(`${watch.route}/${watch.host}:`)) this.w.rdsAt = t;
+    }
+    this.ack(e);
+  }
+
   private checkFull(t: number): void {
     if (this.fullAt !== null) return;
     if (!this.cds || !this.lds || this.routes.length === 0 || this.edsSub.count === 0) return;
+    if (this.vhds && !this.vhostsGot) return;
     if (this.edsGot.count < this.edsSub.count) return;
     for (const r of this.routes) if (!this.routesGot.has(r)) return;
     this.fullAt = t;

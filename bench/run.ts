@@ -12,8 +12,10 @@
 // micro-benchmarks), BENCH_PROFILE=1 (meshd runs with --cpu-prof into bench/results/profiles/).
 //
 // Then the traffic-management case (BENCH_MODES=istio alone): the mesh plus 500 VirtualServices and
-// 500 DestinationRules, 1000 delta clients, VirtualService edits timed to each client's new RDS.
-// Knobs: BENCH_ISTIO_OBJECTS, BENCH_ISTIO_EDITS.
+// 500 DestinationRules, 1000 clients, VirtualService edits timed to each client's new RDS (or, over
+// VHDS, its new virtual host). Once per variant: `vhds` (delta clients, meshd's default: virtual
+// hosts over VHDS), `sotw` (whole route configurations), `rds` (delta clients, meshd --vhds off).
+// Knobs: BENCH_ISTIO_OBJECTS, BENCH_ISTIO_EDITS, BENCH_ISTIO_VARIANTS (default "vhds,sotw").
 //
 // BENCH_MODES=scoped: the same traffic-management mesh, every client under a Sidecar that imports
 // BENCH_SIDECAR_IMPORTS (20) of the services (the edited ones among them); initial sync, RSS and
@@ -67,14 +69,18 @@ const CFG = {
   istio: MODES.includes('istio'),
   istioObjects: num('BENCH_ISTIO_OBJECTS', 500),
   istioEdits: num('BENCH_ISTIO_EDITS', 5),
+  istioVariants: (process.env.BENCH_ISTIO_VARIANTS ?? 'vhds,sotw')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s): s is IstioVariant => s === 'vhds' || s === 'sotw' || s === 'rds'),
   istioMicro: process.env.BENCH_MICRO !== '0' && MODES.includes('istio'),
   /** The istio case again with every client scoped by a Sidecar; BENCH_MODES=scoped. */
   scoped: MODES.includes('scoped'),
   sidecarImports: num('BENCH_SIDECAR_IMPORTS', 20),
-  /** The istio case's own bound, after the file scenarios' deadline. */
-  istioMs: 150_000,
+  /** The istio case's own bound per variant, after the file scenarios' deadline (BENCH_ISTIO_MS on a loaded machine). */
+  istioMs: num('BENCH_ISTIO_MS', 150_000),
   profile: process.env.BENCH_PROFILE === '1',
-  initialTimeoutMs: 60_000,
+  initialTimeoutMs: num('BENCH_INITIAL_TIMEOUT_MS', 60_000),
   edsTimeoutMs: 10_000,
   serviceTimeoutMs: 30_000,
   /** Whole run; phases are skipped (and reported as such) to stay within it. */
@@ -99,6 +105,9 @@ const TARGETS = {
   initialSyncMs: 10_000,
   serverRssBytes: 500 * 1024 * 1024,
   istioVsEditP99Ms: 1000,
+  /** Over VHDS (delta clients): an edit sends only the virtual hosts it changed. */
+  vhdsVsEditP99Ms: 300,
+  vhdsVsEditBytesPerClient: 5 * 1024,
   istioRssBytes: 800 * 1024 * 1024,
   scopedInitialSyncMs: 3000,
   scopedRssBytes: 300 * 1024 * 1024,
@@ -169,7 +178,7 @@ function loopStalls(m: Meshd, from: number, to: number): { maxMs: number; totalM
   return { maxMs, totalMs };
 }
 
-async function startMeshd(configDir: string, profileDir?: string): Promise<Meshd> {
+async function startMeshd(configDir: string, profileDir?: string, extraArgs: string[] = []): Promise<Meshd> {
   // Not in the config dir: meshd watches that, and every write would trigger a reload.
   const probeFile = join(tmpdir(), `meshd-bench-loop-${process.pid}-${Date.now()}.jsonl`);
   const args = [
@@ -195,6 +204,7 @@ async function startMeshd(configDir: string, profileDir?: string): Promise<Meshd
     // The bench stops meshd when done: no gradual drain of its clients.
     '--drain-duration',
     '0s',
+    ...extraArgs,
   ];
   const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_LOOP_PROBE_FILE: probeFile, BENCH_LOOP_PROBE_MIN_MS: '20' } }));
   const warnings: string[] = [];
@@ -759,7 +769,11 @@ async function scenario(mode: XdsProtocol, deadline: number): Promise<ScenarioRe
 
 // ---- the traffic-management case ----------------------------------------------------------
 
+/** How the traffic-management case's clients connect: see the header comment. */
+type IstioVariant = 'vhds' | 'sotw' | 'rds';
+
 interface IstioResult {
+  variant: IstioVariant;
   error?: string;
   virtualServices: number;
   destinationRules: number;
@@ -792,10 +806,11 @@ function scopingSidecar(imports: number): string {
   return ['apiVersion: networking.istio.io/v1', 'kind: Sidecar', 'metadata: {name: default, namespace: default}', 'spec:', '  egress:', `  - hosts: ["istio-system/*", ${hosts.join(', ')}]`, ''].join('\n');
 }
 
-async function istioScenario(deadline: number, scoped = false): Promise<IstioResult> {
-  const result: IstioResult = { virtualServices: CFG.istioObjects, destinationRules: CFG.istioObjects, ...(scoped ? { sidecarImports: CFG.sidecarImports } : {}) };
-  const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-istio-'));
-  const tag = scoped ? '[scoped]' : '[istio]';
+async function istioScenario(deadline: number, variant: IstioVariant, scoped = false): Promise<IstioResult> {
+  const result: IstioResult = { variant, virtualServices: CFG.istioObjects, destinationRules: CFG.istioObjects, ...(scoped ? { sidecarImports: CFG.sidecarImports } : {}) };
+  const protocol: XdsProtocol = variant === 'sotw' ? 'sotw' : 'delta';
+  const dir = mkdtempSync(join(tmpdir(), `meshd-bench-istio-${variant}-`));
+  const tag = scoped ? `[scoped ${variant}]` : `[istio ${variant}]`;
   let meshd: Meshd | undefined;
   let cp: ClientProcess | undefined;
   let sampler: PhaseSampler | undefined;
@@ -805,7 +820,7 @@ async function istioScenario(deadline: number, scoped = false): Promise<IstioRes
     writeMesh(dir, CFG.services, CFG.endpoints);
     writeIstio(dir, CFG.istioObjects);
     if (scoped) writeFileSync(join(dir, 'sidecar.yaml'), scopingSidecar(CFG.sidecarImports));
-    meshd = await startMeshd(dir, profileDir);
+    meshd = await startMeshd(dir, profileDir, variant === 'rds' ? ['--vhds', 'off'] : []);
     log(`${tag} meshd pid ${meshd.pid} serving on 127.0.0.1:${meshd.grpcPort}`);
     sampler = new PhaseSampler(meshd);
     sampler.phase('idle after start');
@@ -815,7 +830,7 @@ async function istioScenario(deadline: number, scoped = false): Promise<IstioRes
     sampler.clientPid = cp.pid;
     sampler.phase('initial sync');
     const cpu0 = procCpuSeconds(meshd.pid);
-    const started = await cp.request({ cmd: 'start', address: `127.0.0.1:${meshd.grpcPort}`, clients: CFG.clients, protocol: 'delta', perChannel: CFG.perChannel, flowWindow: CFG.flowWindow }, is('started'), 30_000);
+    const started = await cp.request({ cmd: 'start', address: `127.0.0.1:${meshd.grpcPort}`, clients: CFG.clients, protocol, perChannel: CFG.perChannel, flowWindow: CFG.flowWindow }, is('started'), 30_000);
     const done = await cp.wait(is('initialDone'), Math.min(CFG.initialTimeoutMs, deadline - Date.now()));
     const initial: InitialReport = await cp.request({ cmd: 'initial' }, is('initial'));
     const fullRel = initial.fullAt.map((t) => (t === null ? null : t - started.at));
@@ -885,6 +900,10 @@ function istioReport(r: IstioResult, micro: MicroResult[]): string {
   };
   const p99 = r.vsEdit?.p99Ms;
   const rss = r.server?.peakRssBytes;
+  const vhds = r.variant === 'vhds';
+  const p99Target = vhds ? TARGETS.vhdsVsEditP99Ms : TARGETS.istioVsEditP99Ms;
+  const bytes = r.vsEdit?.bytesPerClientP50;
+  const what = vhds ? 'new virtual host (VHDS)' : 'new RDS';
   const rows: string[][] = [
     ['translate the whole mesh for one proxy (translateContext, in process)', m('istioTranslateProxyMs'), '', ''],
     ['"for all": one proxy class, cold (context + resourcesFor)', m('istioResourcesForColdMs'), '', ''],
@@ -892,22 +911,23 @@ function istioReport(r: IstioResult, micro: MicroResult[]): string {
     ...(scoped
       ? [['initial sync: all clients have full config', get(() => fmtMs(r.initial!.allSyncedMs)), '< 3 s', verdict(r.initial ? r.initial.allSyncedMs < TARGETS.scopedInitialSyncMs : undefined)], ['   routes, bytes per client', get(() => `${r.initial!.routesPerClient}, ${fmtBytes(r.initial!.bytesPerClient)}`), '', '']]
       : [['initial sync: all clients have full config', get(() => fmtMs(r.initial!.allSyncedMs)), '', '']]),
-    ['VirtualService edit -> new RDS on client: p50', get(() => fmtMs(r.vsEdit!.p50Ms)), '', ''],
-    ['VirtualService edit -> new RDS on client: p99', get(() => fmtMs(r.vsEdit!.p99Ms)), '< 1 s', verdict(p99 === undefined ? undefined : p99 < TARGETS.istioVsEditP99Ms)],
+    [`VirtualService edit -> ${what} on client: p50`, get(() => fmtMs(r.vsEdit!.p50Ms)), '', ''],
+    [`VirtualService edit -> ${what} on client: p99`, get(() => fmtMs(r.vsEdit!.p99Ms)), `< ${fmtMs(p99Target)}`, verdict(p99 === undefined ? undefined : p99 < p99Target)],
     ['   max; samples (edits x clients), missed', get(() => `${fmtMs(r.vsEdit!.maxMs)}; ${r.vsEdit!.changes}x${CFG.clients}, ${r.vsEdit!.missed}`), '', ''],
     ['   stage: write -> re-read / push starts', get(() => `${fmtMs(r.vsEdit!.reloadedP50Ms)} / ${fmtMs(r.vsEdit!.pushStartP50Ms)}`), '', ''],
     ['   stage: push start -> first / p99 client', get(() => `${fmtMs(r.vsEdit!.pushToFirstP50Ms)} / ${fmtMs(r.vsEdit!.pushToP99P50Ms)}`), '', ''],
-    ['   bytes per client per edit; server CPU per edit', get(() => `${fmtBytes(r.vsEdit!.bytesPerClientP50)}; ${r.vsEdit!.serverCpuPerChangeSec.toFixed(2)} s`), '', ''],
+    ['   bytes per client per edit (median)', bytes === undefined ? 'n/a' : fmtBytes(bytes), vhds ? '< 5 KiB' : '', vhds ? verdict(bytes === undefined ? undefined : bytes < TARGETS.vhdsVsEditBytesPerClient) : ''],
+    ['   server CPU per edit', get(() => `${r.vsEdit!.serverCpuPerChangeSec.toFixed(2)} s`), '', ''],
     ['   meshd longest event-loop stall per edit (median)', get(() => fmtMs(r.vsEdit!.maxStallP50Ms)), '', ''],
     scoped
       ? ['server peak RSS (VmHWM)', rss === undefined ? 'n/a' : fmtBytes(rss), '< 300 MiB', verdict(rss === undefined ? undefined : rss < TARGETS.scopedRssBytes)]
       : ['server peak RSS (VmHWM)', rss === undefined ? 'n/a' : fmtBytes(rss), '< 800 MiB', verdict(rss === undefined ? undefined : rss < TARGETS.istioRssBytes)],
   ];
   const parts = [
-    `traffic management${scoped ? `, scoped by a Sidecar importing ${r.sidecarImports} services` : ''}: ${CFG.services} services x ${CFG.endpoints} endpoints, ${r.virtualServices} VirtualServices, ${r.destinationRules} DestinationRules, ${CFG.clients} delta ADS clients. "For all": sidecars in one namespace with the same labels share one translation, so one class is translated and ${CFG.clients} connections read it.`,
+    `traffic management (${r.variant})${scoped ? `, scoped by a Sidecar importing ${r.sidecarImports} services` : ''}: ${CFG.services} services x ${CFG.endpoints} endpoints, ${r.virtualServices} VirtualServices, ${r.destinationRules} DestinationRules, ${CFG.clients} ${r.variant === 'sotw' ? 'SotW' : 'delta'} ADS clients${r.variant === 'vhds' ? ' taking virtual hosts over VHDS' : r.variant === 'rds' ? ' with meshd --vhds off (whole route configurations)' : ''}. "For all": sidecars in one namespace with the same labels share one translation, so one class is translated and ${CFG.clients} connections read it.`,
     table(['figure', 'value', 'target', 'status'], rows),
   ];
-  const label = scoped ? 'scoped' : 'istio';
+  const label = `${scoped ? 'scoped' : 'istio'} ${r.variant}`;
   if (r.error) parts.push(`${label}: ERROR: ${r.error}`);
   const phases = (r.phases ?? []).map((p) => [`${label}: ${p.phase}`, `${p.seconds.toFixed(1)} s`, `${p.serverCpuSec.toFixed(1)} s`, `${p.clientCpuSec.toFixed(1)} s`, fmtBytes(p.serverPeakRssBytes), fmtBytes(p.serverPeakHeapBytes), fmtMs(p.serverMaxStallMs)]);
   if (phases.length) parts.push(table(['phase', 'wall', 'meshd CPU', 'clients CPU', 'RSS', 'heap used', 'longest stall'], phases));
@@ -920,7 +940,7 @@ function verdict(ok: boolean | undefined): string {
   return ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS';
 }
 
-function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInformerResult, istio?: IstioResult, scoped?: IstioResult): string {
+function report(results: ScenarioResult[], micro: MicroResult[], kube: KubeInformerResult | undefined, istio: IstioResult[], scoped?: IstioResult): string {
   const by = (mode: XdsProtocol): ScenarioResult | undefined => results.find((r) => r.mode === mode);
   const modes: XdsProtocol[] = ['sotw', 'delta'];
   const col = (f: (r: ScenarioResult) => string): string[] => modes.map((md) => {
@@ -986,9 +1006,9 @@ function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInfo
     if (parts.length) parts.push('');
     parts.push(kubeReport(kube));
   }
-  if (istio) {
+  for (const r of istio) {
     if (parts.length) parts.push('');
-    parts.push(istioReport(istio, micro));
+    parts.push(istioReport(r, micro));
   }
   if (scoped) {
     if (parts.length) parts.push('');
@@ -1038,7 +1058,7 @@ async function main(): Promise<void> {
     log(`bench: hard deadline (${CFG.deadlineMs / 1000} s) exceeded; killing children`);
     killChildren();
     process.exit(3);
-  }, CFG.deadlineMs + (CFG.kube ? KUBE_CFG.boundMs + 30_000 : 0) + (CFG.istio ? CFG.istioMs + 120_000 : 0) + (CFG.scoped ? CFG.istioMs + 120_000 : 0) + 90_000);
+  }, CFG.deadlineMs + (CFG.kube ? KUBE_CFG.boundMs + 30_000 : 0) + (CFG.istio ? (CFG.istioMs + 120_000) * CFG.istioVariants.length : 0) + (CFG.scoped ? CFG.istioMs + 120_000 : 0) + 90_000);
   hard.unref();
   mkdirSync(RESULTS, { recursive: true });
 
@@ -1055,15 +1075,17 @@ async function main(): Promise<void> {
     log(`informer case: ${KUBE_CFG.services} Services x ${KUBE_CFG.endpoints} endpoints in a real kube-apiserver, ${KUBE_CFG.updates} EndpointSlice updates...`);
     kube = await runKubeInformer({ cfg: KUBE_CFG, log, track, profileDir: CFG.profile ? join(RESULTS, 'profiles', 'kube') : undefined });
   }
-  let istio: IstioResult | undefined;
+  const istio: IstioResult[] = [];
   if (CFG.istio) {
-    log(`traffic-management case: ${CFG.istioObjects} VirtualServices + DestinationRules, ${CFG.clients} delta clients, ${CFG.istioEdits} VirtualService edits...`);
-    istio = await istioScenario(Date.now() + CFG.istioMs);
+    for (const variant of CFG.istioVariants) {
+      log(`traffic-management case (${variant}): ${CFG.istioObjects} VirtualServices + DestinationRules, ${CFG.clients} clients, ${CFG.istioEdits} VirtualService edits...`);
+      istio.push(await istioScenario(Date.now() + CFG.istioMs, variant));
+    }
   }
   let scoped: IstioResult | undefined;
   if (CFG.scoped) {
     log(`scoped case: the traffic-management mesh, every client's Sidecar importing ${CFG.sidecarImports} services...`);
-    scoped = await istioScenario(Date.now() + CFG.istioMs, true);
+    scoped = await istioScenario(Date.now() + CFG.istioMs, 'vhds', true);
   }
   // In-process micro-benchmarks run last: their large heap would otherwise be collected
   // while the scenarios measure (the SotW initial sync took 11.6 s instead of ~5 s after them).
@@ -1106,10 +1128,16 @@ async function main(): Promise<void> {
       serverRss: Object.fromEntries(results.map((r) => [r.mode, { targetBytes: TARGETS.serverRssBytes, valueBytes: r.server?.peakRssBytes ?? null }])),
       ...(kube ? { kubeEndpointUpdateP99: { targetMs: KUBE_TARGETS.updateP99Ms, valueMs: kube.update?.total.p99Ms ?? null } } : {}),
       ...(scoped ? { scopedInitialSync: { targetMs: TARGETS.scopedInitialSyncMs, valueMs: scoped.initial?.allSyncedMs ?? null }, scopedServerRss: { targetBytes: TARGETS.scopedRssBytes, valueBytes: scoped.server?.peakRssBytes ?? null } } : {}),
-      ...(istio ? { istioVirtualServiceEditP99: { targetMs: TARGETS.istioVsEditP99Ms, valueMs: istio.vsEdit?.p99Ms ?? null }, istioServerRss: { targetBytes: TARGETS.istioRssBytes, valueBytes: istio.server?.peakRssBytes ?? null } } : {}),
+      ...Object.fromEntries(
+        istio.flatMap((r) => [
+          [`istioVirtualServiceEditP99.${r.variant}`, { targetMs: r.variant === 'vhds' ? TARGETS.vhdsVsEditP99Ms : TARGETS.istioVsEditP99Ms, valueMs: r.vsEdit?.p99Ms ?? null }],
+          [`istioVirtualServiceEditBytesPerClient.${r.variant}`, { targetBytes: r.variant === 'vhds' ? TARGETS.vhdsVsEditBytesPerClient : null, valueBytes: r.vsEdit?.bytesPerClientP50 ?? null }],
+          [`istioServerRss.${r.variant}`, { targetBytes: TARGETS.istioRssBytes, valueBytes: r.server?.peakRssBytes ?? null }],
+        ]),
+      ),
     },
     scenarios: results,
-    ...(istio ? { istio } : {}),
+    ...(istio.length ? { istio } : {}),
     ...(scoped ? { scoped } : {}),
     ...(kube ? { kube } : {}),
     micro,
@@ -1118,7 +1146,7 @@ async function main(): Promise<void> {
   const file = join(RESULTS, 'latest.json');
   writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
   log(`\nwrote ${file} (${json.durationSec} s)`);
-  const failed = results.some((r) => r.error) || Boolean(kube?.error) || Boolean(istio?.error) || Boolean(scoped?.error);
+  const failed = results.some((r) => r.error) || Boolean(kube?.error) || istio.some((r) => r.error) || Boolean(scoped?.error);
   clearTimeout(hard);
   process.exit(failed ? 1 : 0);
 }

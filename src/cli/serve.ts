@@ -80,6 +80,7 @@ interface ServeFlags {
   leaderLeaseDuration: number;
   meshConfig?: string;
   validationFailClose: 'on' | 'off';
+  vhds: 'on' | 'off';
 }
 
 export function serveCommand(): Command {
@@ -91,6 +92,7 @@ export function serveCommand(): Command {
     .addOption(new Option('--grpc-addr <addr>', 'plaintext xDS (and CA) gRPC address').env('MESHD_GRPC_ADDR').default(':15010'))
     .addOption(new Option('--secure-grpc-addr <addr>', 'TLS xDS and CA gRPC address, with a certificate from meshd\'s CA ("off" to not serve it)').env('MESHD_SECURE_GRPC_ADDR').default(':15012'))
     .addOption(new Option('--webhook-addr <addr>', 'HTTPS admission webhooks (sidecar injection at /inject), with a certificate from meshd\'s CA ("off" to not serve them)').env('MESHD_WEBHOOK_ADDR').default(':15017'))
+    .addOption(new Option('--vhds <on|off>', 'sidecars on delta ADS take their service virtual hosts over VHDS, so an edit sends only the virtual hosts it changed ("off": whole route configurations, as SotW proxies get)').env('MESHD_VHDS').choices(['on', 'off']).default('on'))
     .addOption(new Option('--validation-fail-close <on|off>', 'once the apiserver is seen to call /validate and it refuses invalid config (a dry run), the leader switches the validating webhook to failurePolicy Fail, as istiod does ("off": failurePolicy is left as applied)').env('MESHD_VALIDATION_FAIL_CLOSE').choices(['on', 'off']).default('on'))
     .addOption(new Option('--injector-hub <hub>', 'image registry of injected proxies (proxyv2), unless the istio-sidecar-injector ConfigMap says otherwise').env('MESHD_INJECTOR_HUB'))
     .addOption(new Option('--injector-tag <tag>', 'image tag of injected proxies').env('MESHD_INJECTOR_TAG'))
@@ -164,6 +166,7 @@ export function serveCommand(): Command {
           maxConnectionAgeMs: o.maxConnectionAge,
           drainMs: o.drainDuration,
           maxMetadataBytes: o.maxNodeMetadata,
+          vhds: o.vhds === 'on',
         },
         log,
         secureGrpcAddr: o.secureGrpcAddr === 'off' ? undefined : o.secureGrpcAddr,

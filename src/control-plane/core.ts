@@ -31,6 +31,7 @@ export function startCore(o: ControlPlaneOptions): Core {
     admissionRate: o.xds?.admissionRate ?? 500,
     admissionQueue: o.xds?.admissionQueue,
     maxMetadataBytes: o.xds?.maxMetadataBytes,
+    vhds: o.xds?.vhds ?? true,
   });
   const pushes = new PushController({
     store,

@@ -73,6 +73,8 @@ export interface XdsStreamOptions {
   drainMs?: number;
   /** Largest node metadata accepted, as JSON bytes [64 KiB]. */
   maxMetadataBytes?: number;
+  /** Sidecars on delta ADS take their service virtual hosts over VHDS [true]. */
+  vhds?: boolean;
 }
 
 export interface ControlPlane {

@@ -32,6 +32,16 @@ const COLUMNS: [string, string][] = [
   ['ECDS', 'ecds'],
 ];
 
+/**
+ * A column's status. RDS covers VHDS too: a proxy taking its virtual hosts over VHDS is
+ * STALE on RDS while either has a response it has not acknowledged.
+ */
+function columnStatus(types: SynczEntry['types'], key: string): string {
+  const own = types?.[key]?.status;
+  if (key !== 'rds' || own === undefined) return own ?? 'IGNORED';
+  return types?.vhds?.status === 'STALE' ? 'STALE' : own;
+}
+
 export const STATUS_HEADER = ['NAME', 'CLUSTER', ...COLUMNS.map(([h]) => h), 'ISTIOD', 'VERSION'];
 
 export interface StatusRow {
@@ -56,7 +66,7 @@ export function statusRows(replicas: readonly ReplicaSyncz[], namespace?: string
         nodeId: e.proxy,
         cluster: e.cluster_id ?? '',
         namespace: ns,
-        statuses: COLUMNS.map(([, key]) => e.types?.[key]?.status ?? 'IGNORED'),
+        statuses: COLUMNS.map(([, key]) => columnStatus(e.types, key)),
         istiod: e.istiod ?? r.replica,
         version: e.istio_version ?? '',
       });

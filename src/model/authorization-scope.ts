@@ -1,8 +1,8 @@
-// Which workloads an AuthorizationPolicy applies to, by Istio's scoping rules: mesh-wide from
+// Which workloads an AuthorizationPolicy (or a RequestAuthentication, scoped alike) applies to, by Istio's scoping rules: mesh-wide from
 // the root namespace (its selector, if any, in every namespace), namespace-wide, by selector,
 // or by targetRefs to Gateways (whose proxies carry the Gateway's name as a label). Used by
 // translation, validation and distribution tracking alike.
-import type { AuthorizationPolicyObject } from './objects.js';
+import type { AuthorizationPolicyObject, RequestAuthenticationObject } from './objects.js';
 import { selectorMatches, type Labels } from './labels.js';
 import { GATEWAY_NAME_LABEL, targetRefsOf } from './authorization.js';
 
@@ -13,7 +13,7 @@ export interface AuthzWorkload {
 }
 
 /** Whether `policy` applies to `w`, by Istio's scoping rules. */
-export function policyApplies(policy: AuthorizationPolicyObject, rootNamespace: string, w: AuthzWorkload): boolean {
+export function policyApplies(policy: AuthorizationPolicyObject | RequestAuthenticationObject, rootNamespace: string, w: AuthzWorkload): boolean {
   const ns = policy.metadata.namespace;
   const refs = targetRefsOf(policy.spec);
   // targetRefs name Gateways in the policy's namespace; their proxies carry the Gateway's name.

@@ -78,7 +78,7 @@ export function actionOf(spec: AuthorizationPolicySpec): AuthzAction {
 }
 
 /** `targetRef` and `targetRefs` together, in order. */
-export function targetRefsOf(spec: AuthorizationPolicySpec): AuthzTargetRef[] {
+export function targetRefsOf(spec: { targetRef?: AuthzTargetRef | null; targetRefs?: readonly AuthzTargetRef[] | null }): AuthzTargetRef[] {
   return [...(spec.targetRef ? [spec.targetRef] : []), ...(spec.targetRefs ?? [])];
 }
 

@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { AuthorizationPolicyObject, SidecarObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import type { AuthorizationPolicyObject, RequestAuthenticationObject, SidecarObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -62,6 +62,8 @@ export interface IstioConfig {
   readonly peerAuthenticationDecisions: PeerAuthenticationDecisions;
   /** Every valid AuthorizationPolicy, sorted by namespace/name (translate/authorization.ts applies them). */
   readonly authorizationPolicies?: readonly AuthorizationPolicyObject[];
+  /** Every valid RequestAuthentication, sorted by namespace/name (translate/request-authentication.ts applies them). */
+  readonly requestAuthentications?: readonly RequestAuthenticationObject[];
   /** Every valid Sidecar, sorted by namespace/name (model/sidecar.ts resolves which applies to a workload). */
   readonly sidecars?: readonly SidecarObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
@@ -91,6 +93,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
   const peerAuthentications = store.list('PeerAuthentication').sort(byNamespacedName);
   const sidecars = store.list('Sidecar').sort(byNamespacedName);
   const authorizationPolicies = store.list('AuthorizationPolicy').sort(byNamespacedName);
+  const requestAuthentications = store.list('RequestAuthentication').sort(byNamespacedName);
   const v = validateConfig({
     virtualServices: store.list('VirtualService').sort(byNamespacedName),
     destinationRules,
@@ -98,6 +101,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     peerAuthentications,
     sidecars,
     authorizationPolicies,
+    requestAuthentications,
     // Listed only if a policy needs them (one using an HTTP-only field).
     pods: { [Symbol.iterator]: () => store.list('Pod')[Symbol.iterator]() },
     services: services ?? meshServices(store, domain),
@@ -114,6 +118,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     peerAuthentications,
     peerAuthenticationDecisions: v.peerAuthenticationDecisions,
     authorizationPolicies,
+    requestAuthentications,
     sidecars,
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),

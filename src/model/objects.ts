@@ -15,6 +15,7 @@ import {
 } from './istio.js';
 import { ISTIO_SECURITY_API_VERSIONS, peerAuthenticationIssues, peerAuthenticationSpecSchema, type PeerAuthenticationSpec } from './security.js';
 import { authorizationPolicyIssues, authorizationPolicySpecSchema, type AuthorizationPolicySpec } from './authorization.js';
+import { requestAuthenticationIssues, requestAuthenticationSpecSchema, type RequestAuthenticationSpec } from './request-authentication.js';
 import { sidecarIssues, sidecarSpecSchema, type SidecarSpec } from './sidecar.js';
 
 export interface ObjectMeta {
@@ -130,13 +131,19 @@ export interface AuthorizationPolicyObject {
   spec: AuthorizationPolicySpec;
 }
 
+export interface RequestAuthenticationObject {
+  kind: 'RequestAuthentication';
+  metadata: ObjectMeta;
+  spec: RequestAuthenticationSpec;
+}
+
 export interface SidecarObject {
   kind: 'Sidecar';
   metadata: ObjectMeta;
   spec: SidecarSpec;
 }
 
-export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | SidecarObject;
+export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | RequestAuthenticationObject | SidecarObject;
 
 export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject | IstioObject;
 export type MeshKind = MeshObject['kind'];
@@ -153,6 +160,7 @@ export const KIND_API_VERSIONS: Record<MeshKind, readonly string[]> = {
   DestinationRule: ISTIO_NETWORKING_API_VERSIONS,
   PeerAuthentication: ISTIO_SECURITY_API_VERSIONS,
   AuthorizationPolicy: ISTIO_SECURITY_API_VERSIONS,
+  RequestAuthentication: ISTIO_SECURITY_API_VERSIONS,
   Sidecar: ISTIO_NETWORKING_API_VERSIONS,
 };
 
@@ -455,6 +463,8 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
       return parseIstio('PeerAuthentication', peerAuthenticationSpecSchema, peerAuthenticationIssues, raw, defaultNamespace);
     case 'AuthorizationPolicy':
       return parseIstio('AuthorizationPolicy', authorizationPolicySpecSchema, authorizationPolicyIssues, raw, defaultNamespace);
+    case 'RequestAuthentication':
+      return parseIstio('RequestAuthentication', requestAuthenticationSpecSchema, requestAuthenticationIssues, raw, defaultNamespace);
     case 'Sidecar':
       return parseIstio('Sidecar', sidecarSpecSchema, sidecarIssues, raw, defaultNamespace);
   }

@@ -29,6 +29,8 @@ export interface Proxy {
   agent: boolean;
   /** Where the proxy's workload certificate comes from, when it has one: it then gets mTLS. */
   certificates?: WorkloadCertificates;
+  /** Its stream can take virtual hosts over VHDS (delta ADS, and meshd's `--vhds` on). */
+  vhds?: boolean;
 }
 
 /**

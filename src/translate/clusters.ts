@@ -14,6 +14,7 @@ import { subsetServiceName } from './endpoints.js';
 import { protoDurationOf } from '../util/duration.js';
 import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
 import { customDecision, extAuthzCluster } from './authorization.js';
+import { jwksClusters } from './request-authentication.js';
 import { downstreamProtocolOptions } from './sniffing.js';
 
 /** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
@@ -177,5 +178,7 @@ function extAuthzClusters(snapshot: MeshSnapshot, ctx: ProxyContext, shared: rea
 export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })): EnvoyResource[] {
   if (ctx.proxyless) return [...shared].sort(byName);
   const all = [...shared, ...extAuthzClusters(snapshot, ctx, shared), ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
+  // RequestAuthentications' remote JWKS, fetched by Envoy (a mesh Service's through its own cluster).
+  if (snapshot.config.requestAuthentications?.length) all.push(...jwksClusters(snapshot, ctx.proxy, new Set(all.map((c) => c.name)), connectTimeout(snapshot)));
   return all.sort(byName);
 }

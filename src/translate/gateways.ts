@@ -16,6 +16,7 @@ import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { accessLogs, listenerAccessLog } from './access-log.js';
 import type { MeshConfig } from '../model/mesh-config.js';
 import { authorizationFilters } from './authorization.js';
+import { jwtAuthnFilters } from './request-authentication.js';
 
 /** A server a gateway proxy serves: the Gateway that keeps it, with the hosts it keeps. */
 export type GatewayServer = ClaimedServer;
@@ -99,13 +100,15 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   const out: EnvoyResource[] = [];
   const mesh = snapshot.meshConfig;
   const logs = accessLogs(mesh).filter;
-  // AuthorizationPolicies that apply to this gateway: RBAC before routing, or before the TCP proxy.
+  // AuthorizationPolicies that apply to this gateway: RBAC before routing, or before the TCP proxy;
+  // RequestAuthentications' jwt_authn before RBAC, which reads the verified token's payload.
   const authz = authorizationFilters(snapshot.config, ctx.proxy, snapshot);
+  const httpSecurity = [...jwtAuthnFilters(snapshot.config, ctx.proxy), ...authz.http];
   for (const [port, servers] of gatewayServers(snapshot, ctx)) {
     const protocol = servers[0]!.server.port.protocol.toUpperCase();
     const statPrefix = `outbound_${listenerName('0.0.0.0', port)}`;
     if (HTTP_PROTOCOLS.has(protocol)) {
-      out.push(gatewayListener(mesh, port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: [...authz.http, ...routeConfigurableFilters()], accessLog: logs })] }]));
+      out.push(gatewayListener(mesh, port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: [...httpSecurity, ...routeConfigurableFilters()], accessLog: logs })] }]));
       continue;
     }
     if (protocol === 'TCP' || (protocol === 'TLS' && servers[0]!.server.tls?.mode === 'PASSTHROUGH')) {
@@ -114,7 +117,7 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
       continue;
     }
     // TLS terminated with a credential from meshd (SDS); a server whose Secret is missing is left out.
-    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(s, statPrefix, logs, authz.http));
+    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(s, statPrefix, logs, httpSecurity));
     if (chains.length === 0) continue;
     out.push(gatewayListener(mesh, port, chains, [tlsInspector()]));
   }

@@ -7,6 +7,7 @@ import { proxyContext, type ProxyContext } from './proxy-context.js';
 import { routesFor } from './routes.js';
 import { gatewaySecrets } from './gateways.js';
 import { TypeUrl, type EnvoyResource } from './types.js';
+import { splitVirtualHosts } from './virtual-hosts.js';
 
 export type ResourcesByType = Record<TypeUrl, EnvoyResource[]>;
 
@@ -16,11 +17,15 @@ export type ResourcesByType = Record<TypeUrl, EnvoyResource[]>;
  * and keeps endpoints (the same for every proxy) apart; called alone, this translates all.
  */
 export function translateContext(snapshot: MeshSnapshot, ctx: ProxyContext, shared?: { clusters?: EnvoyResource[]; endpoints?: EnvoyResource[] }): ResourcesByType {
+  const whole = routesFor(snapshot, ctx);
+  // A sidecar on delta ADS takes its service virtual hosts over VHDS (virtual-hosts.ts).
+  const routes = ctx.vhds ? splitVirtualHosts(whole) : { routes: whole, virtualHosts: [] };
   return {
     [TypeUrl.Cluster]: clustersFor(snapshot, ctx, shared?.clusters ?? outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })),
     [TypeUrl.ClusterLoadAssignment]: shared?.endpoints ?? loadAssignments(snapshot),
     [TypeUrl.Listener]: listenersFor(snapshot, ctx),
-    [TypeUrl.RouteConfiguration]: routesFor(snapshot, ctx),
+    [TypeUrl.RouteConfiguration]: routes.routes,
+    [TypeUrl.VirtualHost]: routes.virtualHosts,
     [TypeUrl.Secret]: ctx.proxy.type === 'router' ? gatewaySecrets(snapshot, ctx) : [],
   };
 }

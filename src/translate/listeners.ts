@@ -10,6 +10,7 @@ import type { InboundPort, ProxyContext } from './proxy-context.js';
 import { MESH_ALPN, istioMutualServerSocket } from './mtls.js';
 import { effectivePeerAuthentication } from './peer-authentication.js';
 import { authorizationFilters, type AuthzFilters } from './authorization.js';
+import { jwtAuthnFilters } from './request-authentication.js';
 import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy, tlsInspector } from './filters.js';
 import { httpPorts, meshVirtualServicesByHost, outboundMode } from './routes.js';
 import { seesServicePort } from './sidecar-scope.js';
@@ -132,7 +133,8 @@ type InboundMtls = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
 /**
  * `clientCert`: the port takes mTLS, so x-forwarded-client-cert is the verified peer's (or
- * dropped, over plaintext). `authz`: AuthorizationPolicy's RBAC filters (authorization.ts).
+ * dropped, over plaintext). `authz`: the HTTP filters of RequestAuthentication (jwt_authn,
+ * request-authentication.ts) then AuthorizationPolicy (RBAC, authorization.ts), and the network RBAC filters.
  */
 function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, logs: Json[] | undefined, authz: AuthzFilters, protocol: Protocol = p.protocol): Json[] {
   const cluster = inboundClusterName(p.targetPort);
@@ -270,7 +272,9 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   }
   if (ctx.interception === 'REDIRECT') {
     const pa = effectivePeerAuthentication(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels);
-    const authz = authorizationFilters(snapshot.config, ctx.proxy, snapshot);
+    const rbac = authorizationFilters(snapshot.config, ctx.proxy, snapshot);
+    // RequestAuthentication's jwt_authn goes first: RBAC reads the payload it verified.
+    const authz: AuthzFilters = { http: [...jwtAuthnFilters(snapshot.config, ctx.proxy), ...rbac.http], tcp: rbac.tcp };
     out.push(virtualOutbound(ctx, snapshot.meshConfig), virtualInbound(ctx, snapshot.meshConfig, pa.mode, (port) => pa.ports.get(port) ?? pa.mode, authz));
   }
   return out.sort(byName);

@@ -27,6 +27,8 @@ export interface ProxyContext {
   mtls: WorkloadCertificates | undefined;
   /** What its Sidecar resource imports, when one applies (sidecar-scope.ts). */
   scope?: SidecarScope | undefined;
+  /** Its service virtual hosts go over VHDS (a sidecar on delta ADS, unless turned off): virtual-hosts.ts. */
+  vhds: boolean;
   /** Proxies with the same key get the same resources. */
   classKey: string;
 }
@@ -72,6 +74,8 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
   const interception: InterceptionMode = mode === 'NONE' ? 'NONE' : 'REDIRECT';
   const mtls = !proxyless ? proxy.certificates : undefined;
   const scope = proxyless ? undefined : sidecarScope(snapshot, proxy);
+  // Gateways and proxyless gRPC clients keep whole route configurations (gRPC has no VHDS).
+  const vhds = proxy.vhds === true && !proxyless && proxy.type === 'sidecar';
   // A Sidecar's ingress listeners replace the ports of the services selecting the workload.
   const inboundPorts = proxyless
     ? []
@@ -88,6 +92,7 @@ export function proxyContext(snapshot: MeshSnapshot, proxy: Proxy): ProxyContext
     mtls ? `mtls:${mtls.source}:${mtls.trustDomain}` : 'plaintext',
     // What its Sidecar imports: proxies importing the same service ports share one translation.
     scope ? `sidecar:${scope.key}` : 'all',
+    vhds ? 'vhds' : 'rds',
   ].join('|');
-  return { proxy, proxyless, interception, inboundPorts, mtls, scope, classKey };
+  return { proxy, proxyless, interception, inboundPorts, mtls, scope, vhds, classKey };
 }

@@ -6,12 +6,14 @@ export const TypeUrl = {
   Listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
   RouteConfiguration: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
   Secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+  /** VHDS (delta only): the virtual hosts of a route configuration, named `<route configuration>/<virtual host>`. */
+  VirtualHost: 'type.googleapis.com/envoy.config.route.v3.VirtualHost',
 } as const;
 
 export type TypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
 
 /** Push order, make-before-break: clusters and their endpoints before the listeners and routes that use them. */
-export const PUSH_ORDER: readonly TypeUrl[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Secret];
+export const PUSH_ORDER: readonly TypeUrl[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost, TypeUrl.Secret];
 
 export const SHORT_TYPE: Record<TypeUrl, string> = {
   [TypeUrl.Cluster]: 'cds',
@@ -19,6 +21,7 @@ export const SHORT_TYPE: Record<TypeUrl, string> = {
   [TypeUrl.Listener]: 'lds',
   [TypeUrl.RouteConfiguration]: 'rds',
   [TypeUrl.Secret]: 'sds',
+  [TypeUrl.VirtualHost]: 'vhds',
 };
 
 export type Json = Record<string, unknown>;

@@ -1,5 +1,5 @@
 // The validating webhook (`/validate`), as istiod serves it: a Gateway, VirtualService,
-// DestinationRule, PeerAuthentication or AuthorizationPolicy being created or updated is read with meshd's own
+// DestinationRule, PeerAuthentication, AuthorizationPolicy or RequestAuthentication being created or updated is read with meshd's own
 // parser (the one `meshd validate` and the sources use) and refused, naming the field, when
 // meshd would refuse it, with the lines `meshd validate` prints (IST0106). A valid object gets
 // admission warnings for what the validation stage would report about it against the config
@@ -15,7 +15,7 @@ import { allowed, denied, type AdmissionRequest, type AdmissionResponse } from '
 import { isRecord } from '../util/is-record.js';
 
 /** The kinds this webhook checks (Istio's validating webhook checks these and more). */
-export const VALIDATED_KINDS: ReadonlySet<string> = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy', 'Sidecar']);
+export const VALIDATED_KINDS: ReadonlySet<string> = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Sidecar']);
 
 /** At most this many field errors go into one refusal; the rest are counted. */
 const MAX_ERRORS = 10;

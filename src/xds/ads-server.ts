@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../util/log.js';
 import { parseProxy, NodeIdError, type Proxy } from '../model/proxy.js';
 import { SHORT_TYPE, TypeUrl } from '../translate/types.js';
+import { supportsVhdsOverAds, type ClientNode } from './vhds-support.js';
 import type { Metrics } from '../util/metrics.js';
 import { structToJson } from './envoy-json.js';
 import type { ConfigGenerator, PushRequest } from './generator.js';
@@ -58,6 +59,8 @@ export interface AdsServerOptions {
   maxLabels?: number;
   /** meshd's namespace: callers of istio.io/debug/* types from it see every proxy. Default istio-system. */
   systemNamespace?: string;
+  /** Sidecars on delta streams of a recent Envoy take their service virtual hosts over VHDS (translate/virtual-hosts.ts, vhds-support.ts). Default false. */
+  vhds?: boolean;
 }
 
 /** Bounds on what a proxy may say about itself. */
@@ -459,7 +462,7 @@ export class AdsServer {
     call.on('close', close);
   }
 
-  private open(call: Call, protocol: Protocol, node: { id?: string; metadata?: unknown } | undefined, fail: (code: grpc.status, details: string) => void, auth: StreamIdentity | undefined): Connection | undefined {
+  private open(call: Call, protocol: Protocol, node: ({ id?: string; metadata?: unknown } & ClientNode) | undefined, fail: (code: grpc.status, details: string) => void, auth: StreamIdentity | undefined): Connection | undefined {
     if (!this.opts.generator.snapshot) {
       fail(grpc.status.UNAVAILABLE, 'meshd has not loaded its configuration yet');
       return undefined;
@@ -473,6 +476,7 @@ export class AdsServer {
       if (problem) throw new NodeIdError(problem);
       proxy = parseProxy(id, metadata);
       if (auth) proxy.workloadIdentity = auth.identity;
+      if (protocol === 'delta' && this.opts.vhds === true && supportsVhdsOverAds(node)) proxy.vhds = true;
       // Istio's agent makes the key in the pod and serves it (sds-grpc); other proxies with a
       // proven identity get theirs from meshd over this stream.
       const trustDomain = this.opts.trustDomain;

@@ -14,6 +14,7 @@ import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse, type DecodedStat
 import { newNonce, type SharedResponse } from './shared-responses.js';
 import type { StreamSink } from './stream-sink.js';
 import { clientText } from '../util/client-text.js';
+import { routeOfVirtualHost } from '../translate/virtual-hosts.js';
 
 export type Protocol = 'sotw' | 'delta';
 export type { StreamSink };
@@ -151,6 +152,42 @@ function setDiff(from: ResourceMap, to: ResourceMap): SetDiff {
     byTarget.set(to, d);
   }
   return d;
+}
+
+/** A class's VirtualHost set by route configuration, computed once per (immutable) set. */
+const virtualHostsByRoute = new WeakMap<ResourceMap, Map<string, string[]>>();
+function byRoute(all: ResourceMap): Map<string, string[]> {
+  let m = virtualHostsByRoute.get(all);
+  if (!m) {
+    m = new Map();
+    for (const name of all.keys()) {
+      const route = routeOfVirtualHost(name);
+      let list = m.get(route);
+      if (!list) m.set(route, (list = []));
+      list.push(name);
+    }
+    virtualHostsByRoute.set(all, m);
+  }
+  return m;
+}
+
+/**
+ * A class's VirtualHost set without the virtual hosts of `routes`, one map per (set, routes)
+ * so the proxies waiting for the same route configurations share it, and the diffs from it.
+ */
+const withoutRoutesMemo = new WeakMap<ResourceMap, Map<string, ResourceMap>>();
+function withoutRoutes(all: ResourceMap, routes: readonly string[]): ResourceMap {
+  let memo = withoutRoutesMemo.get(all);
+  if (!memo) withoutRoutesMemo.set(all, (memo = new Map()));
+  const key = routes.join('\n');
+  let out = memo.get(key);
+  if (!out) {
+    const m = new Map(all);
+    const names = byRoute(all);
+    for (const r of routes) for (const n of names.get(r) ?? []) m.delete(n);
+    memo.set(key, (out = m));
+  }
+  return out;
 }
 
 /** The key under which identical responses are shared between streams. */
@@ -333,6 +370,7 @@ export class Connection {
   ): boolean {
     const w = this.watch(type);
     if (w.subscription.requested && nonce) this.reply(w, nonce, w.delivery.lastVersion, error);
+    if (type === TypeUrl.RouteConfiguration) this.forgetVirtualHostsOf(unsubscribe);
     const owed = w.subscription.applyDelta({ subscribe, unsubscribe, initialVersions });
     if (owed) this.pendingPush(Date.now()).types.add(type);
     return owed;
@@ -397,8 +435,11 @@ export class Connection {
     for (const type of PUSH_ORDER) {
       const w = this.watches.get(type);
       const eds = type === TypeUrl.ClusterLoadAssignment;
-      if (!w || !w.subscription.requested || !(p.types.has(type) || (eds && updatedClusters?.size))) continue;
-      const r = await this.pushType(w, resources[type], {
+      // Route configurations sent may let virtual hosts through (virtualHostsOfSentRoutes).
+      const vhds = type === TypeUrl.VirtualHost && p.types.has(TypeUrl.RouteConfiguration);
+      if (!w || !w.subscription.requested || !(p.types.has(type) || (eds && updatedClusters?.size) || vhds)) continue;
+      const all = type === TypeUrl.VirtualHost ? this.virtualHostsOfSentRoutes(resources[type]) : resources[type];
+      const r = await this.pushType(w, all, {
         since: p.since,
         only: eds && !w.subscription.isOwed ? p.edsNames : undefined,
         deferRemovals: type === TypeUrl.Cluster,
@@ -413,6 +454,31 @@ export class Connection {
       // Break after make: clusters go away only after the listeners and routes that used them.
       await this.pushType(this.watch(TypeUrl.Cluster), resources[TypeUrl.Cluster], { since: p.since });
     }
+  }
+
+  /**
+   * The VHDS virtual hosts this proxy may be sent: those of the route configurations it was
+   * sent. Envoy drops a virtual host that arrives before its route configuration (no VHDS
+   * watch for it yet) and never asks again (a VHDS watch over ADS names nothing), so a virtual
+   * host waits for its route configuration, which the same push sends first.
+   */
+  private virtualHostsOfSentRoutes(all: ResourceMap): ResourceMap {
+    const rds = this.watches.get(TypeUrl.RouteConfiguration)?.subscription;
+    const missing: string[] = [];
+    for (const route of byRoute(all).keys()) if (rds?.heldVersion(route) === undefined) missing.push(route);
+    return missing.length === 0 ? all : withoutRoutes(all, missing);
+  }
+
+  /**
+   * Route configurations the proxy no longer watches take their VHDS watches with them: what
+   * it held of their virtual hosts is forgotten (not removed: it has nothing to remove), so a
+   * new watch of the same name gets them all again.
+   */
+  private forgetVirtualHostsOf(routes: readonly string[]): void {
+    const sub = this.watches.get(TypeUrl.VirtualHost)?.subscription;
+    if (!sub || routes.length === 0) return;
+    const gone = new Set(routes);
+    for (const name of [...sub.heldNames()]) if (gone.has(routeOfVirtualHost(name))) sub.record(name, undefined);
   }
 
   private reportWithheld(classSecrets: ResourceMap, reason: SecretRefusal): void {

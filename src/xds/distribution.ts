@@ -12,7 +12,8 @@
 //   a workloadSelector: only its namespace's proxies that it selects).
 // - PeerAuthentication: sidecars of its namespace (those it selects, with a selector); in
 //   the root namespace, every sidecar.
-// - AuthorizationPolicy: the proxies it applies to by its scope (translate/authorization.ts).
+// - AuthorizationPolicy, RequestAuthentication: the proxies it applies to by its scope
+//   (model/authorization-scope.ts).
 // - Sidecar: the sidecars it is resolved for (model/sidecar.ts: selector, namespace, root default).
 // A proxy counts once it has acknowledged a response (until then it is still connecting),
 // or as soon as it rejects one.
@@ -85,7 +86,8 @@ function affectsOf(obj: IstioObject, config: IstioConfig): Affects {
       const selects = sel !== undefined && Object.keys(sel).length > 0;
       return (g) => g.type === 'sidecar' && g.namespace === ns && (!selects || selectorMatches(sel, g.labels));
     }
-    case 'AuthorizationPolicy': {
+    case 'AuthorizationPolicy':
+    case 'RequestAuthentication': {
       const root = rootNamespaceOf(config);
       return (g) => policyApplies(obj, root, g);
     }

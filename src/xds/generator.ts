@@ -148,7 +148,7 @@ export class ConfigGenerator {
     if (!this.snapshot_) throw new Error('no snapshot yet');
     const p = this.identify(proxy).proxy;
     // Contexts depend on the proxy's role, namespace, labels, IPs and metadata, and on services.
-    const key = [p.type, p.namespace, p.generator, String(p.metadata.INTERCEPTION_MODE ?? ''), labelsKey(p.labels), p.instanceIps.join(','), p.certificates ? `${p.certificates.source}:${p.certificates.trustDomain}` : ''].join('|');
+    const key = [p.type, p.namespace, p.generator, String(p.metadata.INTERCEPTION_MODE ?? ''), labelsKey(p.labels), p.instanceIps.join(','), p.certificates ? `${p.certificates.source}:${p.certificates.trustDomain}` : '', p.vhds ? 'vhds' : ''].join('|');
     let ctx = this.contexts.get(key);
     if (!ctx) {
       ctx = proxyContext(this.snapshot_, p);
@@ -223,6 +223,7 @@ export class ConfigGenerator {
           [TypeUrl.ClusterLoadAssignment]: new Map(),
           [TypeUrl.Listener]: intern(TypeUrl.Listener),
           [TypeUrl.RouteConfiguration]: intern(TypeUrl.RouteConfiguration),
+          [TypeUrl.VirtualHost]: intern(TypeUrl.VirtualHost),
           [TypeUrl.Secret]: intern(TypeUrl.Secret),
         },
       };

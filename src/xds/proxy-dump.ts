@@ -5,6 +5,7 @@
 import { PUSH_ORDER, TypeUrl } from '../translate/types.js';
 import type { Connection, ProxyConfigSource } from './connection.js';
 import type { CachedResource } from './resource-cache.js';
+import { routeOfVirtualHost } from '../translate/virtual-hosts.js';
 
 export const REDACTED = '[redacted]';
 
@@ -20,7 +21,7 @@ export interface DumpedResource {
   version: string;
   /** Envoy JSON, keys redacted. */
   body: Record<string, unknown>;
-  /** The encoded Any meshd sent; undefined for a Secret holding a key (re-encode `body`). */
+  /** The encoded Any meshd sent; undefined for a Secret holding a key, or a route configuration shown with its VHDS virtual hosts (re-encode `body`). */
   any: Buffer | undefined;
 }
 
@@ -53,5 +54,28 @@ export function sentResources(conn: Connection, config: Pick<ProxyConfigSource, 
     list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     out.set(type, list);
   }
+  const vhosts = out.get(TypeUrl.VirtualHost);
+  const routes = out.get(TypeUrl.RouteConfiguration);
+  if (vhosts?.length && routes) out.set(TypeUrl.RouteConfiguration, withVirtualHosts(routes, vhosts));
   return out;
+}
+
+/**
+ * Route configurations as Envoy holds them when their virtual hosts came over VHDS: the
+ * inline ones, then those of VHDS (so a dump compares with Envoy's own). VHDS resources are
+ * still listed on their own.
+ */
+function withVirtualHosts(routes: DumpedResource[], vhosts: DumpedResource[]): DumpedResource[] {
+  const byRoute = new Map<string, Record<string, unknown>[]>();
+  for (const v of vhosts) {
+    const route = routeOfVirtualHost(v.name);
+    if (!byRoute.has(route)) byRoute.set(route, []);
+    byRoute.get(route)!.push(v.body);
+  }
+  return routes.map((r) => {
+    const more = byRoute.get(r.name);
+    if (!more || !r.body.vhds) return r;
+    const inline = (r.body.virtual_hosts as Record<string, unknown>[] | undefined) ?? [];
+    return { ...r, body: { ...r.body, virtual_hosts: [...inline, ...more] }, any: undefined };
+  });
 }

@@ -11,6 +11,13 @@ import { SentState, SetFingerprint } from './sent-state.js';
  */
 const WILDCARD_TYPES = new Set<string>([TypeUrl.Listener, TypeUrl.Cluster]);
 
+/**
+ * Delta adds VirtualHost: Envoy's VHDS watches over ADS never name what they want (they
+ * match `<route configuration>/...` on their side), so the stream's subscription is the
+ * wildcard and the server sends the virtual hosts of the route configurations it sent.
+ */
+const DELTA_WILDCARD_TYPES = new Set<string>([...WILDCARD_TYPES, TypeUrl.VirtualHost]);
+
 /** SotW responses of these types carry every resource the proxy holds, not only changes. */
 export function sotwSendsWholeSet(type: TypeUrl): boolean {
   return WILDCARD_TYPES.has(type);
@@ -104,7 +111,7 @@ export class Subscription {
     this.requested_ = true;
     let owed = first;
     if (first) {
-      this.wildcard_ = WILDCARD_TYPES.has(this.typeUrl) && (r.subscribe.length === 0 || r.subscribe.includes('*'));
+      this.wildcard_ = DELTA_WILDCARD_TYPES.has(this.typeUrl) && (r.subscribe.length === 0 || r.subscribe.includes('*'));
       for (const [name, version] of Object.entries(r.initialVersions)) this.held.set(name, version);
     } else if (r.subscribe.includes('*') && !this.wildcard_) {
       this.wildcard_ = true;

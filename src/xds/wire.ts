@@ -132,7 +132,7 @@ export interface DecodedStatus {
 
 export interface DiscoveryRequest {
   version_info?: string;
-  node?: { id?: string; cluster?: string; metadata?: unknown; user_agent_name?: string };
+  node?: { id?: string; cluster?: string; metadata?: unknown; user_agent_name?: string; user_agent_build_version?: { version?: { major_number?: number; minor_number?: number } } | null };
   resource_names?: string[];
   type_url?: string;
   response_nonce?: string;
@@ -140,7 +140,7 @@ export interface DiscoveryRequest {
 }
 
 export interface DeltaDiscoveryRequest {
-  node?: { id?: string; cluster?: string; metadata?: unknown; user_agent_name?: string };
+  node?: { id?: string; cluster?: string; metadata?: unknown; user_agent_name?: string; user_agent_build_version?: { version?: { major_number?: number; minor_number?: number } } | null };
   type_url?: string;
   resource_names_subscribe?: string[];
   resource_names_unsubscribe?: string[];

@@ -116,6 +116,7 @@ describe('manifests: files', () => {
       'CustomResourceDefinition/destinationrules.networking.istio.io',
       'CustomResourceDefinition/gateways.networking.istio.io',
       'CustomResourceDefinition/peerauthentications.security.istio.io',
+      'CustomResourceDefinition/requestauthentications.security.istio.io',
       'CustomResourceDefinition/sidecars.networking.istio.io',
       'CustomResourceDefinition/virtualservices.networking.istio.io',
       'Deployment/istiod',
@@ -470,6 +471,30 @@ const fullPeerAuthentication: Obj = {
     selector: { matchLabels: { app: 'reviews', 'app.kubernetes.io/version': 'v2' } },
     mtls: { mode: 'STRICT' },
     portLevelMtls: { '8080': { mode: 'DISABLE' }, '9090': { mode: 'PERMISSIVE' }, '15000': { mode: 'UNSET' }, '65535': {} },
+  },
+};
+
+const fullRequestAuthentication: Obj = {
+  apiVersion: `${SECURITY_GROUP}/v1beta1`,
+  kind: 'RequestAuthentication',
+  metadata: { name: 'full-ra', namespace: NS },
+  spec: {
+    selector: { matchLabels: { app: 'httpbin' } },
+    jwtRules: [
+      {
+        issuer: 'https://issuer.example.com',
+        audiences: ['httpbin', 'api.example.com'],
+        jwksUri: 'https://issuer.example.com/.well-known/jwks.json',
+        fromHeaders: [{ name: 'x-jwt-assertion' }, { name: 'authorization', prefix: 'Bearer ' }],
+        fromParams: ['token'],
+        fromCookies: ['session'],
+        outputPayloadToHeader: 'x-jwt-payload',
+        forwardOriginalToken: true,
+        outputClaimToHeaders: [{ header: 'x-jwt-sub', claim: 'sub' }],
+        timeout: '3s',
+      },
+      { issuer: 'inline@example.com', jwks: '{"keys":[{"kty":"oct","k":"c2VjcmV0","alg":"HS256"}]}' },
+    ],
   },
 };
 
@@ -856,6 +881,41 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
     assert.equal(r.status, 201, r.text.slice(0, 300));
   });
 
+  it('RequestAuthentication CRD: served at v1 and v1beta1, short name ra; every field reads back through both versions and meshd reads it; CEL refuses a non-http(s) jwksUri, jwks with jwksUri, selector with targetRefs, a rule without issuer', async () => {
+    for (const v of SECURITY_VERSIONS) {
+      const r = (await paths.resources(`${SECURITY_GROUP}/${v}`, true)).find((x) => x.name === 'requestauthentications');
+      assert.deepEqual(r?.shortNames, ['ra'], `requestauthentications at ${v}`);
+    }
+    const created = await kube.request<Obj>('POST', `/apis/${SECURITY_GROUP}/v1beta1/namespaces/${NS}/requestauthentications?fieldValidation=Strict`, fullRequestAuthentication);
+    assert.deepEqual(created.spec, fullRequestAuthentication.spec);
+    for (const v of SECURITY_VERSIONS) {
+      const got = await kube.request<Obj>('GET', `/apis/${SECURITY_GROUP}/${v}/namespaces/${NS}/requestauthentications/full-ra`);
+      assert.deepEqual(got.spec, fullRequestAuthentication.spec, `read through ${v}: nothing pruned or added`);
+      const parsed = parseMeshObject(got);
+      assert.ok(parsed.ok === true, `meshd accepts it as read through ${v}: ${JSON.stringify(parsed)}`);
+    }
+    const table = await getWithAccept(kube, `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/requestauthentications/full-ra`, 'application/json;as=Table;v=v1;g=meta.k8s.io');
+    assert.deepEqual((table.columnDefinitions as Obj[]).map((c) => c.name), ['Name', 'Age']);
+
+    const raOf = (name: string, spec: unknown): Obj => ({ apiVersion: `${SECURITY_GROUP}/v1`, kind: 'RequestAuthentication', metadata: { name, namespace: NS }, spec });
+    const ref = { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'shop' };
+    const bad: [Obj, RegExp][] = [
+      [raOf('ftp', { jwtRules: [{ issuer: 'a', jwksUri: 'ftp://keys.example.com/jwks' }] }), /jwksUri must be an http or https URL/],
+      [raOf('not-a-url', { jwtRules: [{ issuer: 'a', jwksUri: 'keys' }] }), /jwksUri must be an http or https URL/],
+      [raOf('both-keys', { jwtRules: [{ issuer: 'a', jwksUri: 'https://k.example.com/', jwks: '{"keys":[]}' }] }), /only one of jwks or jwksUri can be set/],
+      [raOf('no-issuer', { jwtRules: [{ jwksUri: 'https://k.example.com/' }] }), /issuer: Required value/],
+      [raOf('both-scopes', { selector: { matchLabels: { app: 'a' } }, targetRefs: [ref] }), /only one of selector or targetRef\(s\) can be set/],
+      [raOf('bad-timeout', { jwtRules: [{ issuer: 'a', jwksUri: 'https://k.example.com/', timeout: 'soon' }] }), /timeout/],
+    ];
+    for (const [o, message] of bad) {
+      const r = await kube.requestRaw('POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/requestauthentications`, o);
+      assert.equal(r.status, 422, `${meta(o).name}: expected 422, got ${r.status}: ${r.text.slice(0, 300)}`);
+      assert.match(r.text, message, meta(o).name);
+    }
+    const r = await kube.requestRaw('POST', `/apis/${SECURITY_GROUP}/v1/namespaces/${NS}/requestauthentications?dryRun=All&fieldValidation=Strict`, raOf('targeted', { targetRefs: [ref], jwtRules: [{ issuer: 'a', jwksUri: 'http://jwks.auth.svc.cluster.local:8080/keys' }] }));
+    assert.equal(r.status, 201, r.text.slice(0, 300));
+  });
+
   it("the seeds apply cleanly: the tutorial's httpbin, Gateway and VirtualService (v1beta1) read back unpruned", async () => {
     for (const file of ['httpbin.yaml', 'httpbin-gateway.yaml']) {
       for (const o of readObjects(join(MANIFESTS, 'samples', file))) {
@@ -1028,11 +1088,17 @@ describe('manifests: applied to kube-apiserver', { timeout: 600_000 }, () => {
       [ISTIO_GROUP, 'virtualservices'],
       [ISTIO_GROUP, 'destinationrules'],
       [SECURITY_GROUP, 'peerauthentications'],
+      [SECURITY_GROUP, 'authorizationpolicies'],
+      [SECURITY_GROUP, 'requestauthentications'],
     ] as const) {
       for (const verb of ['get', 'list', 'watch']) assert.ok(await can(verb, group, resource), `${verb} ${resource}`);
     }
     for (const resource of ['gateways', 'virtualservices', 'destinationrules']) {
       for (const verb of ['update', 'patch']) assert.ok(await can(verb, ISTIO_GROUP, resource, { subresource: 'status', namespace: NS }), `${verb} ${resource}/status`);
+    }
+    for (const resource of ['peerauthentications', 'authorizationpolicies', 'requestauthentications']) {
+      for (const verb of ['update', 'patch']) assert.ok(await can(verb, SECURITY_GROUP, resource, { subresource: 'status', namespace: NS }), `${verb} ${resource}/status`);
+      assert.ok(!(await can('update', SECURITY_GROUP, resource, { namespace: NS })), `no update of ${resource} (read only)`);
     }
     assert.ok(await can('create', 'authentication.k8s.io', 'tokenreviews'));
     assert.ok(await can('update', '', 'configmaps', { namespace: 'any-namespace', name: 'istio-ca-root-cert' }));

@@ -19,6 +19,7 @@ const NS = 'default';
 const BOUND_MS = 5000;
 const PA_CRD = 'peerauthentications.security.istio.io';
 const AP_CRD = 'authorizationpolicies.security.istio.io';
+const RA_CRD = 'requestauthentications.security.istio.io';
 
 type LogRecord = Record<string, unknown> & { level: string; msg: string };
 
@@ -47,7 +48,7 @@ describe('kube source: PeerAuthentication from a real kube-apiserver', { timeout
   let kube: KubeCluster;
   const manifests = readManifests(join(REPO_ROOT, 'manifests', 'base', 'crds.yaml'), join(REPO_ROOT, 'manifests', 'base', 'namespace.yaml'), join(REPO_ROOT, 'manifests', 'base', 'rbac.yaml'));
   const isPaCrd = (o: { kind: string; metadata: { name: string } }) => o.kind === 'CustomResourceDefinition' && o.metadata.name === PA_CRD;
-  const isApCrd = (o: { kind: string; metadata: { name: string } }) => o.kind === 'CustomResourceDefinition' && o.metadata.name === AP_CRD;
+  const isApCrd = (o: { kind: string; metadata: { name: string } }) => o.kind === 'CustomResourceDefinition' && (o.metadata.name === AP_CRD || o.metadata.name === RA_CRD);
   const sources: KubeSource[] = [];
 
   function source(): { src: KubeSource; store: ConfigStore; records: LogRecord[]; changes: ConfigChange[] } {
@@ -63,7 +64,7 @@ describe('kube source: PeerAuthentication from a real kube-apiserver', { timeout
   before(async () => {
     kube = await startKube();
     // Everything but the security.istio.io CRDs: the second test installs PeerAuthentication's
-    // alone (as an older install has it), AuthorizationPolicy's never.
+    // alone (as an older install has it), AuthorizationPolicy's and RequestAuthentication's never.
     await applyAll(kube, manifests.filter((o) => !isPaCrd(o) && !isApCrd(o)));
     await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io']);
   });
@@ -84,7 +85,7 @@ describe('kube source: PeerAuthentication from a real kube-apiserver', { timeout
     const warn = records.find((r) => r.group === 'security.istio.io');
     assert.ok(warn, 'the missing group is logged');
     assert.equal(warn.level, 'warn');
-    assert.match(warn.msg, /security\.istio\.io CRDs are not installed; PeerAuthentications and AuthorizationPolicies are not watched/);
+    assert.match(warn.msg, /security\.istio\.io CRDs are not installed; PeerAuthentications, AuthorizationPolicies and RequestAuthentications are not watched/);
     await src.stop();
   });
 

@@ -163,6 +163,24 @@ describe('Istio\'s pilot-agent against meshd', { timeout: 240_000 }, () => {
     assert.ok((lds.get('listener_manager.lds.update_success') ?? 0) > 0 && (cds.get('cluster_manager.cds.update_success') ?? 0) > 0, 'Envoy accepted listeners and clusters');
   });
 
+  it("its Envoy takes its virtual hosts over VHDS, through the agent's xDS proxy", async () => {
+    // Route `8000` names VHDS; httpbin's virtual host comes as VirtualHost `8000/httpbin.apps.svc.cluster.local:8000`
+    // (Istio's bootstrap keeps Envoy's vhds stats out: its config dump shows it).
+    const route = await eventually(
+      "route 8000 with httpbin's VHDS virtual host in Envoy's config_dump",
+      async () => {
+        // With `resource=`, each entry of `configs` is one DynamicRouteConfig.
+        const d = await agent.adminJson<{ configs: { route_config?: { name: string; vhds?: unknown; virtual_hosts?: { name: string }[] } }[] }>('/config_dump?resource=dynamic_route_configs');
+        const rc = d.configs.map((c) => c.route_config).find((r) => r?.name === '8000');
+        return rc?.virtual_hosts?.some((v) => v.name === `8000/httpbin.${NS}.svc.cluster.local:8000`) ? rc : undefined;
+      },
+      10_000,
+    ).catch(withLogs);
+    assert.ok(route.vhds, 'route 8000 names VHDS');
+    const entry = (await syncz()).find((e) => e.proxy === agent.nodeId)!;
+    assert.equal(entry.types.vhds?.status, 'SYNCED', JSON.stringify(entry.types));
+  });
+
   it('its Envoy holds the secret `default`, issued by meshd\'s root for the token\'s identity', async () => {
     const dump = await eventually(
       'the active secret `default` in Envoy\'s config_dump',

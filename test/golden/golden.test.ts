@@ -4,7 +4,7 @@
 // loaded by the real Envoy (`envoy --mode validate`). Regenerate with MESHD_GOLDEN_UPDATE=1.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { parseYamlText } from '../../src/sources/file/file-source.js';
@@ -28,6 +28,8 @@ interface ProxySpec {
   metadata?: Record<string, unknown>;
   /** The identity the proxy's stream proved (service account token): it gets mTLS. */
   identity?: { namespace: string; serviceAccount: string };
+  /** Its stream is delta ADS with meshd's --vhds on: a sidecar's virtual hosts go over VHDS. */
+  vhds?: boolean;
 }
 
 function proxyOf(p: ProxySpec): ReturnType<typeof parseProxy> {
@@ -38,6 +40,7 @@ function proxyOf(p: ProxySpec): ReturnType<typeof parseProxy> {
   }
   // Istio's agent beside Envoy (PROXY_CONFIG in its metadata) serves the certificate itself.
   if (proxy.agent) proxy.certificates = { source: 'agent', trustDomain: 'cluster.local' };
+  if (p.vhds) proxy.vhds = true;
   return proxy;
 }
 
@@ -55,6 +58,11 @@ const FILES: Record<string, TypeUrl> = {
   listeners: TypeUrl.Listener,
   routes: TypeUrl.RouteConfiguration,
   secrets: TypeUrl.Secret,
+};
+
+/** Files written only when the proxy has such resources (VHDS: delta sidecars only). */
+const OPTIONAL_FILES: Record<string, TypeUrl> = {
+  'virtual-hosts': TypeUrl.VirtualHost,
 };
 
 function translateCase(dir: string): Map<string, ResourcesByType> {
@@ -95,12 +103,25 @@ describe('translator golden files', () => {
             assert.ok(existsSync(path), `${path} is missing: run with MESHD_GOLDEN_UPDATE=1 to create it`);
             assert.equal(actual, readFileSync(path, 'utf8'), `${name}/${proxy}/${file}.yaml differs (MESHD_GOLDEN_UPDATE=1 regenerates)`);
           }
+          for (const [file, type] of Object.entries(OPTIONAL_FILES)) {
+            const path = join(outDir, `${file}.yaml`);
+            if (res[type].length === 0) {
+              if (UPDATE) rmSync(path, { force: true });
+              assert.ok(!existsSync(path), `${name}/${proxy}/${file}.yaml exists but the proxy gets none (MESHD_GOLDEN_UPDATE=1 regenerates)`);
+              continue;
+            }
+            const actual = toYaml(res[type]);
+            if (UPDATE) writeFileSync(path, actual);
+            assert.ok(existsSync(path), `${path} is missing: run with MESHD_GOLDEN_UPDATE=1 to create it`);
+            assert.equal(actual, readFileSync(path, 'utf8'), `${name}/${proxy}/${file}.yaml differs (MESHD_GOLDEN_UPDATE=1 regenerates)`);
+          }
         });
 
         it(`${proxy}: is deterministic and sorted`, () => {
           const again = translateCase(dir).get(proxy)!;
-          for (const type of Object.values(FILES)) assert.deepEqual(again[type].map((r) => [r.name, r.body]), res[type].map((r) => [r.name, r.body]));
-          for (const type of Object.values(FILES)) {
+          const types = [...Object.values(FILES), ...Object.values(OPTIONAL_FILES)];
+          for (const type of types) assert.deepEqual(again[type].map((r) => [r.name, r.body]), res[type].map((r) => [r.name, r.body]));
+          for (const type of types) {
             const names = res[type].map((r) => r.name);
             assert.deepEqual(names, [...names].sort(), `${type} not sorted`);
             assert.equal(new Set(names).size, names.length, `${type} has duplicate names`);
@@ -118,6 +139,11 @@ describe('translator golden files', () => {
           for (const [file, type] of Object.entries(FILES)) {
             const docs = (parse(readFileSync(join(dir, proxy, `${file}.yaml`), 'utf8')) as Record<string, unknown>[] | null) ?? [];
             golden[type] = docs.map((body) => ({ name: String(body.name ?? body.cluster_name), body }));
+          }
+          for (const [file, type] of Object.entries(OPTIONAL_FILES)) {
+            const path = join(dir, proxy, `${file}.yaml`);
+            const docs = existsSync(path) ? ((parse(readFileSync(path, 'utf8')) as Record<string, unknown>[] | null) ?? []) : [];
+            golden[type] = docs.map((body) => ({ name: String(body.name), body }));
           }
           const result = await validateEnvoyConfig(staticBootstrap(golden));
           assert.ok(result.ok, `envoy --mode validate rejected ${name}/${proxy}:\n${result.output}`);

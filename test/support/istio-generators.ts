@@ -609,6 +609,44 @@ class Generator {
   }
 
   // -------------------------------------------------------------------------------------
+  // RequestAuthentications (security.istio.io): every scope and jwtRule field
+
+  requestAuthentications(): void {
+    const r = this.rng;
+    const n = r.int(0, 3);
+    const JWKS_URIS = ['https://accounts.example.com/.well-known/jwks.json', 'http://10.0.7.7:8081/jwks', 'https://[2001:db8::7]/keys', 'http://jwks.default.svc.cluster.local/keys'];
+    for (let i = 0; i < n; i++) {
+      const namespace = r.pick(NAMESPACES);
+      const svc = this.services.length > 0 && r.chance(0.6) ? r.pick(this.services) : undefined;
+      const jwtRules = Array.from({ length: r.int(1, 3) }, (_, k) => {
+        const remote = r.chance(0.6);
+        return obj({
+          issuer: `https://issuer-${i}-${k}.example.com`,
+          audiences: r.maybe(0.4, () => r.some(['httpbin', 'api.example.com', 'web'], 1, 2)),
+          jwksUri: remote ? r.pick(JWKS_URIS) : undefined,
+          jwks: remote ? undefined : INLINE_JWKS,
+          fromHeaders: r.maybe(0.3, () => r.some([{ name: 'x-jwt-assertion' }, { name: 'authorization', prefix: 'Bearer ' }, { name: 'x-token', prefix: 'Token ' }], 1, 2)),
+          fromParams: r.maybe(0.2, () => r.some(['token', 'access_token'], 1, 2)),
+          fromCookies: r.maybe(0.2, () => r.some(['session', 'jwt'], 1, 2)),
+          outputPayloadToHeader: r.maybe(0.3, () => 'x-jwt-payload'),
+          forwardOriginalToken: r.maybe(0.3, () => r.chance(0.5)),
+          outputClaimToHeaders: r.maybe(0.3, () => r.some([{ header: 'x-jwt-sub', claim: 'sub' }, { header: 'x-jwt-group', claim: 'group' }], 1, 2)),
+          timeout: r.maybe(0.2, () => r.pick(['1s', '500ms', '10s'])),
+        });
+      });
+      let spec: Json = obj({
+        selector: svc && r.chance(0.7) ? { matchLabels: { app: svc.name } } : r.maybe(0.1, () => ({ matchLabels: { istio: 'ingressgateway' } })),
+        jwtRules,
+      });
+      if (this.broken(0.05)) {
+        this.intendedInvalid++;
+        spec = { ...spec, jwtRules: [{ jwksUri: 'ftp://keys.example.com/jwks' }] };
+      }
+      this.objects.push({ apiVersion: r.pick(['security.istio.io/v1', 'security.istio.io/v1beta1']), kind: 'RequestAuthentication', metadata: { name: `ra-${i}`, namespace }, spec });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
   // AuthorizationPolicies (security.istio.io): every action, scope, field and `when` key
 
   /** Extension providers on a generated service port (or on a service that does not exist), with random settings. */
@@ -724,6 +762,19 @@ class Generator {
   }
 }
 
+/** A public RSA key (its private half was thrown away): the inline JWKS generated RequestAuthentications carry. */
+const INLINE_JWKS = JSON.stringify({
+  keys: [
+    {
+      kty: 'RSA',
+      n: '1EdczZ7ocXRX8cgzkvQ4VY8KL3oha45ViYfKK0ux3hzVYtleXplGXnkhH-hKpO4clVO-j1L9KjzdDmcDv4hI3I1DA6Rwh-LwExxF3WRzR7WFdcMpfT-RpxxCqjcix9uy_7mgFkLhtiKT9URMDzf53K8Gtfke7f4KPVuEmiFaFRz75bIJN0G5fOM5pHapxQOgwgx9FXN8jg0Uu5v-KZFmjQLtHPC5BFjERJkpBh_uFfyIkkl_hFsZc5eHNbXXK6h6YgPgq7ZjQ0BtQKv-iyySlgpYIB1jxxajEf8n0grlZthsLcZc5ybmPtFKrwN6Vq-PgJW-aE39XvwRTN_RD1HOjQ',
+      e: 'AQAB',
+      kid: 'fuzz',
+      alg: 'RS256',
+    },
+  ],
+});
+
 /** Generates one case; the same seed always gives the same objects. */
 export function generateCase(seed: number): GeneratedCase {
   const g = new Generator(new Rng(seed));
@@ -732,5 +783,6 @@ export function generateCase(seed: number): GeneratedCase {
   g.gateways();
   g.virtualServices();
   g.authorizationPolicies();
+  g.requestAuthentications();
   return { seed, objects: g.objects, intendedInvalid: g.intendedInvalid, meshConfig: g.meshConfig() };
 }

@@ -31,6 +31,8 @@ const RESOURCES: Record<string, { plural: string; cluster?: boolean }> = {
   VirtualService: { plural: 'virtualservices' },
   DestinationRule: { plural: 'destinationrules' },
   PeerAuthentication: { plural: 'peerauthentications' },
+  AuthorizationPolicy: { plural: 'authorizationpolicies' },
+  RequestAuthentication: { plural: 'requestauthentications' },
   Sidecar: { plural: 'sidecars' },
 };
 

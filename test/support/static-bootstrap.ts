@@ -5,6 +5,7 @@
 import { TypeUrl, type EnvoyResource } from '../../src/translate/types.js';
 import type { ResourcesByType } from '../../src/translate/index.js';
 import { ROOT_CA_SECRET, WORKLOAD_SECRET, rootCaSecret, workloadSecret } from '../../src/translate/mtls.js';
+import { routeOfVirtualHost } from '../../src/translate/virtual-hosts.js';
 import { selfSignedCertificate } from './tls.js';
 
 type Json = Record<string, unknown>;
@@ -59,9 +60,30 @@ function meshSecrets(): Json[] {
   return workloadSecrets;
 }
 
+/**
+ * Route configurations as Envoy builds them from RDS and VHDS: the VHDS virtual hosts of
+ * each (`<route configuration>/<virtual host>`) after its inline ones, and no `vhds` (a
+ * static route configuration takes none).
+ */
+function mergedRoutes(res: ResourcesByType): Map<string, Json> {
+  const vhosts = new Map<string, Json[]>();
+  for (const vh of res[TypeUrl.VirtualHost] ?? []) {
+    const route = routeOfVirtualHost(vh.name);
+    if (!vhosts.has(route)) vhosts.set(route, []);
+    vhosts.get(route)!.push(vh.body);
+  }
+  return new Map(
+    res[TypeUrl.RouteConfiguration].map((r: EnvoyResource) => {
+      if (!r.body.vhds) return [r.name, r.body];
+      const { vhds: _vhds, ...rest } = r.body;
+      return [r.name, { ...rest, virtual_hosts: [...((r.body.virtual_hosts as Json[] | undefined) ?? []), ...(vhosts.get(r.name) ?? [])] }];
+    }),
+  );
+}
+
 /** A bootstrap with everything inline. API listeners (proxyless gRPC) are checked through a plain listener per route configuration. */
 export function staticBootstrap(res: ResourcesByType): Json {
-  const routes = new Map(res[TypeUrl.RouteConfiguration].map((r: EnvoyResource) => [r.name, r.body]));
+  const routes = mergedRoutes(res);
   const endpoints = new Map(res[TypeUrl.ClusterLoadAssignment].map((r: EnvoyResource) => [r.name, r.body]));
   const listeners: Json[] = [];
   let port = 20000;

@@ -87,6 +87,18 @@ describe('tables', () => {
       ],
     );
   });
+  it('proxy-status: RDS of a proxy on VHDS is STALE while its virtual hosts are', () => {
+    const row = (rds: string, vhds: string | undefined): string => {
+      const types: Record<string, { status: string }> = { rds: { status: rds } };
+      if (vhds) types.vhds = { status: vhds };
+      const t = statusTable([{ replica: 'r', entries: [{ proxy: 'sidecar~1~p.ns~ns.svc.cluster.local', cluster_id: 'K', types }] }]);
+      return t.split('\n')[1]!.split(/\s{2,}/)[5]!;
+    };
+    assert.equal(row('SYNCED', 'STALE'), 'STALE');
+    assert.equal(row('SYNCED', 'SYNCED'), 'SYNCED');
+    assert.equal(row('SYNCED', undefined), 'SYNCED');
+    assert.equal(row('STALE', 'SYNCED'), 'STALE');
+  });
   it('shows the shortest domains of a virtual host, as istioctl', () => {
     assert.equal(describeRouteDomains(['a.ns.svc.cluster.local', 'a.ns.svc.cluster.local:80', 'a', 'a:80', 'a.ns.svc', 'a.ns', '10.0.0.1', '10.0.0.1:80']), 'a, a.ns + 1 more...');
     assert.equal(describeRouteDomains(['*']), '*');

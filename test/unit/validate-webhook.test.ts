@@ -196,3 +196,35 @@ spec: {serviceAccountName: db, containers: [{name: db, image: db}]}
     assert.deepEqual(r, { uid: 'u1', allowed: true });
   });
 });
+
+describe('validating webhook for RequestAuthentications', () => {
+  const held = `
+apiVersion: v1
+kind: Service
+metadata: {name: jwks, namespace: auth}
+spec: {selector: {app: jwks}, ports: [{name: http, port: 8080}]}
+`;
+  const store = new ConfigStore();
+  store.replaceSource('t', parseYamlText(held, 'held.yaml').objects);
+  const snapshot = buildSnapshot(store, 'cluster.local').snapshot;
+  const handleRa = validateWebhook({ log: silentLogger, snapshot: () => snapshot });
+  const ra = (jwtRules: unknown): AdmissionRequest => ({
+    ...request('RequestAuthentication', { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'jwt' }, spec: { jwtRules } }),
+    kind: { group: 'security.istio.io', version: 'v1', kind: 'RequestAuthentication' },
+  });
+
+  it('refuses a rule without issuer and a jwksUri that is no http(s) URL, naming the fields', () => {
+    const r = handleRa(ra([{ jwksUri: 'ftp://keys.example.com/jwks' }]));
+    assert.equal(r.allowed, false);
+    assert.match(r.status?.message ?? '', /spec\.jwtRules\[0\]\.issuer: is required/);
+    assert.match(r.status?.message ?? '', /spec\.jwtRules\[0\]\.jwksUri: "ftp:\/\/keys\.example\.com\/jwks" is not an http or https URL/);
+  });
+
+  it('admits a jwksUri on an existing Service quietly, and warns (IST0101) for one on a Service that does not exist', () => {
+    assert.deepEqual(handleRa(ra([{ issuer: 'a', jwksUri: 'http://jwks.auth.svc.cluster.local:8080/keys' }])), { uid: 'u1', allowed: true });
+    const r = handleRa(ra([{ issuer: 'a', jwksUri: 'http://keys.auth.svc.cluster.local/keys' }]));
+    assert.equal(r.allowed, true);
+    assert.equal(r.warnings?.length, 1);
+    assert.match(r.warnings![0]!, /^Warning \[IST0101\] \(RequestAuthentication bookinfo\/jwt\) .*Referenced host not found: "keys\.auth\.svc\.cluster\.local"/);
+  });
+});

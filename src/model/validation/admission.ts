@@ -8,7 +8,10 @@
 //   server another Gateway keeps (IST0145), a PeerAuthentication an older one overrides
 //   (IST0167): the rules of the stage, run with this object in place of its stored version;
 // - an AuthorizationPolicy using an HTTP-only field where it selects TCP ports (IST0167), or
-//   naming an extension provider meshd does not have (IST0101).
+//   naming an extension provider meshd does not have (IST0101);
+// - a RequestAuthentication whose jwksUri names a mesh Service (or port) that does not exist
+//   (IST0101); an AuthorizationPolicy reading a verified JWT on pods no RequestAuthentication
+//   applies to (IST0167).
 import type { IstioObject, VirtualServiceObject } from '../objects.js';
 import type { MeshSnapshot } from '../mesh.js';
 import { resolveHost } from '../istio.js';
@@ -20,6 +23,7 @@ import { gatewayConflictFindings } from './gateway-servers.js';
 import { decidePeerAuthentications } from './peer-authentications.js';
 import { ROOT_NAMESPACE } from '../istio-scope.js';
 import { authorizationPolicyFindings } from './authorization-policies.js';
+import { requestAuthenticationFindings, requestPrincipalFindings } from './request-authentications.js';
 
 type Named = { metadata: { namespace: string; name: string } };
 
@@ -67,7 +71,13 @@ export function admissionWarnings(obj: IstioObject, snapshot: MeshSnapshot, now:
       break;
     }
     case 'AuthorizationPolicy':
-      found = authorizationPolicyFindings({ policies: [obj], services: snapshot.services, pods: snapshot.pods.values(), rootNamespace: config.rootNamespace ?? ROOT_NAMESPACE, extensionProviders: snapshot.meshConfig.extensionProviders });
+      found = [
+        ...authorizationPolicyFindings({ policies: [obj], services: snapshot.services, pods: snapshot.pods.values(), rootNamespace: config.rootNamespace ?? ROOT_NAMESPACE, extensionProviders: snapshot.meshConfig.extensionProviders }),
+        ...requestPrincipalFindings({ authorizationPolicies: [obj], requestAuthentications: config.requestAuthentications ?? [], pods: snapshot.pods.values(), rootNamespace: config.rootNamespace ?? ROOT_NAMESPACE }),
+      ];
+      break;
+    case 'RequestAuthentication':
+      found = requestAuthenticationFindings({ policies: [obj], services: snapshot.services, domain: snapshot.domain });
       break;
     case 'DestinationRule':
       break;

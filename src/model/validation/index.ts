@@ -21,8 +21,12 @@
 // - an AuthorizationPolicy using an HTTP-only field where it selects TCP ports: IST0167
 //   IneffectivePolicy, Warning; a CUSTOM policy's extension provider missing from the mesh
 //   config or unusable: IST0101, Error; CUSTOM policies naming different providers on one pod:
-//   IST0167, Error (authorization-policies.ts).
-import type { AuthorizationPolicyObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
+//   IST0167, Error (authorization-policies.ts);
+// - a RequestAuthentication's jwksUri naming a mesh Service (or a port of it) that does not
+//   exist: IST0101 ReferencedResourceNotFound, Error; the policy is still served; an
+//   AuthorizationPolicy reading a verified JWT (requestPrincipals, request.auth.*) on pods no
+//   RequestAuthentication applies to: IST0167 IneffectivePolicy, Warning (request-authentications.ts).
+import type { AuthorizationPolicyObject, RequestAuthenticationObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
 import { definedSubsets, undefinedSubsetFindings } from './subsets.js';
@@ -32,6 +36,7 @@ import { meshHostConflictFindings } from './mesh-hosts.js';
 import { sidecarFindings } from './sidecars.js';
 import { authorizationPolicyFindings } from './authorization-policies.js';
 import type { ExtensionProvider } from '../extension-providers.js';
+import { requestAuthenticationFindings, requestPrincipalFindings } from './request-authentications.js';
 
 export interface ValidationInput {
   /** Each kind sorted by namespace/name. */
@@ -41,6 +46,7 @@ export interface ValidationInput {
   peerAuthentications: readonly PeerAuthenticationObject[];
   sidecars?: readonly SidecarObject[];
   authorizationPolicies?: readonly AuthorizationPolicyObject[];
+  requestAuthentications?: readonly RequestAuthenticationObject[];
   /** The mesh's pods (which workloads an AuthorizationPolicy selects, and their ports). */
   pods?: Iterable<PodObject>;
   /** The mesh's services, sorted by hostname (gateway listening ports depend on them). */
@@ -74,6 +80,12 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   findings.push(...sidecarFindings(input.sidecars ?? []));
   if (input.authorizationPolicies?.length) {
     findings.push(...authorizationPolicyFindings({ policies: input.authorizationPolicies, services: input.services, pods: input.pods ?? [], rootNamespace: input.rootNamespace, extensionProviders: input.extensionProviders ?? [] }));
+  }
+  if (input.requestAuthentications?.length) {
+    findings.push(...requestAuthenticationFindings({ policies: input.requestAuthentications, services: input.services, domain: input.domain }));
+  }
+  if (input.authorizationPolicies?.length) {
+    findings.push(...requestPrincipalFindings({ authorizationPolicies: input.authorizationPolicies, requestAuthentications: input.requestAuthentications ?? [], pods: input.pods ?? [], rootNamespace: input.rootNamespace }));
   }
   return { virtualServices, peerAuthenticationDecisions, findings: sortFindings(findings) };
 }

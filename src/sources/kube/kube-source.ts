@@ -60,8 +60,9 @@ export const ISTIO_GROUPS: IstioGroup[] = [
     kinds: [
       { kind: 'PeerAuthentication', plural: 'peerauthentications' },
       { kind: 'AuthorizationPolicy', plural: 'authorizationpolicies' },
+      { kind: 'RequestAuthentication', plural: 'requestauthentications' },
     ],
-    describe: 'PeerAuthentications and AuthorizationPolicies',
+    describe: 'PeerAuthentications, AuthorizationPolicies and RequestAuthentications',
   },
 ];
 
