@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { AuthorizationPolicyObject, SidecarObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import type { AuthorizationPolicyObject, ServiceEntryObject, SidecarObject, WorkloadEntryObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -9,6 +9,7 @@ import { sortFindings, type Finding } from './finding.js';
 import type { MeshService } from './service.js';
 import { ROOT_NAMESPACE } from './istio-scope.js';
 import { refusalFindings, validateConfig } from './validation/index.js';
+import { serviceEntryEndpoints, serviceEntryServices, type EntryService } from './service-entries.js';
 import type { PeerAuthenticationDecisions } from './validation/peer-authentications.js';
 
 export type { MeshService, MeshServicePort } from './service.js';
@@ -21,6 +22,13 @@ export interface MeshEndpoint {
   /** The service account of the endpoint's Pod, when known: the identity mTLS expects. */
   serviceAccount?: string;
   zone?: string;
+  /** Region and sub-zone of the locality (ServiceEntry endpoints and WorkloadEntries). */
+  region?: string;
+  subZone?: string;
+  /** Load-balancing weight (1 when unset). */
+  weight?: number;
+  /** The endpoint's network, when given (recorded only: meshd has one network). */
+  network?: string;
 }
 
 /** Endpoints of one service port, keyed by `<hostname>|<port>`. */
@@ -63,6 +71,10 @@ export interface IstioConfig {
   readonly authorizationPolicies?: readonly AuthorizationPolicyObject[];
   /** Every valid Sidecar, sorted by namespace/name (model/sidecar.ts resolves which applies to a workload). */
   readonly sidecars?: readonly SidecarObject[];
+  /** Every valid ServiceEntry, sorted by namespace/name (their hosts are in the snapshot's services). */
+  readonly serviceEntries?: readonly ServiceEntryObject[];
+  /** Every valid WorkloadEntry, sorted by namespace/name (endpoints of the ServiceEntries selecting them). */
+  readonly workloadEntries?: readonly WorkloadEntryObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
   /** The validation stage's findings about this config (objects or parts left out or ignored), sorted; refusals are not here. */
@@ -90,7 +102,10 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
   const peerAuthentications = store.list('PeerAuthentication').sort(byNamespacedName);
   const sidecars = store.list('Sidecar').sort(byNamespacedName);
   const authorizationPolicies = store.list('AuthorizationPolicy').sort(byNamespacedName);
+  const serviceEntries = store.list('ServiceEntry').sort(byNamespacedName);
+  const workloadEntries = store.list('WorkloadEntry').sort(byNamespacedName);
   const v = validateConfig({
+    serviceEntries,
     virtualServices: store.list('VirtualService').sort(byNamespacedName),
     destinationRules,
     gateways,
@@ -113,6 +128,8 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     peerAuthenticationDecisions: v.peerAuthenticationDecisions,
     authorizationPolicies,
     sidecars,
+    serviceEntries,
+    workloadEntries,
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };
@@ -210,7 +227,7 @@ function sameEndpoints(a: readonly MeshEndpoint[] | undefined, b: readonly MeshE
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
-    if (x.address !== y.address || x.port !== y.port || x.podName !== y.podName || x.zone !== y.zone || x.serviceAccount !== y.serviceAccount || !sameLabels(x.labels, y.labels)) return false;
+    if (x.address !== y.address || x.port !== y.port || x.podName !== y.podName || x.zone !== y.zone || x.serviceAccount !== y.serviceAccount || x.region !== y.region || x.subZone !== y.subZone || x.weight !== y.weight || x.network !== y.network || !sameLabels(x.labels, y.labels)) return false;
   }
   return true;
 }
@@ -227,17 +244,28 @@ export interface SnapshotDelta {
  * Builds a whole new snapshot from the store. Endpoint lists equal to the previous ones are
  * reused. The mesh config is the previous snapshot's unless one is given (Istio's defaults at first).
  */
-/** The store's Services (not ExternalName ones), sorted by hostname. */
-function meshServices(store: ConfigStore, domain: string): MeshService[] {
-  return store
+function byHostname(a: MeshService, b: MeshService): number {
+  return a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0;
+}
+
+/** The store's Services (not ExternalName ones) and ServiceEntry hosts (model/service-entries.ts), sorted by hostname. */
+function registry(store: ConfigStore, domain: string): { services: MeshService[]; entries: EntryService[] } {
+  const kube = store
     .list('Service')
     .filter((s) => s.spec.type !== 'ExternalName')
-    .map((s) => toMeshService(s, domain))
-    .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    .map((s) => toMeshService(s, domain));
+  const entries = serviceEntryServices(store.list('ServiceEntry'), new Set(kube.map((s) => s.hostname)));
+  return { services: [...kube, ...entries.map((e) => e.svc)].sort(byHostname), entries };
+}
+
+function meshServices(store: ConfigStore, domain: string): MeshService[] {
+  return registry(store, domain).services;
 }
 
 export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSnapshot, meshConfig: MeshConfig = prev?.meshConfig ?? defaultMeshConfig()): SnapshotDelta {
-  const services = meshServices(store, domain);
+  const { services, entries } = registry(store, domain);
+  const entryByHost = new Map(entries.map((e) => [e.svc.hostname, e]));
+  const workloads = { pods: store.list('Pod'), workloadEntries: store.list('WorkloadEntry') };
   const serviceByHost = new Map(services.map((s) => [s.hostname, s]));
   const slices = slicesByService(store);
   const pods = new Map(store.list('Pod').map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
@@ -247,7 +275,11 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
   const version = (prev?.version ?? 0) + 1;
   for (const svc of services) {
     let changed = false;
-    for (const [key, eps] of serviceEndpoints(svc, slices.get(`${svc.namespace}/${svc.name}`) ?? [], pods)) {
+    const entry = svc.entry ? entryByHost.get(svc.hostname) : undefined;
+    const found = entry
+      ? new Map([...serviceEntryEndpoints(entry, workloads)].map(([port, eps]) => [endpointKey(svc.hostname, port), eps]))
+      : serviceEndpoints(svc, slices.get(`${svc.namespace}/${svc.name}`) ?? [], pods);
+    for (const [key, eps] of found) {
       const old = prev?.endpoints.get(key);
       if (old && sameEndpoints(old, eps)) endpoints.set(key, old);
       else {
@@ -258,7 +290,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     if (prev && !changed) {
       // Ports removed from a service also change its endpoints.
       const prevSvc = prev.serviceByHost.get(svc.hostname);
-      if (!prevSvc || prevSvc.ports.length !== svc.ports.length) changed = true;
+      if (!prevSvc || prevSvc.ports.length !== svc.ports.length || prevSvc.entry?.resolution !== svc.entry?.resolution) changed = true;
     }
     if (changed || !prev) changedEndpoints.add(svc.hostname);
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));

@@ -16,6 +16,7 @@ import {
 import { ISTIO_SECURITY_API_VERSIONS, peerAuthenticationIssues, peerAuthenticationSpecSchema, type PeerAuthenticationSpec } from './security.js';
 import { authorizationPolicyIssues, authorizationPolicySpecSchema, type AuthorizationPolicySpec } from './authorization.js';
 import { sidecarIssues, sidecarSpecSchema, type SidecarSpec } from './sidecar.js';
+import { serviceEntryIssues, serviceEntrySpecSchema, workloadEntryIssues, workloadEntrySpecSchema, type ServiceEntrySpec, type WorkloadEntrySpec } from './service-entry.js';
 
 export interface ObjectMeta {
   name: string;
@@ -136,7 +137,19 @@ export interface SidecarObject {
   spec: SidecarSpec;
 }
 
-export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | SidecarObject;
+export interface ServiceEntryObject {
+  kind: 'ServiceEntry';
+  metadata: ObjectMeta;
+  spec: ServiceEntrySpec;
+}
+
+export interface WorkloadEntryObject {
+  kind: 'WorkloadEntry';
+  metadata: ObjectMeta;
+  spec: WorkloadEntrySpec;
+}
+
+export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | SidecarObject | ServiceEntryObject | WorkloadEntryObject;
 
 export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject | IstioObject;
 export type MeshKind = MeshObject['kind'];
@@ -154,6 +167,8 @@ export const KIND_API_VERSIONS: Record<MeshKind, readonly string[]> = {
   PeerAuthentication: ISTIO_SECURITY_API_VERSIONS,
   AuthorizationPolicy: ISTIO_SECURITY_API_VERSIONS,
   Sidecar: ISTIO_NETWORKING_API_VERSIONS,
+  ServiceEntry: ISTIO_NETWORKING_API_VERSIONS,
+  WorkloadEntry: ISTIO_NETWORKING_API_VERSIONS,
 };
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -457,6 +472,10 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
       return parseIstio('AuthorizationPolicy', authorizationPolicySpecSchema, authorizationPolicyIssues, raw, defaultNamespace);
     case 'Sidecar':
       return parseIstio('Sidecar', sidecarSpecSchema, sidecarIssues, raw, defaultNamespace);
+    case 'ServiceEntry':
+      return parseIstio('ServiceEntry', serviceEntrySpecSchema, serviceEntryIssues, raw, defaultNamespace);
+    case 'WorkloadEntry':
+      return parseIstio('WorkloadEntry', workloadEntrySpecSchema, workloadEntryIssues, raw, defaultNamespace);
   }
 }
 

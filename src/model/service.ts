@@ -9,6 +9,21 @@ export interface MeshServicePort {
   protocol: Protocol;
 }
 
+/** Where a service of the registry came from when it is a ServiceEntry's host (model/service-entries.ts). */
+export interface ServiceEntryOrigin {
+  /** The ServiceEntry, for its metadata. */
+  readonly namespace: string;
+  readonly name: string;
+  readonly location: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+  readonly resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+  /** Its `addresses`: IPs and CIDR blocks (TCP listeners match them). */
+  readonly addresses: readonly string[];
+  /** Its `exportTo` (every namespace when unset). */
+  readonly exportTo: readonly string[] | undefined;
+  /** Its `subjectAltNames`: the identities mTLS to it accepts, when given. */
+  readonly subjectAltNames: readonly string[] | undefined;
+}
+
 export interface MeshService {
   /** `<name>.<namespace>.svc.<domain>` */
   hostname: string;
@@ -19,4 +34,6 @@ export interface MeshService {
   ports: MeshServicePort[];
   selector: Labels | undefined;
   labels: Labels;
+  /** Set for a ServiceEntry's host: `name` is the host, `namespace` the ServiceEntry's. */
+  entry?: ServiceEntryOrigin;
 }

@@ -32,6 +32,8 @@ const RESOURCES: Record<string, { plural: string; cluster?: boolean }> = {
   DestinationRule: { plural: 'destinationrules' },
   PeerAuthentication: { plural: 'peerauthentications' },
   Sidecar: { plural: 'sidecars' },
+  ServiceEntry: { plural: 'serviceentries' },
+  WorkloadEntry: { plural: 'workloadentries' },
 };
 
 export function collectionPath(apiVersion: string, kind: string, namespace?: string): string {

@@ -20,8 +20,10 @@
 //   MultipleSidecarsWithoutWorkloadSelectors, Error, on each; the oldest applies (sidecars.ts);
 // - an AuthorizationPolicy using an HTTP-only field where it selects TCP ports: IST0167
 //   IneffectivePolicy, Warning; a CUSTOM policy's provider, which meshd cannot have: IST0101,
-//   Error (authorization-policies.ts).
-import type { AuthorizationPolicyObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
+//   Error (authorization-policies.ts);
+// - a ServiceEntry port whose protocol is unset or TCP without `addresses`: IST0134
+//   ServiceEntryAddressesRequired, Warning (service-entries.ts).
+import type { AuthorizationPolicyObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, ServiceEntryObject, SidecarObject, VirtualServiceObject } from '../objects.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
 import { definedSubsets, undefinedSubsetFindings } from './subsets.js';
@@ -30,6 +32,7 @@ import { decidePeerAuthentications, type PeerAuthenticationDecisions } from './p
 import { meshHostConflictFindings } from './mesh-hosts.js';
 import { sidecarFindings } from './sidecars.js';
 import { authorizationPolicyFindings } from './authorization-policies.js';
+import { serviceEntryFindings } from './service-entries.js';
 
 export interface ValidationInput {
   /** Each kind sorted by namespace/name. */
@@ -38,6 +41,7 @@ export interface ValidationInput {
   gateways: readonly GatewayObject[];
   peerAuthentications: readonly PeerAuthenticationObject[];
   sidecars?: readonly SidecarObject[];
+  serviceEntries?: readonly ServiceEntryObject[];
   authorizationPolicies?: readonly AuthorizationPolicyObject[];
   /** The mesh's pods (which workloads an AuthorizationPolicy selects, and their ports). */
   pods?: Iterable<PodObject>;
@@ -68,6 +72,7 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   const peerAuthenticationDecisions = decidePeerAuthentications(input.peerAuthentications, input.rootNamespace);
   findings.push(...peerAuthenticationDecisions.findings);
   findings.push(...sidecarFindings(input.sidecars ?? []));
+  findings.push(...serviceEntryFindings(input.serviceEntries ?? []));
   if (input.authorizationPolicies?.length) {
     findings.push(...authorizationPolicyFindings({ policies: input.authorizationPolicies, services: input.services, pods: input.pods ?? [], rootNamespace: input.rootNamespace }));
   }
