@@ -1,6 +1,8 @@
-// A Service of the mesh as the snapshot holds it (model/mesh.ts builds them).
+// A service of the mesh's registry as the snapshot holds it (model/mesh.ts builds them from
+// Services, model/service-entries.ts from ServiceEntry hosts).
 import type { Protocol } from './protocol.js';
 import type { Labels } from './labels.js';
+import { visibleTo } from './istio-scope.js';
 
 export interface MeshServicePort {
   name: string;
@@ -36,4 +38,9 @@ export interface MeshService {
   labels: Labels;
   /** Set for a ServiceEntry's host: `name` is the host, `namespace` the ServiceEntry's. */
   entry?: ServiceEntryOrigin;
+}
+
+/** Whether clients in `clientNamespace` see `svc`: a ServiceEntry's host by its exportTo; Services everywhere. */
+export function visibleFrom(svc: MeshService, clientNamespace: string): boolean {
+  return svc.entry === undefined || visibleTo(svc.entry.exportTo, svc.entry.namespace, clientNamespace);
 }
