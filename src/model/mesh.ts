@@ -12,24 +12,9 @@ import { refusalFindings, validateConfig } from './validation/index.js';
 import { serviceEntryEndpoints, serviceEntryServices, type EntryService } from './service-entries.js';
 import type { PeerAuthenticationDecisions } from './validation/peer-authentications.js';
 
-export type { MeshService, MeshServicePort } from './service.js';
+export type { MeshEndpoint, MeshService, MeshServicePort } from './service.js';
+import type { MeshEndpoint } from './service.js';
 
-export interface MeshEndpoint {
-  address: string;
-  port: number;
-  labels: Labels;
-  podName?: string;
-  /** The service account of the endpoint's Pod, when known: the identity mTLS expects. */
-  serviceAccount?: string;
-  zone?: string;
-  /** Region and sub-zone of the locality (ServiceEntry endpoints and WorkloadEntries). */
-  region?: string;
-  subZone?: string;
-  /** Load-balancing weight (1 when unset). */
-  weight?: number;
-  /** The endpoint's network, when given (recorded only: meshd has one network). */
-  network?: string;
-}
 
 /** Endpoints of one service port, keyed by `<hostname>|<port>`. */
 export type EndpointIndex = ReadonlyMap<string, readonly MeshEndpoint[]>;

@@ -5,8 +5,7 @@
 // workloadSelector picks in its namespace; with DNS resolution and no endpoints, the host
 // itself.
 import type { PodObject, ServiceEntryObject, WorkloadEntryObject } from './objects.js';
-import type { MeshService, MeshServicePort } from './service.js';
-import type { MeshEndpoint } from './mesh.js';
+import type { MeshEndpoint, MeshService, MeshServicePort } from './service.js';
 import { portProtocol } from './protocol.js';
 import { selectorMatches, type Labels } from './labels.js';
 import { locationOf, resolutionOf, type WorkloadEntrySpec } from './service-entry.js';

@@ -4,6 +4,23 @@ import type { Protocol } from './protocol.js';
 import type { Labels } from './labels.js';
 import { visibleTo } from './istio-scope.js';
 
+export interface MeshEndpoint {
+  address: string;
+  port: number;
+  labels: Labels;
+  podName?: string;
+  /** The service account of the endpoint's Pod, when known: the identity mTLS expects. */
+  serviceAccount?: string;
+  zone?: string;
+  /** Region and sub-zone of the locality (ServiceEntry endpoints and WorkloadEntries). */
+  region?: string;
+  subZone?: string;
+  /** Load-balancing weight (1 when unset). */
+  weight?: number;
+  /** The endpoint's network, when given (recorded only: meshd has one network). */
+  network?: string;
+}
+
 export interface MeshServicePort {
   name: string;
   port: number;
