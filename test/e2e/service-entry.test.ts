@@ -3,7 +3,8 @@
 // `localhost` (resolved by Envoy) both answer, a VirtualService on a ServiceEntry host
 // applies (fault abort, header route to another ServiceEntry host), and, through a captured
 // sidecar under REGISTRY_ONLY, the ServiceEntry host is reachable while an unlisted host
-// gets 502 (it passed through under ALLOW_ANY).
+// gets 502 (it passed through under ALLOW_ANY); and Istio's egress gateway route: the
+// sidecar sends the host to istio-egressgateway, which sends it on to the host.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -11,7 +12,7 @@ import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { startMeshd, MESHD_CLI, type MeshdProcess } from '../support/meshd.js';
+import { startMeshd, serviceYaml, MESHD_CLI, type MeshdProcess } from '../support/meshd.js';
 import { startEnvoy, envoyForProxyUid, httpGet, type EnvoyProcess } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
 import { createPod, type Pod } from '../support/netns.js';
@@ -238,5 +239,110 @@ describe('ServiceEntry: REGISTRY_ONLY through a captured sidecar', () => {
       const r = await appGet(`http://${pod.hostIp}:${external.port}/`, 'api.external.test');
       return r.status !== 200;
     });
+  });
+});
+
+describe("ServiceEntry: Istio's egress gateway route (sidecar -> istio-egressgateway -> external host)", () => {
+  const HOST = 'egress.external.test';
+  let meshd: MeshdProcess;
+  let sidecar: EnvoyProcess;
+  let gateway: EnvoyProcess;
+  let external: Backend;
+  let port: number;
+  let gatewayServicePort: number;
+  let gatewayPort: number;
+  let tutorial: string;
+
+  const get = (headers: Record<string, string> = {}) => httpGet(`http://127.0.0.1:${port}/get`, { headers: { host: HOST, ...headers }, timeoutMs: 5000 });
+  const upstreamRequests = async (envoy: EnvoyProcess, cluster: string): Promise<number> => (await envoy.stats()).get(`cluster.${cluster}.upstream_rq_total`) ?? 0;
+
+  before(async () => {
+    external = await startHttpBackend('external');
+    port = await freePort();
+    gatewayServicePort = await freePort();
+    gatewayPort = await freePort();
+    // The egress tutorial's objects, with the external host served locally and the demo
+    // profile's istio-egressgateway Service sending its port to the gateway's listener.
+    tutorial = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external, namespace: default}
+spec:
+  hosts: [${HOST}]
+  ports: [{number: ${port}, name: http-port, protocol: HTTP, targetPort: ${external.port}}]
+  resolution: DNS
+  endpoints: [{address: localhost}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: default}
+spec:
+  selector: {istio: egressgateway}
+  servers: [{port: {number: ${gatewayServicePort}, name: http, protocol: HTTP}, hosts: [${HOST}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-for-external, namespace: default}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets: [{name: external}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-external-through-egress-gateway, namespace: default}
+spec:
+  hosts: [${HOST}]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match: [{gateways: [mesh], port: ${port}}]
+    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: external, port: {number: ${gatewayServicePort}}}}]
+  - match: [{gateways: [istio-egressgateway], port: ${gatewayServicePort}}]
+    route: [{destination: {host: ${HOST}, port: {number: ${port}}}}]
+`;
+    meshd = await startMeshd({
+      files: {
+        'egressgateway.yaml': serviceYaml({ name: 'istio-egressgateway', namespace: 'istio-system', selector: { istio: 'egressgateway' }, ports: [{ name: 'http2', port: gatewayServicePort, targetPort: gatewayPort }], endpoints: [{ ip: '127.0.0.1' }] }),
+        'tutorial.yaml': tutorial,
+      },
+    });
+    const gatewayBootstrap = execFileSync(process.execPath, [
+      MESHD_CLI, 'bootstrap', '--type', 'router', '--pod', 'istio-egressgateway-1', '--namespace', 'istio-system',
+      '--labels', 'istio=egressgateway,app=istio-egressgateway', '--xds-address', meshd.xdsAddress, '--admin-port', '0', '--readiness-port', '0', '--delta',
+    ], { encoding: 'utf8' });
+    gateway = await startEnvoy({ bootstrap: parse(gatewayBootstrap) as object, name: 'egressgateway' });
+    await gateway.waitFor(() => gateway.hasActiveListener(`0.0.0.0_${gatewayPort}`), { what: 'the egress gateway listener on the targetPort', timeoutMs: 10_000 });
+    const sidecarBootstrap = execFileSync(process.execPath, [MESHD_CLI, 'bootstrap', '--xds-address', meshd.xdsAddress, '--pod', 'sleep-1', '--interception', 'NONE', '--admin-port', '0', '--readiness-port', '0', '--delta'], { encoding: 'utf8' });
+    sidecar = await startEnvoy({ bootstrap: parse(sidecarBootstrap) as object, name: 'egress-sidecar' });
+    await sidecar.waitFor(async () => (await get().catch(() => undefined))?.status === 200, { what: 'the route through the egress gateway', timeoutMs: 15_000 });
+  });
+
+  after(async () => {
+    await sidecar?.stop();
+    await gateway?.stop();
+    await meshd?.stop();
+    await external?.close();
+  });
+
+  it('the sidecar sends the external host to the egress gateway, which sends it to the host', async () => {
+    const viaGateway = `outbound|${gatewayServicePort}|external|istio-egressgateway.istio-system.svc.cluster.local`;
+    const toHost = `outbound|${port}||${HOST}`;
+    const sidecarBefore = await upstreamRequests(sidecar, viaGateway);
+    const gatewayBefore = await upstreamRequests(gateway, toHost);
+    const externalBefore = external.requests.length;
+    const r = await get();
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-backend'], 'external');
+    assert.equal(await upstreamRequests(sidecar, viaGateway), sidecarBefore + 1, 'the sidecar sent it to the egress gateway subset');
+    assert.equal(await upstreamRequests(sidecar, toHost), 0, 'the sidecar did not go to the host directly');
+    assert.equal(await upstreamRequests(gateway, toHost), gatewayBefore + 1, 'the egress gateway sent it to the ServiceEntry host');
+    assert.equal(external.requests.length, externalBefore + 1);
+    assert.equal(external.requests.at(-1)!.headers.host, HOST);
+  });
+
+  it('without the VirtualService the sidecar goes to the host directly', async () => {
+    meshd.writeConfig('tutorial.yaml', tutorial.split('---\n').filter((doc) => !doc.includes('kind: VirtualService')).join('---\n'));
+    await sidecar.waitFor(async () => (await get()).status === 200 && (await upstreamRequests(sidecar, `outbound|${port}||${HOST}`)) > 0, { what: 'the direct route', timeoutMs: 10_000 });
+    const gatewayBefore = await upstreamRequests(gateway, `outbound|${port}||${HOST}`);
+    assert.equal((await get()).status, 200);
+    assert.equal(await upstreamRequests(gateway, `outbound|${port}||${HOST}`), gatewayBefore, 'the gateway saw nothing');
   });
 });
