@@ -9,7 +9,8 @@ import { sortFindings, type Finding } from './finding.js';
 import type { MeshService } from './service.js';
 import { ROOT_NAMESPACE } from './istio-scope.js';
 import { refusalFindings, validateConfig } from './validation/index.js';
-import { serviceEntryEndpoints, serviceEntryServices, type EntryService } from './service-entries.js';
+import { serviceEntryEndpoints, serviceEntryServices, workloadEndpoint, type EntryService } from './service-entries.js';
+import { selectorMatches } from './labels.js';
 import type { PeerAuthenticationDecisions } from './validation/peer-authentications.js';
 
 export type { MeshEndpoint, MeshService, MeshServicePort } from './service.js';
@@ -152,8 +153,27 @@ function toMeshService(s: ServiceObject, domain: string): MeshService {
   };
 }
 
-/** Ready endpoints of `svc`, per service port, from its EndpointSlices (ports matched by name); labels come from their Pods. */
-export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSliceObject[], pods?: ReadonlyMap<string, PodObject>): Map<string, MeshEndpoint[]> {
+/**
+ * Ready endpoints of `svc`, per service port, from its EndpointSlices (ports matched by
+ * name; labels come from their Pods), and the WorkloadEntries of its namespace its selector
+ * matches (as Istio adds them to Services).
+ */
+/** Endpoints of `port` of a Service from the WorkloadEntries its selector matches. */
+function selectedWorkloadEntries(svc: MeshService, port: MeshService['ports'][number], workloadEntries: readonly WorkloadEntryObject[], seen: Set<string>): MeshEndpoint[] {
+  const out: MeshEndpoint[] = [];
+  const selector = svc.selector;
+  if (!selector || Object.keys(selector).length === 0) return out;
+  for (const we of workloadEntries) {
+    if (we.metadata.namespace !== svc.namespace || !selectorMatches(selector, we.spec.labels ?? NO_LABELS)) continue;
+    const ep = workloadEndpoint(we.spec, port, we.metadata.namespace);
+    if (!ep || seen.has(`${ep.address}:${ep.port}`)) continue;
+    seen.add(`${ep.address}:${ep.port}`);
+    out.push(ep);
+  }
+  return out;
+}
+
+export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSliceObject[], pods?: ReadonlyMap<string, PodObject>, workloadEntries?: readonly WorkloadEntryObject[]): Map<string, MeshEndpoint[]> {
   const out = new Map<string, MeshEndpoint[]>();
   for (const port of svc.ports) {
     const seen = new Set<string>();
@@ -182,6 +202,7 @@ export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSlic
         }
       }
     }
+    if (workloadEntries?.length) eps.push(...selectedWorkloadEntries(svc, port, workloadEntries, seen));
     eps.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
     out.set(endpointKey(svc.hostname, port.port), eps);
   }
@@ -263,7 +284,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     const entry = svc.entry ? entryByHost.get(svc.hostname) : undefined;
     const found = entry
       ? new Map([...serviceEntryEndpoints(entry, workloads)].map(([port, eps]) => [endpointKey(svc.hostname, port), eps]))
-      : serviceEndpoints(svc, slices.get(`${svc.namespace}/${svc.name}`) ?? [], pods);
+      : serviceEndpoints(svc, slices.get(`${svc.namespace}/${svc.name}`) ?? [], pods, workloads.workloadEntries);
     for (const [key, eps] of found) {
       const old = prev?.endpoints.get(key);
       if (old && sameEndpoints(old, eps)) endpoints.set(key, old);
@@ -312,6 +333,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
   const endpointVersions = new Map(prev.endpointVersions);
   const changedEndpoints = new Set<string>();
   const wanted = new Set(serviceKeys);
+  const workloadEntries = store.list('WorkloadEntry');
   let identitiesChanged = false;
   const slices = new Map<string, EndpointSliceObject[]>();
   for (const s of store.list('EndpointSlice')) {
@@ -327,7 +349,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
     if (!svc) continue;
     const list = (slices.get(key) ?? []).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
     let changed = false;
-    for (const [k, eps] of serviceEndpoints(svc, list, prev.pods)) {
+    for (const [k, eps] of serviceEndpoints(svc, list, prev.pods, workloadEntries)) {
       if (sameEndpoints(prev.endpoints.get(k), eps)) continue;
       endpoints.set(k, eps);
       changed = true;

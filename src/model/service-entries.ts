@@ -64,10 +64,15 @@ export interface SelectableWorkloads {
   workloadEntries: readonly WorkloadEntryObject[];
 }
 
-function workloadEndpoint(w: WorkloadEntrySpec, port: MeshServicePort, namespace: string): MeshEndpoint | undefined {
+/**
+ * A workload (a ServiceEntry endpoint or a WorkloadEntry) as the endpoint of `port`: its
+ * port for the port's name (or a named targetPort), else the target port, else the port.
+ */
+export function workloadEndpoint(w: WorkloadEntrySpec, port: MeshServicePort, namespace: string): MeshEndpoint | undefined {
   if (!w.address) return undefined;
   const target = typeof port.targetPort === 'number' ? port.targetPort : port.port;
-  const ep: MeshEndpoint = { address: w.address, port: (port.name ? w.ports?.[port.name] : undefined) ?? target, labels: w.labels ?? NO_LABELS };
+  const named = (port.name ? w.ports?.[port.name] : undefined) ?? (typeof port.targetPort === 'string' ? w.ports?.[port.targetPort] : undefined);
+  const ep: MeshEndpoint = { address: w.address, port: named ?? target, labels: w.labels ?? NO_LABELS };
   if (w.serviceAccount) ep.serviceAccount = `${namespace}/${w.serviceAccount}`;
   if (w.locality) {
     const [region, zone, subZone] = w.locality.split('/');

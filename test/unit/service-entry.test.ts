@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatObjectError, parseMeshObject, type MeshObject } from '../../src/model/objects.js';
 import { ConfigStore } from '../../src/model/store.js';
-import { buildSnapshot, endpointKey } from '../../src/model/mesh.js';
+import { buildSnapshot, endpointKey, updateEndpoints } from '../../src/model/mesh.js';
 import { visibleFrom } from '../../src/model/service.js';
 import { serviceLoadAssignments } from '../../src/translate/endpoints.js';
 
@@ -94,6 +94,21 @@ describe('ServiceEntry hosts in the registry', () => {
     const second = buildSnapshot(store, 'cluster.local', first.snapshot);
     assert.ok(second.changedEndpoints.has('a.example.com'));
     assert.deepEqual(serviceLoadAssignments(second.snapshot, second.snapshot.serviceByHost.get('a.example.com')!).map((r) => r.name), ['outbound|80||a.example.com']);
+  });
+
+  it('a Service selects the WorkloadEntries of its namespace too (by port name, else targetPort), on the full and the endpoints-only path', () => {
+    const store = storeOf(
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'api', namespace: 'vms' }, spec: { clusterIP: '10.96.0.2', selector: { app: 'api' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 90 }] } },
+      { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'a', namespace: 'vms' }, spec: { address: '10.1.0.1', labels: { app: 'api' }, ports: { grpc: 9999 }, serviceAccount: 'vm' } },
+      { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'b', namespace: 'vms' }, spec: { address: '10.1.0.2', labels: { app: 'other' } } },
+    );
+    const first = buildSnapshot(store, 'cluster.local');
+    const host = 'api.vms.svc.cluster.local';
+    assert.deepEqual(first.snapshot.endpoints.get(endpointKey(host, 80))!.map((e) => `${e.address}:${e.port}:${e.serviceAccount}`), ['10.1.0.1:8080:vms/vm']);
+    assert.deepEqual(first.snapshot.endpoints.get(endpointKey(host, 90))!.map((e) => `${e.address}:${e.port}`), ['10.1.0.1:9999']);
+    store.upsert('test', ok({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'api-1', namespace: 'vms', labels: { 'kubernetes.io/service-name': 'api' } }, addressType: 'IPv4', ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['10.0.0.7'] }] }));
+    const second = updateEndpoints(store, first.snapshot, ['vms/api']);
+    assert.deepEqual(second.snapshot.endpoints.get(endpointKey(host, 80))!.map((e) => e.address), ['10.0.0.7', '10.1.0.1']);
   });
 
   it('exportTo: "." keeps the host to its namespace', () => {
