@@ -75,7 +75,7 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
   // plaintext), never to a ServiceEntry's MESH_EXTERNAL hosts, which are not in the mesh.
   const external = svc.entry?.location === 'MESH_EXTERNAL';
   if (o.mtls && (mode === 'ISTIO_MUTUAL' || (mode === undefined && !external && snapshot.meshConfig.enableAutoMtls))) {
-    const socket = istioMutualSocket({ certificates: o.mtls, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), alpn: meshAlpn(http2 ? 'http2' : isHttpProtocol(port.protocol) ? 'http' : 'tcp') });
+    const socket = istioMutualSocket({ certificates: o.mtls, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), subjectAltNames: svc.entry?.subjectAltNames, alpn: meshAlpn(http2 ? 'http2' : isHttpProtocol(port.protocol) ? 'http' : 'tcp') });
     // ISTIO_MUTUAL from a DestinationRule: always; otherwise (auto mTLS) only to endpoints that take it.
     if (mode === 'ISTIO_MUTUAL') body.transport_socket = socket;
     else body.transport_socket_matches = autoMtlsSocketMatches(socket);
