@@ -15,6 +15,10 @@
 // 500 DestinationRules, 1000 delta clients, VirtualService edits timed to each client's new RDS.
 // Knobs: BENCH_ISTIO_OBJECTS, BENCH_ISTIO_EDITS.
 //
+// BENCH_MODES=scoped: the same traffic-management mesh, every client under a Sidecar that imports
+// BENCH_SIDECAR_IMPORTS (20) of the services (the edited ones among them); initial sync, RSS and
+// VirtualService edits as in the istio case.
+//
 // BENCH_MODES=soak (alone, never by default): bench/soak.ts, meshd's memory under 30 minutes of churn.
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +29,7 @@ import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { httpText } from '../test/support/meshd.js';
 import { wallNow, type ClientEvent, type Command, type InitialReport, type StatsReport, type WatchReport, type WatchSpec, type XdsProtocol } from './ipc.js';
-import { changedEndpointIP, clusterName, hostname, istioFile, newServiceSpec, renderIstio, renderService, serviceFile, serviceSpec, writeAtomic, writeIstio, writeMesh, HTTP_PORT } from './mesh-config.js';
+import { changedEndpointIP, clusterName, hostname, istioFile, serviceName, newServiceSpec, renderIstio, renderService, serviceFile, serviceSpec, writeAtomic, writeIstio, writeMesh, HTTP_PORT } from './mesh-config.js';
 import { clockTicks, fmtBytes, fmtMs, mean, metricValue, percentile, procCpuSeconds, procStatusBytes, systemCpuTicks, table } from './stats.js';
 import { runIstioMicro, runMicro, type MicroResult } from './micro.js';
 import { KUBE_TARGETS, kubeReport, runKubeInformer, type KubeInformerConfig, type KubeInformerResult } from './kube-informer.js';
@@ -64,6 +68,9 @@ const CFG = {
   istioObjects: num('BENCH_ISTIO_OBJECTS', 500),
   istioEdits: num('BENCH_ISTIO_EDITS', 5),
   istioMicro: process.env.BENCH_MICRO !== '0' && MODES.includes('istio'),
+  /** The istio case again with every client scoped by a Sidecar; BENCH_MODES=scoped. */
+  scoped: MODES.includes('scoped'),
+  sidecarImports: num('BENCH_SIDECAR_IMPORTS', 20),
   /** The istio case's own bound, after the file scenarios' deadline. */
   istioMs: 150_000,
   profile: process.env.BENCH_PROFILE === '1',
@@ -93,6 +100,8 @@ const TARGETS = {
   serverRssBytes: 500 * 1024 * 1024,
   istioVsEditP99Ms: 1000,
   istioRssBytes: 800 * 1024 * 1024,
+  scopedInitialSyncMs: 3000,
+  scopedRssBytes: 300 * 1024 * 1024,
 };
 
 const log = (s: string): void => {
@@ -754,6 +763,8 @@ interface IstioResult {
   error?: string;
   virtualServices: number;
   destinationRules: number;
+  /** Services each client's Sidecar imports (the scoped case). */
+  sidecarImports?: number;
   initial?: { allSyncedMs: number; p50Ms: number; p99Ms: number; synced: number; routesPerClient: number; bytesPerClient: number; serverCpuSec: number };
   vsEdit?: ChangeSummary;
   server?: { peakRssBytes: number; cpuSec: number; warnings: string[] };
@@ -767,19 +778,35 @@ interface IstioResult {
  * VirtualService edits (one file each, weight 90/10 -> 80/20), each timed from the write until
  * every client has a new RDS response for route "80" (delta sends a route only when it changed).
  */
-async function istioScenario(deadline: number): Promise<IstioResult> {
-  const result: IstioResult = { virtualServices: CFG.istioObjects, destinationRules: CFG.istioObjects };
+/** The service whose VirtualService edit k changes. */
+function editedService(k: number): number {
+  return (k * 101 + 7) % CFG.istioObjects;
+}
+
+/** A Sidecar for every proxy of `default`: the edited services, then the first others, up to `imports`. */
+function scopingSidecar(imports: number): string {
+  const chosen = new Set<number>();
+  for (let k = 0; k < CFG.istioEdits && chosen.size < imports; k++) chosen.add(editedService(k));
+  for (let i = 0; chosen.size < Math.min(imports, CFG.services); i++) chosen.add(i);
+  const hosts = [...chosen].sort((a, b) => a - b).map((i) => `"./${hostname(serviceName(i))}"`);
+  return ['apiVersion: networking.istio.io/v1', 'kind: Sidecar', 'metadata: {name: default, namespace: default}', 'spec:', '  egress:', `  - hosts: ["istio-system/*", ${hosts.join(', ')}]`, ''].join('\n');
+}
+
+async function istioScenario(deadline: number, scoped = false): Promise<IstioResult> {
+  const result: IstioResult = { virtualServices: CFG.istioObjects, destinationRules: CFG.istioObjects, ...(scoped ? { sidecarImports: CFG.sidecarImports } : {}) };
   const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-istio-'));
+  const tag = scoped ? '[scoped]' : '[istio]';
   let meshd: Meshd | undefined;
   let cp: ClientProcess | undefined;
   let sampler: PhaseSampler | undefined;
-  const profileDir = CFG.profile ? join(RESULTS, 'profiles', 'istio') : undefined;
+  const profileDir = CFG.profile ? join(RESULTS, 'profiles', scoped ? 'scoped' : 'istio') : undefined;
   try {
-    log(`[istio] writing ${CFG.services} services, ${CFG.istioObjects} VirtualServices and ${CFG.istioObjects} DestinationRules to ${dir}`);
+    log(`${tag} writing ${CFG.services} services, ${CFG.istioObjects} VirtualServices and ${CFG.istioObjects} DestinationRules to ${dir}`);
     writeMesh(dir, CFG.services, CFG.endpoints);
     writeIstio(dir, CFG.istioObjects);
+    if (scoped) writeFileSync(join(dir, 'sidecar.yaml'), scopingSidecar(CFG.sidecarImports));
     meshd = await startMeshd(dir, profileDir);
-    log(`[istio] meshd pid ${meshd.pid} serving on 127.0.0.1:${meshd.grpcPort}`);
+    log(`${tag} meshd pid ${meshd.pid} serving on 127.0.0.1:${meshd.grpcPort}`);
     sampler = new PhaseSampler(meshd);
     sampler.phase('idle after start');
     await sleep(1000);
@@ -801,7 +828,7 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
       bytesPerClient: mean(initial.bytes),
       serverCpuSec: procCpuSeconds(meshd.pid) - cpu0,
     };
-    log(`[istio] initial sync: ${result.initial.synced}/${CFG.clients} clients, all by ${fmtMs(result.initial.allSyncedMs)}`);
+    log(`${tag} initial sync: ${result.initial.synced}/${CFG.clients} clients, all by ${fmtMs(result.initial.allSyncedMs)}`);
     if (!done) throw new Error(`only ${result.initial.synced}/${CFG.clients} clients had their full config after ${CFG.initialTimeoutMs} ms`);
     sampler.phase('settle after initial sync');
     await waitIdle(meshd.pid, 10_000);
@@ -809,10 +836,10 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
     sampler.phase('VirtualService edits');
     const edits: ChangeSample[] = [];
     for (let k = 0; k < CFG.istioEdits && Date.now() < deadline - 20_000; k++) {
-      const i = (k * 101 + 7) % CFG.istioObjects;
+      const i = editedService(k);
       const s = await measureChange(meshd, cp, { id: 2000 + k, kind: 'route', route: String(HTTP_PORT) }, `VirtualService ${i}`, () => writeAtomic(dir, istioFile(i), renderIstio(i, 80)), CFG.serviceTimeoutMs);
       edits.push(s);
-      log(`[istio]   VirtualService edit ${k + 1}/${CFG.istioEdits}: first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client, server ${s.serverCpuSec.toFixed(1)} s CPU`);
+      log(`${tag}   VirtualService edit ${k + 1}/${CFG.istioEdits}: first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client, server ${s.serverCpuSec.toFixed(1)} s CPU`);
     }
     if (edits.length) result.vsEdit = summarize(edits);
     const m2 = await scrape(meshd);
@@ -823,7 +850,7 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
     };
   } catch (err) {
     result.error = String(err instanceof Error ? err.message : err);
-    log(`[istio] FAILED: ${result.error}`);
+    log(`${tag} FAILED: ${result.error}`);
   } finally {
     sampler?.stop();
     if (sampler) result.phases = sampler.phases;
@@ -831,7 +858,7 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
       try {
         result.clientProcess = await cp.request({ cmd: 'stats' }, is('stats'), 5000);
       } catch (err) {
-        log(`[istio] no stats from the client process: ${String(err)}`);
+        log(`${tag} no stats from the client process: ${String(err)}`);
       }
     }
     if (meshd) result.server = { peakRssBytes: procStatusBytes(meshd.pid, 'VmHWM'), cpuSec: procCpuSeconds(meshd.pid), warnings: meshd.warnings().slice(0, 20) };
@@ -844,6 +871,7 @@ async function istioScenario(deadline: number): Promise<IstioResult> {
 }
 
 function istioReport(r: IstioResult, micro: MicroResult[]): string {
+  const scoped = r.sidecarImports !== undefined;
   const get = (f: () => string): string => {
     try {
       return f();
@@ -861,7 +889,9 @@ function istioReport(r: IstioResult, micro: MicroResult[]): string {
     ['translate the whole mesh for one proxy (translateContext, in process)', m('istioTranslateProxyMs'), '', ''],
     ['"for all": one proxy class, cold (context + resourcesFor)', m('istioResourcesForColdMs'), '', ''],
     [`"for all": resources for ${CFG.clients} connections (shared view)`, m('istioResourcesForAllMs'), '', ''],
-    ['initial sync: all clients have full config', get(() => fmtMs(r.initial!.allSyncedMs)), '', ''],
+    ...(scoped
+      ? [['initial sync: all clients have full config', get(() => fmtMs(r.initial!.allSyncedMs)), '< 3 s', verdict(r.initial ? r.initial.allSyncedMs < TARGETS.scopedInitialSyncMs : undefined)], ['   routes, bytes per client', get(() => `${r.initial!.routesPerClient}, ${fmtBytes(r.initial!.bytesPerClient)}`), '', '']]
+      : [['initial sync: all clients have full config', get(() => fmtMs(r.initial!.allSyncedMs)), '', '']]),
     ['VirtualService edit -> new RDS on client: p50', get(() => fmtMs(r.vsEdit!.p50Ms)), '', ''],
     ['VirtualService edit -> new RDS on client: p99', get(() => fmtMs(r.vsEdit!.p99Ms)), '< 1 s', verdict(p99 === undefined ? undefined : p99 < TARGETS.istioVsEditP99Ms)],
     ['   max; samples (edits x clients), missed', get(() => `${fmtMs(r.vsEdit!.maxMs)}; ${r.vsEdit!.changes}x${CFG.clients}, ${r.vsEdit!.missed}`), '', ''],
@@ -869,14 +899,17 @@ function istioReport(r: IstioResult, micro: MicroResult[]): string {
     ['   stage: push start -> first / p99 client', get(() => `${fmtMs(r.vsEdit!.pushToFirstP50Ms)} / ${fmtMs(r.vsEdit!.pushToP99P50Ms)}`), '', ''],
     ['   bytes per client per edit; server CPU per edit', get(() => `${fmtBytes(r.vsEdit!.bytesPerClientP50)}; ${r.vsEdit!.serverCpuPerChangeSec.toFixed(2)} s`), '', ''],
     ['   meshd longest event-loop stall per edit (median)', get(() => fmtMs(r.vsEdit!.maxStallP50Ms)), '', ''],
-    ['server peak RSS (VmHWM)', rss === undefined ? 'n/a' : fmtBytes(rss), '< 800 MiB', verdict(rss === undefined ? undefined : rss < TARGETS.istioRssBytes)],
+    scoped
+      ? ['server peak RSS (VmHWM)', rss === undefined ? 'n/a' : fmtBytes(rss), '< 300 MiB', verdict(rss === undefined ? undefined : rss < TARGETS.scopedRssBytes)]
+      : ['server peak RSS (VmHWM)', rss === undefined ? 'n/a' : fmtBytes(rss), '< 800 MiB', verdict(rss === undefined ? undefined : rss < TARGETS.istioRssBytes)],
   ];
   const parts = [
-    `traffic management: ${CFG.services} services x ${CFG.endpoints} endpoints, ${r.virtualServices} VirtualServices, ${r.destinationRules} DestinationRules, ${CFG.clients} delta ADS clients. "For all": sidecars in one namespace with the same labels share one translation, so one class is translated and ${CFG.clients} connections read it.`,
+    `traffic management${scoped ? `, scoped by a Sidecar importing ${r.sidecarImports} services` : ''}: ${CFG.services} services x ${CFG.endpoints} endpoints, ${r.virtualServices} VirtualServices, ${r.destinationRules} DestinationRules, ${CFG.clients} delta ADS clients. "For all": sidecars in one namespace with the same labels share one translation, so one class is translated and ${CFG.clients} connections read it.`,
     table(['figure', 'value', 'target', 'status'], rows),
   ];
-  if (r.error) parts.push(`istio: ERROR: ${r.error}`);
-  const phases = (r.phases ?? []).map((p) => [`istio: ${p.phase}`, `${p.seconds.toFixed(1)} s`, `${p.serverCpuSec.toFixed(1)} s`, `${p.clientCpuSec.toFixed(1)} s`, fmtBytes(p.serverPeakRssBytes), fmtBytes(p.serverPeakHeapBytes), fmtMs(p.serverMaxStallMs)]);
+  const label = scoped ? 'scoped' : 'istio';
+  if (r.error) parts.push(`${label}: ERROR: ${r.error}`);
+  const phases = (r.phases ?? []).map((p) => [`${label}: ${p.phase}`, `${p.seconds.toFixed(1)} s`, `${p.serverCpuSec.toFixed(1)} s`, `${p.clientCpuSec.toFixed(1)} s`, fmtBytes(p.serverPeakRssBytes), fmtBytes(p.serverPeakHeapBytes), fmtMs(p.serverMaxStallMs)]);
   if (phases.length) parts.push(table(['phase', 'wall', 'meshd CPU', 'clients CPU', 'RSS', 'heap used', 'longest stall'], phases));
   return parts.join('\n');
 }
@@ -887,7 +920,7 @@ function verdict(ok: boolean | undefined): string {
   return ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS';
 }
 
-function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInformerResult, istio?: IstioResult): string {
+function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInformerResult, istio?: IstioResult, scoped?: IstioResult): string {
   const by = (mode: XdsProtocol): ScenarioResult | undefined => results.find((r) => r.mode === mode);
   const modes: XdsProtocol[] = ['sotw', 'delta'];
   const col = (f: (r: ScenarioResult) => string): string[] => modes.map((md) => {
@@ -957,6 +990,10 @@ function report(results: ScenarioResult[], micro: MicroResult[], kube?: KubeInfo
     if (parts.length) parts.push('');
     parts.push(istioReport(istio, micro));
   }
+  if (scoped) {
+    if (parts.length) parts.push('');
+    parts.push(istioReport(scoped, micro));
+  }
   const phaseRows = results.flatMap((r) =>
     (r.phases ?? []).map((p) => [
       `${r.mode}: ${p.phase}`,
@@ -1001,7 +1038,7 @@ async function main(): Promise<void> {
     log(`bench: hard deadline (${CFG.deadlineMs / 1000} s) exceeded; killing children`);
     killChildren();
     process.exit(3);
-  }, CFG.deadlineMs + (CFG.kube ? KUBE_CFG.boundMs + 30_000 : 0) + (CFG.istio ? CFG.istioMs + 120_000 : 0) + 90_000);
+  }, CFG.deadlineMs + (CFG.kube ? KUBE_CFG.boundMs + 30_000 : 0) + (CFG.istio ? CFG.istioMs + 120_000 : 0) + (CFG.scoped ? CFG.istioMs + 120_000 : 0) + 90_000);
   hard.unref();
   mkdirSync(RESULTS, { recursive: true });
 
@@ -1022,6 +1059,11 @@ async function main(): Promise<void> {
   if (CFG.istio) {
     log(`traffic-management case: ${CFG.istioObjects} VirtualServices + DestinationRules, ${CFG.clients} delta clients, ${CFG.istioEdits} VirtualService edits...`);
     istio = await istioScenario(Date.now() + CFG.istioMs);
+  }
+  let scoped: IstioResult | undefined;
+  if (CFG.scoped) {
+    log(`scoped case: the traffic-management mesh, every client's Sidecar importing ${CFG.sidecarImports} services...`);
+    scoped = await istioScenario(Date.now() + CFG.istioMs, true);
   }
   // In-process micro-benchmarks run last: their large heap would otherwise be collected
   // while the scenarios measure (the SotW initial sync took 11.6 s instead of ~5 s after them).
@@ -1044,7 +1086,7 @@ async function main(): Promise<void> {
   }
   // The CA's signing rate (bench/signing.ts prints its own table and writes results/signing.json).
   if (MODES.includes('signing')) execFileSync(process.execPath, [join(here, 'signing.js')], { stdio: 'inherit' });
-  const text = report(results, micro, kube, istio);
+  const text = report(results, micro, kube, istio, scoped);
   process.stdout.write(`\n${text}\n`);
   let commit = '';
   try {
@@ -1063,10 +1105,12 @@ async function main(): Promise<void> {
       initialSync: Object.fromEntries(results.map((r) => [r.mode, { targetMs: TARGETS.initialSyncMs, valueMs: r.initial?.allSyncedMs ?? null }])),
       serverRss: Object.fromEntries(results.map((r) => [r.mode, { targetBytes: TARGETS.serverRssBytes, valueBytes: r.server?.peakRssBytes ?? null }])),
       ...(kube ? { kubeEndpointUpdateP99: { targetMs: KUBE_TARGETS.updateP99Ms, valueMs: kube.update?.total.p99Ms ?? null } } : {}),
+      ...(scoped ? { scopedInitialSync: { targetMs: TARGETS.scopedInitialSyncMs, valueMs: scoped.initial?.allSyncedMs ?? null }, scopedServerRss: { targetBytes: TARGETS.scopedRssBytes, valueBytes: scoped.server?.peakRssBytes ?? null } } : {}),
       ...(istio ? { istioVirtualServiceEditP99: { targetMs: TARGETS.istioVsEditP99Ms, valueMs: istio.vsEdit?.p99Ms ?? null }, istioServerRss: { targetBytes: TARGETS.istioRssBytes, valueBytes: istio.server?.peakRssBytes ?? null } } : {}),
     },
     scenarios: results,
     ...(istio ? { istio } : {}),
+    ...(scoped ? { scoped } : {}),
     ...(kube ? { kube } : {}),
     micro,
     table: text,
@@ -1074,7 +1118,7 @@ async function main(): Promise<void> {
   const file = join(RESULTS, 'latest.json');
   writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
   log(`\nwrote ${file} (${json.durationSec} s)`);
-  const failed = results.some((r) => r.error) || Boolean(kube?.error) || Boolean(istio?.error);
+  const failed = results.some((r) => r.error) || Boolean(kube?.error) || Boolean(istio?.error) || Boolean(scoped?.error);
   clearTimeout(hard);
   process.exit(failed ? 1 : 0);
 }

@@ -77,6 +77,7 @@ export function bootstrapCommand(): Command {
     .option('--admin-port <port>', 'Envoy admin port', port('--admin-port'), 15000)
     .option('--admin-address <ip>', 'Envoy admin bind address', '127.0.0.1')
     .option('--readiness-port <port>', 'static readiness listener port (0 for none)', port('--readiness-port'), 15021)
+    .option('--prometheus-port <port>', "static listener serving Envoy's stats at /stats/prometheus (0 for none; needs a fixed --admin-port)", port('--prometheus-port'), 15090)
     .addOption(new Option('--interception <mode>', 'REDIRECT when iptables captures traffic; NONE to bind outbound listeners on 127.0.0.1').choices(['REDIRECT', 'NONE']).default('REDIRECT'))
     .option('--cluster-id <id>', 'cluster id', 'Kubernetes')
     .addOption(new Option('--format <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
@@ -99,6 +100,7 @@ export function bootstrapCommand(): Command {
         adminPort: number;
         adminAddress: string;
         readinessPort: number;
+        prometheusPort: number;
         interception: 'REDIRECT' | 'NONE';
         clusterId: string;
         format: 'yaml' | 'json';
@@ -123,6 +125,7 @@ export function bootstrapCommand(): Command {
           adminPort: !given('adminPort') && defaults.proxyAdminPort !== undefined ? defaults.proxyAdminPort : o.adminPort,
           adminAddress: o.adminAddress,
           readinessPort: o.readinessPort,
+          prometheusPort: o.prometheusPort,
           interceptionMode: o.interception,
           clusterId: o.clusterId,
           ...(Object.keys(defaults.metadata).length ? { extraMetadata: defaults.metadata } : {}),

@@ -10,15 +10,16 @@
 // - no app probe rewriting: the kubelet's probes reach the app through the inbound capture,
 //   so under STRICT mTLS HTTP/TCP probes of captured ports fail (exclude those ports with
 //   traffic.sidecar.istio.io/excludeInboundPorts, or use exec probes);
-// - nothing on 15020: no merged Prometheus metrics (no prometheus.io annotations are added),
-//   no /app-health, no /quitquitquit or drain endpoint; 15090 is not served;
+// - nothing on 15020: no metrics merged with the app's (Prometheus scrapes Envoy's own on 15090,
+//   and only when the app has no prometheus.io annotations of its own), no /app-health, no
+//   /quitquitquit or drain endpoint;
 // - no DNS proxying, no local SDS server: the workload key is made by meshd, not in the pod,
 //   and delivered over the xDS stream;
 // - the token is the one the pod started with (Envoy's bootstrap holds it): a reconnect to meshd
 //   after it expires (12 h) is refused, so the pod must restart before then;
 // - no holdApplicationUntilProxyStarts (use native sidecars), no TPROXY (REDIRECT is used).
 import type { Container, Volume } from './k8s.js';
-import { HEALTH_PORT, fieldRef, proxyProbes, proxySecurityContext, sharedVolumes, type Plan, type SidecarParts } from './plan.js';
+import { HEALTH_PORT, PROMETHEUS_PORT, fieldRef, proxyProbes, proxySecurityContext, sharedVolumes, type Plan, type SidecarParts } from './plan.js';
 import { istiodAddress, type InjectorSettings } from './settings.js';
 
 export const BOOTSTRAP_CONTAINER = 'meshd-bootstrap';
@@ -101,6 +102,7 @@ function envoyContainer(plan: Plan, settings: InjectorSettings): Container {
     ...(settings.imagePullPolicy ? { imagePullPolicy: settings.imagePullPolicy } : {}),
     command: ['envoy'],
     args,
+    ports: [{ containerPort: PROMETHEUS_PORT, protocol: 'TCP', name: 'http-envoy-prom' }],
     ...proxyProbes({ ...plan, statusPort: plan.statusPort || HEALTH_PORT }, settings),
     resources: structuredClone(plan.resources),
     securityContext: proxySecurityContext(plan),

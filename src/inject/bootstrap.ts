@@ -1,9 +1,12 @@
 // The Envoy bootstrap for a proxy that connects to meshd: its identity (node id and
-// Istio-style metadata), ADS over gRPC, an admin port and the 15021 readiness listener.
+// Istio-style metadata), ADS over gRPC, an admin port, the 15021 readiness listener, and the
+// 15090 Prometheus listener with stats tags from Istio's cluster names (proxy-stats.ts).
 import { formatNodeId, type ProxyType } from '../model/proxy.js';
 import type { Labels } from '../model/labels.js';
 import { isIP } from 'node:net';
 import { RE2_MAX_PROGRAM_SIZE } from '../model/re2.js';
+import { prometheusListener, prometheusStatsCluster, statsConfig } from './proxy-stats.js';
+import { staticHttpListener } from './static-listener.js';
 
 export interface BootstrapOptions {
   type: ProxyType;
@@ -19,6 +22,8 @@ export interface BootstrapOptions {
   adminPort: number;
   adminAddress?: string;
   readinessPort: number;
+  /** The static listener serving Envoy's stats for Prometheus (15090); 0 or absent for none. Needs a fixed adminPort. */
+  prometheusPort?: number;
   /** REDIRECT (iptables capture, Istio's default) or NONE (outbound listeners bind to 127.0.0.1). */
   interceptionMode: 'REDIRECT' | 'NONE';
   clusterId?: string;
@@ -90,39 +95,13 @@ function xdsCluster(address: string, rootCertFile: string | undefined, serverNam
 
 function readinessListener(port: number): Record<string, unknown> {
   // Static listeners start only once Envoy has its initial dynamic config, so a 200 here means ready.
-  return {
-    name: `0.0.0.0_${port}`,
-    address: { socket_address: { address: '0.0.0.0', port_value: port } },
-    filter_chains: [
-      {
-        filters: [
-          {
-            name: 'envoy.filters.network.http_connection_manager',
-            typed_config: {
-              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-              stat_prefix: 'agent',
-              route_config: {
-                name: 'readiness',
-                virtual_hosts: [
-                  {
-                    name: 'readiness',
-                    domains: ['*'],
-                    routes: [{ match: { prefix: '/healthz/ready' }, direct_response: { status: 200, body: { inline_string: 'ready\n' } } }],
-                  },
-                ],
-              },
-              http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-            },
-          },
-        ],
-      },
-    ],
-  };
+  return staticHttpListener(port, 'agent', 'readiness', [{ match: { prefix: '/healthz/ready' }, direct_response: { status: 200, body: { inline_string: 'ready\n' } } }]);
 }
 
 export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
   const nodeId = formatNodeId(o.type, o.ip, o.podName, o.namespace, o.domain);
   const ads = { ads: {}, resource_api_version: 'V3' };
+  const prometheus = (o.prometheusPort ?? 0) > 0 && o.adminPort > 0;
   return {
     node: {
       id: nodeId,
@@ -143,9 +122,10 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
       lds_config: ads,
     },
     static_resources: {
-      clusters: [xdsCluster(o.xdsAddress, o.xdsRootCertFile, o.xdsServerName ?? 'istiod.istio-system.svc')],
-      listeners: o.readinessPort > 0 ? [readinessListener(o.readinessPort)] : [],
+      clusters: [xdsCluster(o.xdsAddress, o.xdsRootCertFile, o.xdsServerName ?? 'istiod.istio-system.svc'), ...(prometheus ? [prometheusStatsCluster(o.adminAddress ?? '127.0.0.1', o.adminPort)] : [])],
+      listeners: [...(o.readinessPort > 0 ? [readinessListener(o.readinessPort)] : []), ...(prometheus ? [prometheusListener(o.prometheusPort!)] : [])],
     },
+    stats_config: statsConfig(o.domain),
     layered_runtime: {
       layers: [
         {

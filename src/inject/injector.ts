@@ -141,6 +141,19 @@ function prometheusMerge(annotations: Record<string, string>, plan: Plan, settin
   return Object.keys(app).length ? { name: 'ISTIO_PROMETHEUS_ANNOTATIONS', value: JSON.stringify(app) } : undefined;
 }
 
+/**
+ * The agentless proxy has no agent to merge metrics: Prometheus scrapes Envoy's 15090 directly,
+ * unless the app already asks to be scraped (its annotations are left as they are) or merging
+ * is turned off. Mutates `annotations`.
+ */
+function prometheusAgentless(annotations: Record<string, string>, settings: InjectorSettings): void {
+  if (Object.values(PROM).some((k) => annotations[k] !== undefined)) return;
+  if (!(boolAnnotation(annotations, A.mergeMetrics) ?? settings.enablePrometheusMerge)) return;
+  annotations[PROM.scrape] = 'true';
+  annotations[PROM.port] = String(PROMETHEUS_PORT);
+  annotations[PROM.path] = '/stats/prometheus';
+}
+
 function replaceByName<T extends { name: string }>(list: T[], add: T[]): T[] {
   const names = new Set(add.map((x) => x.name));
   return [...list.filter((x) => !names.has(x.name)), ...add];
@@ -170,6 +183,7 @@ export function injectPodTemplate(template: PodTemplate, workload: WorkloadMeta,
   if (plan.mode === 'agentless') {
     parts = agentlessSidecar(plan, settings);
     parts.init = [...iptables, ...parts.init];
+    prometheusAgentless(annotations, settings);
   } else {
     parts = { init: iptables, proxy: agentContainer(plan, settings, workload, appContainers), volumes: agentVolumes(settings) };
     const rewrite = boolAnnotation(annotations, A.rewriteAppHTTPProbers) ?? settings.rewriteAppHTTPProbe;

@@ -37,6 +37,8 @@ export interface MeshConfig {
   defaultHttpRetryPolicy?: MeshRetryPolicy;
   /** Cluster connect timeout, Go-style duration text. */
   connectTimeout: string;
+  /** How long listeners wait for a client's first bytes to detect its protocol; 0s: no limit (Istio's default). */
+  protocolDetectionTimeout: string;
 }
 
 export function defaultMeshConfig(): MeshConfig {
@@ -51,6 +53,7 @@ export function defaultMeshConfig(): MeshConfig {
     rootNamespace: 'istio-system',
     enableAutoMtls: true,
     connectTimeout: '10s',
+    protocolDetectionTimeout: '0s',
   };
 }
 
@@ -67,11 +70,12 @@ const SUPPORTED = new Set([
   'enableAutoMtls',
   'defaultHttpRetryPolicy',
   'connectTimeout',
+  'protocolDetectionTimeout',
 ]);
 
 /** Istio's MeshConfig fields meshd does not act on (accepted quietly, listed by `ignoredFields`). */
 const ISTIO_ONLY = new Set([
-  'proxyListenPort', 'proxyInboundListenPort', 'proxyHttpPort', 'protocolDetectionTimeout', 'tcpKeepalive', 'ingressClass',
+  'proxyListenPort', 'proxyInboundListenPort', 'proxyHttpPort', 'tcpKeepalive', 'ingressClass',
   'ingressService', 'ingressControllerMode', 'ingressSelector', 'enableTracing', 'enableEnvoyAccessLogService', 'inboundTrafficPolicy',
   'configSources', 'trustDomainAliases', 'caCertificates', 'defaultServiceExportTo', 'defaultVirtualServiceExportTo',
   'defaultDestinationRuleExportTo', 'localityLbSetting', 'dnsRefreshRate', 'h2UpgradePolicy', 'inboundClusterStatName',
@@ -126,6 +130,7 @@ const schema = z.object({
     .optional(),
   // Istio requires at least 1ms.
   connectTimeout: duration('connectTimeout', 1).optional(),
+  protocolDetectionTimeout: duration('protocolDetectionTimeout', 0).optional(),
 });
 
 export class MeshConfigError extends Error {
@@ -212,6 +217,7 @@ export function parseMeshConfig(text: string, where: string): ParsedMeshConfig {
     rootNamespace: m.rootNamespace || base.rootNamespace,
     enableAutoMtls: m.enableAutoMtls ?? base.enableAutoMtls,
     connectTimeout: m.connectTimeout ?? base.connectTimeout,
+    protocolDetectionTimeout: m.protocolDetectionTimeout ?? base.protocolDetectionTimeout,
   };
   if (m.defaultHttpRetryPolicy) config.defaultHttpRetryPolicy = m.defaultHttpRetryPolicy;
   if (config.accessLogEncoding === 'JSON' && config.accessLogFormat.trim() !== '') {

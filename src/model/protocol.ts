@@ -1,7 +1,9 @@
 // Chooses a port's protocol the way Istio does: `appProtocol` first, then the port
-// name's prefix (`http`, `http-web`, `grpc-api`, ...). Anything else is treated as TCP.
+// name's prefix (`http`, `http-web`, `grpc-api`, ...). A port that declares neither is AUTO:
+// its listeners detect HTTP/1.1 and HTTP/2 from the client's first bytes (protocol sniffing)
+// and carry anything else as TCP.
 
-export type Protocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'GRPC-WEB' | 'HTTPS' | 'TLS' | 'TCP' | 'UDP' | 'MONGO' | 'MYSQL' | 'REDIS';
+export type Protocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'GRPC-WEB' | 'HTTPS' | 'TLS' | 'TCP' | 'UDP' | 'MONGO' | 'MYSQL' | 'REDIS' | 'AUTO';
 
 const BY_NAME: Record<string, Protocol> = {
   http: 'HTTP',
@@ -43,7 +45,12 @@ export function portProtocol(port: { name?: string; appProtocol?: string; protoc
     const prefix = lookup(name.slice(0, dash));
     if (prefix) return prefix;
   }
-  return 'TCP';
+  return 'AUTO';
+}
+
+/** Ports whose traffic may be HTTP: declared HTTP protocols, and undeclared ones (sniffed). */
+export function mayCarryHttp(p: Protocol): boolean {
+  return isHttpProtocol(p) || p === 'AUTO';
 }
 
 export function isHttpProtocol(p: Protocol): boolean {

@@ -15,6 +15,7 @@ import { endpointKey } from '../model/mesh.js';
 import { visibleFrom } from '../model/service.js';
 import { protoDurationOf } from '../util/duration.js';
 import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
+import { downstreamProtocolOptions } from './sniffing.js';
 
 /** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
 function connectTimeout(snapshot: MeshSnapshot): string {
@@ -68,7 +69,7 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
       },
     },
   };
-  applyClusterPolicy(body, policy, http2);
+  applyClusterPolicy(body, policy, http2, port.protocol === 'AUTO');
   if (svc.entry && svc.entry.resolution !== 'STATIC') entryDiscovery(snapshot, body, c);
   const mode = policy.tls?.mode;
   // Without a DestinationRule's TLS mode, auto mTLS (unless the mesh config turns it off:
@@ -189,6 +190,7 @@ export function inboundClusters(snapshot: MeshSnapshot, ctx: ProxyContext): Envo
     const name = inboundClusterName(p.targetPort);
     const res = p.endpoint ? defaultEndpointCluster(name, p.endpoint, timeout) : originalDstCluster(name, true, timeout);
     if (isHttp2Protocol(p.protocol)) res.body.typed_extension_protocol_options = http2Options();
+    else if (p.protocol === 'AUTO') res.body.typed_extension_protocol_options = downstreamProtocolOptions();
     return res;
   });
 }

@@ -4,7 +4,8 @@
 // 127.0.0.1 instead. For proxyless gRPC, one API listener per `<host>:<port>`.
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
 import type { WorkloadCertificates } from '../model/proxy.js';
-import { isHttpProtocol } from '../model/protocol.js';
+import { isHttpProtocol, type Protocol } from '../model/protocol.js';
+import { MESH_HTTP_ALPN, MESH_TCP_ALPN, SNIFFED_HTTP_PROTOCOLS, detectionTimeout, httpInspector, meshHttpAlpnFilter } from './sniffing.js';
 import type { InboundPort, ProxyContext } from './proxy-context.js';
 import { MESH_ALPN, istioMutualServerSocket } from './mtls.js';
 import { effectivePeerAuthentication } from './peer-authentication.js';
@@ -42,12 +43,14 @@ const LOCALHOST = '127.0.0.1';
  * Captured connections no other listener takes: to their original destination (Istio's
  * ALLOW_ANY), or to the black hole (REGISTRY_ONLY), with Istio's chain names.
  */
+/** The TCP proxy for connections to no known service: passthrough, or the black hole under REGISTRY_ONLY. */
+function catchAllTcp(ctx: ProxyContext, mesh: MeshConfig): Json {
+  const cluster = outboundMode(ctx, mesh) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+  return tcpProxy(cluster, cluster, accessLogs(mesh).filter);
+}
+
 function virtualOutbound(ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
-  const logs = accessLogs(mesh).filter;
-  const chain =
-    outboundMode(ctx, mesh) === 'REGISTRY_ONLY'
-      ? { name: 'virtualOutbound-blackhole', filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER, logs)] }
-      : { name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, logs)] };
+  const chain = { name: outboundMode(ctx, mesh) === 'REGISTRY_ONLY' ? 'virtualOutbound-blackhole' : 'virtualOutbound-catchall-tcp', filters: [catchAllTcp(ctx, mesh)] };
   return {
     name: VIRTUAL_OUTBOUND,
     body: {
@@ -61,7 +64,30 @@ function virtualOutbound(ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
   };
 }
 
-function outboundHttpListener(port: number, ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
+/** The HTTP connection manager of an outbound port's listener, routed by RDS `<port>`. */
+function outboundHcm(name: string, port: number, mesh: MeshConfig, sniffed: boolean): Json {
+  const filters = routeConfigurableFilters();
+  return httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port), httpFilters: sniffed ? [meshHttpAlpnFilter(), ...filters] : filters, accessLog: accessLogs(mesh).filter });
+}
+
+/**
+ * Filter chains of a listener whose port sniffs: HTTP (as the HTTP inspector reports it) to the
+ * port's routes, anything else to `tcp`.
+ */
+function sniffingChains(name: string, port: number, mesh: MeshConfig, tcp: Json): Json {
+  return {
+    listener_filters: [httpInspector()],
+    ...detectionTimeout(mesh),
+    filter_chains: [{ name: `${name}-http`, filter_chain_match: { application_protocols: SNIFFED_HTTP_PROTOCOLS }, filters: [outboundHcm(name, port, mesh, true)] }],
+    default_filter_chain: { name: `${name}-tcp`, filters: [tcp] },
+  };
+}
+
+/**
+ * The listener of an HTTP port, `0.0.0.0_<port>` (or 127.0.0.1 without capture). `sniffTcp`: the
+ * port has services that declare no protocol, so non-HTTP traffic goes there instead.
+ */
+function outboundHttpListener(port: number, ctx: ProxyContext, mesh: MeshConfig, sniffTcp?: Json): EnvoyResource {
   const bind = ctx.interception === 'NONE' ? LOCALHOST : WILDCARD;
   const name = listenerName(bind, port);
   return {
@@ -71,10 +97,18 @@ function outboundHttpListener(port: number, ctx: ProxyContext, mesh: MeshConfig)
       address: socketAddress(bind, port),
       ...(ctx.interception === 'REDIRECT' ? { bind_to_port: false } : {}),
       traffic_direction: 'OUTBOUND',
-      filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port), httpFilters: routeConfigurableFilters(), accessLog: accessLogs(mesh).filter })] }],
+      ...(sniffTcp ? sniffingChains(name, port, mesh, sniffTcp) : { filter_chains: [{ filters: [outboundHcm(name, port, mesh, false)] }] }),
       ...listenerAccessLog(mesh),
     },
   };
+}
+
+/** Where a service port's TCP connections go: its cluster, or a VirtualService's tcp route. */
+function outboundTcpProxy(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined): Json {
+  const cluster = outboundClusterName(port.port, svc.hostname);
+  const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: port.port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
+  const tcpRoute = vs ? firstTcpRoute(vs, rc) : undefined;
+  return tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster) : tcpProxy(cluster, cluster, accessLogs(snapshot.meshConfig).filter);
 }
 
 /**
@@ -101,13 +135,13 @@ function tcpDestinations(svc: MeshService, port: MeshServicePort): { bind: strin
 /** Chains of a port's wildcard listener (ServiceEntry ports without an address), by what they match. */
 type WildcardChains = Map<number, Map<string, Json>>;
 
+/**
+ * A TCP port's listeners (a sniffed port's, with capture, also route the HTTP they detect);
+ * chains for the port's wildcard listener go to `wildcard` instead.
+ */
 function outboundTcpListeners(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined, wildcard: WildcardChains): EnvoyResource[] {
-  const cluster = outboundClusterName(port.port, svc.hostname);
-  // A VirtualService's tcp route for the host decides where connections go.
-  const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: port.port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
-  const tcpRoute = vs ? firstTcpRoute(vs, rc) : undefined;
+  const proxy = outboundTcpProxy(snapshot, svc, port, ctx, vs);
   const mesh = snapshot.meshConfig;
-  const proxy = tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster) : tcpProxy(cluster, cluster, accessLogs(mesh).filter);
   if (ctx.interception === 'NONE') {
     const name = listenerName(LOCALHOST, port.port);
     return [{ name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerAccessLog(mesh) } }];
@@ -119,13 +153,15 @@ function outboundTcpListeners(snapshot: MeshSnapshot, svc: MeshService, port: Me
       if (!chains) wildcard.set(port.port, (chains = new Map()));
       // The first service (by hostname) keeps a match; a VirtualService's tls route for the SNI decides where it goes.
       if (chains.has(key)) continue;
+      const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: port.port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
       const tlsRoute = vs && key.startsWith('sni:') ? firstTlsRoute(vs, rc, svc.hostname) : undefined;
-      const filters = [tlsRoute && vs ? tcpProxyFor(tlsRoute, rc, vs, cluster) : proxy];
+      const filters = [tlsRoute && vs ? tcpProxyFor(tlsRoute, rc, vs, outboundClusterName(port.port, svc.hostname)) : proxy];
       chains.set(key, { name: `${svc.hostname}_${port.port}`, ...(match ? { filter_chain_match: match } : {}), filters });
       continue;
     }
     const name = listenerName(bind, port.port);
-    out.push({ name, body: { name, address: socketAddress(bind, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerAccessLog(mesh) } });
+    const chains = port.protocol === 'AUTO' ? sniffingChains(name, port.port, mesh, proxy) : { filter_chains: [{ filters: [proxy] }] };
+    out.push({ name, body: { name, address: socketAddress(bind, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', ...chains, ...listenerAccessLog(mesh) } });
   }
   return out;
 }
@@ -164,9 +200,9 @@ type InboundMtls = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
  * `clientCert`: the port takes mTLS, so x-forwarded-client-cert is the verified peer's (or
  * dropped, over plaintext). `authz`: AuthorizationPolicy's RBAC filters (authorization.ts).
  */
-function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, logs: Json[] | undefined, authz: AuthzFilters): Json[] {
+function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, logs: Json[] | undefined, authz: AuthzFilters, protocol: Protocol = p.protocol): Json[] {
   const cluster = inboundClusterName(p.targetPort);
-  return isHttpProtocol(p.protocol)
+  return isHttpProtocol(protocol)
       ? [
           httpConnectionManager({
             statPrefix: `inbound_${chainName}`,
@@ -192,6 +228,7 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, 
  */
 function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined, authz: AuthzFilters): Json[] {
   const chainName = listenerName(WILDCARD, p.targetPort);
+  if (p.protocol === 'AUTO') return sniffedInboundChains(p, chainName, mode, certs, logs, authz);
   if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false, logs, authz) }];
   const tls: Json = {
     name: `${chainName}_mtls`,
@@ -204,6 +241,36 @@ function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertifi
   if (mode === 'STRICT') return [tls];
   // Plaintext callers cannot claim an identity: a forwarded x-forwarded-client-cert is dropped.
   return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true, logs, authz) }];
+}
+
+/**
+ * Inbound chains of a port that declares no protocol: plaintext HTTP as the HTTP inspector
+ * detects it, mesh mTLS by the ALPN the client offers (HTTP or TCP), and TCP for the rest.
+ * STRICT keeps a catch-all mTLS chain, so plaintext fails the handshake.
+ */
+function sniffedInboundChains(p: InboundPort, chainName: string, mode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined, authz: AuthzFilters): Json[] {
+  const port = p.targetPort;
+  const filters = (protocol: Protocol, clientCert: boolean): Json[] => inboundFilters(p, chainName, clientCert, logs, authz, protocol);
+  const plaintext = (clientCert: boolean, transport?: string): Json[] => [
+    { name: `${chainName}-http`, filter_chain_match: { destination_port: port, ...(transport ? { transport_protocol: transport } : {}), application_protocols: SNIFFED_HTTP_PROTOCOLS }, filters: filters('HTTP', clientCert) },
+    { name: `${chainName}-tcp`, filter_chain_match: { destination_port: port, ...(transport ? { transport_protocol: transport } : {}) }, filters: filters('TCP', clientCert) },
+  ];
+  if (!certs || mode === 'DISABLE') return plaintext(false);
+  const socket = istioMutualServerSocket(certs);
+  const mtlsHttp: Json = {
+    name: `${chainName}_mtls-http`,
+    filter_chain_match: { destination_port: port, ...(mode === 'STRICT' ? {} : { transport_protocol: 'tls' }), application_protocols: MESH_HTTP_ALPN },
+    transport_socket: socket,
+    filters: filters('HTTP', true),
+  };
+  const mtlsTcp: Json = {
+    name: `${chainName}_mtls-tcp`,
+    filter_chain_match: mode === 'STRICT' ? { destination_port: port } : { destination_port: port, transport_protocol: 'tls', application_protocols: MESH_TCP_ALPN },
+    transport_socket: socket,
+    filters: filters('TCP', true),
+  };
+  if (mode === 'STRICT') return [mtlsHttp, mtlsTcp];
+  return [mtlsHttp, mtlsTcp, ...plaintext(true, 'raw_buffer')];
 }
 
 /**
@@ -223,14 +290,18 @@ function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: Inbou
   const certs = ctx.mtls;
   const logs = accessLogs(mesh).filter;
   const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs, logs, authz));
-  const inspect = chains.some((c) => (c.filter_chain_match as Json).transport_protocol !== undefined);
+  const matches = chains.map((c) => c.filter_chain_match as Json);
+  const inspectTls = matches.some((m) => m.transport_protocol !== undefined || m.application_protocols === MESH_HTTP_ALPN);
+  const inspectHttp = matches.some((m) => m.application_protocols === SNIFFED_HTTP_PROTOCOLS);
+  const inspectors = [...(inspectTls ? [tlsInspector()] : []), ...(inspectHttp ? [httpInspector()] : [])];
   return {
     name: VIRTUAL_INBOUND,
     body: {
       name: VIRTUAL_INBOUND,
       address: socketAddress(WILDCARD, VIRTUAL_INBOUND_PORT),
       traffic_direction: 'INBOUND',
-      listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }, ...(inspect ? [tlsInspector()] : [])],
+      listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }, ...inspectors],
+      ...(inspectors.length ? detectionTimeout(mesh) : {}),
       filter_chains: chains,
       default_filter_chain: passthroughChain(workloadMode, certs, logs, authz),
       ...listenerAccessLog(mesh),
@@ -244,8 +315,12 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   const http = httpPorts(snapshot, ctx.proxy.namespace, ctx.scope);
   const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
   const wildcard: WildcardChains = new Map();
-  for (const port of http.keys()) {
-    const l = outboundHttpListener(port, ctx, snapshot.meshConfig);
+  for (const [port, entries] of http) {
+    // A port some service leaves undeclared sniffs: what is not HTTP goes on as TCP, to its
+    // original destination (or the first such service's, without capture).
+    const auto = entries.find((e) => e.port.protocol === 'AUTO');
+    const sniffTcp = !auto ? undefined : ctx.interception === 'NONE' ? outboundTcpProxy(snapshot, auto.svc, auto.port, ctx, vsByHost.get(auto.svc.hostname)) : catchAllTcp(ctx, snapshot.meshConfig);
+    const l = outboundHttpListener(port, ctx, snapshot.meshConfig, sniffTcp);
     taken.add(l.name);
     out.push(l);
   }

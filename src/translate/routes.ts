@@ -2,7 +2,7 @@
 // virtual host per service; and, for proxyless gRPC, one per `<host>:<port>` listener.
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
 import { visibleFrom } from '../model/service.js';
-import { isHttpProtocol } from '../model/protocol.js';
+import { mayCarryHttp } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { PASSTHROUGH_CLUSTER, outboundClusterName, proxylessTargets } from './names.js';
 import { byName, type EnvoyResource, type Json } from './types.js';
@@ -69,7 +69,7 @@ export function httpPorts(snapshot: MeshSnapshot, clientNamespace: string, scope
   for (const svc of snapshot.services) {
     if (!visibleFrom(svc, clientNamespace)) continue;
     for (const port of svc.ports) {
-      if (!isHttpProtocol(port.protocol) || !seesServicePort(scope, svc, port.port)) continue;
+      if (!mayCarryHttp(port.protocol) || !seesServicePort(scope, svc, port.port)) continue;
       let list = out.get(port.port);
       if (!list) out.set(port.port, (list = []));
       list.push({ svc, port });

@@ -41,8 +41,11 @@ export function unlimitedThresholds(): Json {
   return { max_connections: UINT32_MAX, max_pending_requests: UINT32_MAX, max_requests: UINT32_MAX, max_retries: UINT32_MAX, track_remaining: true };
 }
 
-/** Applies a policy to a cluster (Envoy JSON), in place. */
-export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2: boolean): void {
+/**
+ * Applies a policy to a cluster (Envoy JSON), in place. `sniffed`: the port declares no
+ * protocol, so HTTP goes upstream in the protocol it came in (unless the policy upgrades it).
+ */
+export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2: boolean, sniffed = false): void {
   const lb = policy.loadBalancer;
   if (lb?.consistentHash) {
     if (lb.consistentHash.maglev) {
@@ -81,11 +84,14 @@ export function applyClusterPolicy(cluster: Json, policy: EffectivePolicy, http2
   const idle = protoDurationOf(pool?.http?.idleTimeout);
   if (idle) common.idle_timeout = idle;
   const useHttp2 = http2 || pool?.http?.h2UpgradePolicy === 'UPGRADE';
-  if (Object.keys(common).length > 0 || useHttp2) {
+  const downstream = sniffed && !useHttp2;
+  if (Object.keys(common).length > 0 || useHttp2 || downstream) {
     cluster.typed_extension_protocol_options = {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': anyOf('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
         ...(Object.keys(common).length ? { common_http_protocol_options: common } : {}),
-        explicit_http_config: useHttp2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
+        ...(downstream
+          ? { use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } }
+          : { explicit_http_config: useHttp2 ? { http2_protocol_options: {} } : { http_protocol_options: {} } }),
       }),
     };
   }

@@ -19,7 +19,7 @@ import { applyAll, readManifests, waitForCrds } from '../support/kube-objects.js
 import { startMeshd, MESHD_CLI, REPO_ROOT, type MeshdProcess } from '../support/meshd.js';
 import { envoyForProxyUid, httpGet, startEnvoy, type EnvoyProcess } from '../support/envoy.js';
 import { createPod, type Pod } from '../support/netns.js';
-import { freePort } from '../support/backends.js';
+import { freePort, tcpRoundTrip } from '../support/backends.js';
 import { selfSignedCertificate } from '../support/tls.js';
 import { connectAds, istioNode, TypeUrl } from '../support/ads-client.js';
 
@@ -39,6 +39,9 @@ const spiffe = (sa: string): string => `spiffe://${TRUST}/ns/${NS}/sa/${sa}`;
 
 /** The app behind the server's sidecar: answers with the request headers it got. */
 const ECHO_APP = `require('node:http').createServer((q, s) => { s.setHeader('content-type', 'application/json'); s.end(JSON.stringify(q.headers)); }).listen(${APP_PORT});`;
+/** Ports of the `backend` Service, which declares no protocol on them (sniffed): an HTTP app and a TCP echo. */
+const SNIFFED_HTTP_PORT = 8070;
+const SNIFFED_TCP_PORT = 8071;
 
 async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -78,6 +81,7 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
   let serverLog = '';
   let client: EnvoyProcess;
   let clientPort: number;
+  let sniffedPorts: { http: number; tcp: number };
   let rootPem: string;
 
   const token = async (sa: string): Promise<string> =>
@@ -121,6 +125,17 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
     });
     await kube.request('PATCH', `/api/v1/namespaces/${NS}/pods/httpbin-1/status`, { status: { phase: 'Running', podIP: pod.podIp, podIPs: [{ ip: pod.podIp }], conditions: [{ type: 'Ready', status: 'True' }] } });
     await kube.request('POST', `/api/v1/namespaces/${NS}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'httpbin' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'http', port: clientPort, targetPort: APP_PORT }, { name: 'https', port: APP_TLS_PORT, targetPort: APP_TLS_PORT }] } });
+    // Port names with no protocol prefix: both sides sniff.
+    sniffedPorts = { http: await freePort(), tcp: await freePort() };
+    await kube.request('POST', `/api/v1/namespaces/${NS}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'backend' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'web', port: sniffedPorts.http, targetPort: SNIFFED_HTTP_PORT }, { name: 'raw', port: sniffedPorts.tcp, targetPort: SNIFFED_TCP_PORT }] } });
+    await kube.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'backend-abc', labels: { 'kubernetes.io/service-name': 'backend' } },
+      addressType: 'IPv4',
+      ports: [{ name: 'web', port: SNIFFED_HTTP_PORT, protocol: 'TCP' }, { name: 'raw', port: SNIFFED_TCP_PORT, protocol: 'TCP' }],
+      endpoints: [{ addresses: [pod.podIp], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'httpbin-1', namespace: NS } }],
+    });
     await kube.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
@@ -157,6 +172,13 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
     ]);
     tlsApp.stdout!.resume();
     tlsApp.stderr!.resume();
+    const sniffedApps = pod.spawn([
+      process.execPath,
+      '-e',
+      `require('node:http').createServer((q, s) => { s.setHeader('content-type', 'application/json'); s.end(JSON.stringify(q.headers)); }).listen(${SNIFFED_HTTP_PORT}); require('node:net').createServer((c) => c.pipe(c)).listen(${SNIFFED_TCP_PORT});`,
+    ]);
+    sniffedApps.stdout!.resume();
+    sniffedApps.stderr!.resume();
     const other = pod.spawn([process.execPath, '-e', `require('node:http').createServer((q, s) => s.end('other')).listen(${UNDECLARED_PORT});`]);
     other.stdout!.resume();
     other.stderr!.resume();
@@ -302,6 +324,25 @@ describe('mTLS between two Envoys with certificates from meshd', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  it('ports that declare no protocol: HTTP and TCP told apart on both sides, inside mTLS and in plaintext', async () => {
+    // HTTP: the server's sidecar ran it through its HTTP connection manager (it set the client's identity).
+    const r = await until('HTTP on the sniffed port', async () => {
+      const res = await get(sniffedPorts.http, '/headers', { host: 'backend' }).catch(() => undefined);
+      return res?.status === 200 ? res : undefined;
+    });
+    assert.match((JSON.parse(r.body) as Record<string, string>)['x-forwarded-client-cert'] ?? '', new RegExp(`URI=${spiffe('sleep').replace(/[/.]/g, '\\$&')}`), 'mTLS, and HTTP on the server side');
+    // TCP: bytes that are not HTTP come back unchanged through both sidecars.
+    const payload = '\x16 not http, not tls either\n';
+    const echoed = await tcpRoundTrip(sniffedPorts.tcp, '127.0.0.1', payload);
+    assert.equal(echoed, payload);
+    const handshakes = await client.admin(`/stats?filter=outbound.${sniffedPorts.tcp}.*ssl.handshake`);
+    assert.match(handshakes, /ssl\.handshake: [1-9]/, 'the TCP connection went over mTLS');
+    // Plaintext straight to the pod (PERMISSIVE): sniffed as HTTP, no identity.
+    const plain = await get(SNIFFED_HTTP_PORT, '/headers', { address: pod.podIp, host: 'backend' });
+    assert.equal(plain.status, 200);
+    assert.equal((JSON.parse(plain.body) as Record<string, string>)['x-forwarded-client-cert'], undefined);
   });
 
   it('STRICT refuses plaintext, mTLS still works; PERMISSIVE again takes both', async () => {

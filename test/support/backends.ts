@@ -103,3 +103,24 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
     });
   });
 }
+
+/**
+ * Connects to host:port, writes `payload` and resolves with as many bytes (latin1) as it sent,
+ * as an echo server returns them; rejects after `timeoutMs`.
+ */
+export function tcpRoundTrip(port: number, host: string, payload: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, host, () => s.write(payload, 'latin1'));
+    let data = '';
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => {
+      data += c;
+      if (data.length >= payload.length) {
+        s.end();
+        resolve(data);
+      }
+    });
+    s.on('error', reject);
+    s.setTimeout(timeoutMs, () => s.destroy(new Error('timeout')));
+  });
+}

@@ -406,8 +406,10 @@ describe('agentless proxy', () => {
       assert.equal(envoy.readinessProbe.httpGet.port, 15021);
       assert.equal(envoy.env, undefined);
       assert.equal(envoy.securityContext.runAsUser, 1337);
-      // No agent: probes, metrics and the status port stay as they were.
-      assert.equal(t.metadata.annotations['prometheus.io/port'], undefined);
+      // No agent to merge metrics: Prometheus scrapes Envoy's own stats port.
+      assert.equal(t.metadata.annotations['prometheus.io/port'], '15090');
+      assert.equal(t.metadata.annotations['prometheus.io/path'], '/stats/prometheus');
+      assert.deepEqual(envoy.ports, [{ containerPort: 15090, protocol: 'TCP', name: 'http-envoy-prom' }]);
       assert.deepEqual(
         t.spec.volumes.map((v: Any) => v.name),
         ['istio-envoy', 'istio-podinfo', 'istio-token', 'istiod-ca-cert'],
@@ -452,6 +454,14 @@ describe('agentless proxy', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("leaves an app's own scrape annotations alone, and adds none when merging is off", () => {
+    const own = inject(pod({ annotations: { 'meshd.io/proxy': 'envoy', 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9090' } }));
+    assert.equal(own.metadata.annotations['prometheus.io/port'], '9090');
+    assert.equal(own.metadata.annotations['prometheus.io/path'], undefined);
+    const off = inject(pod({ annotations: { 'meshd.io/proxy': 'envoy', 'prometheus.istio.io/merge-metrics': 'false' } }));
+    assert.equal(off.metadata.annotations['prometheus.io/scrape'], undefined);
   });
 
   it('the agent can be asked for per pod when the setting is agentless', () => {

@@ -20,13 +20,13 @@ describe('protocol selection (as Istio)', () => {
     [{ name: 'HTTP' }, 'HTTP'],
     [{ name: 'tcp-db' }, 'TCP'],
     [{ name: 'mongo' }, 'MONGO'],
-    [{ name: 'web' }, 'TCP'],
-    [{ name: '' }, 'TCP'],
-    [{ name: 'httpx' }, 'TCP'],
+    [{ name: 'web' }, 'AUTO'],
+    [{ name: '' }, 'AUTO'],
+    [{ name: 'httpx' }, 'AUTO'],
     [{ name: 'db', appProtocol: 'http' }, 'HTTP'],
     [{ name: 'http', appProtocol: 'tcp' }, 'TCP'],
     [{ name: 'x', appProtocol: 'kubernetes.io/h2c' }, 'HTTP2'],
-    [{ name: 'x', appProtocol: 'unknown-thing' }, 'TCP'],
+    [{ name: 'x', appProtocol: 'unknown-thing' }, 'AUTO'],
     [{ name: 'http', protocol: 'UDP' }, 'UDP'],
   ];
   for (const [port, expected] of cases) {

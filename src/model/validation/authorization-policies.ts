@@ -6,7 +6,7 @@ import type { AuthorizationPolicyObject, PodObject } from '../objects.js';
 import { actionOf, httpOnlyUses } from '../authorization.js';
 import { finding, notFound, type Finding } from '../finding.js';
 import { formatFieldPath } from '../objects.js';
-import { isHttpProtocol } from '../protocol.js';
+import { mayCarryHttp } from '../protocol.js';
 import { selectorMatches } from '../labels.js';
 import { policyApplies } from '../authorization-scope.js';
 import type { MeshService } from '../service.js';
@@ -52,7 +52,7 @@ class WorkloadIndex {
     for (const svc of this.services.get(pod.metadata.namespace) ?? []) {
       if (!selectorMatches(svc.selector, pod.metadata.labels)) continue;
       for (const p of svc.ports) {
-        if (p.protocol === 'UDP' || isHttpProtocol(p.protocol)) continue;
+        if (p.protocol === 'UDP' || mayCarryHttp(p.protocol)) continue;
         found.add(typeof p.targetPort === 'number' ? p.targetPort : p.port);
       }
     }
