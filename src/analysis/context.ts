@@ -114,3 +114,14 @@ export function selectorText(labels: Readonly<Record<string, string>>): string {
     .map((k) => `${k}=${labels[k]}`)
     .join(',');
 }
+
+/**
+ * The ports of the registry's service for `host`: a Service's, or a ServiceEntry's whose
+ * host is it (or a `*.suffix` host covering it); undefined when none serves it.
+ */
+export function registryPorts(ctx: AnalysisContext, host: string): number[] | undefined {
+  const svc = ctx.serviceByHost.get(host);
+  if (svc) return svc.spec.ports.map((p) => p.port);
+  const entry = ctx.snapshot.serviceByHost.get(host) ?? ctx.snapshot.services.find((s) => s.entry && s.hostname.startsWith('*.') && host.endsWith(s.hostname.slice(1)));
+  return entry?.entry ? entry.ports.map((p) => p.port) : undefined;
+}

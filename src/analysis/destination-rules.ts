@@ -1,14 +1,14 @@
 // Checks of DestinationRules against the Services and pods they are meant for.
 import { resolveHost } from '../model/istio.js';
-import { podsWithLabels, selectorText, type AnalysisContext } from './context.js';
+import { podsWithLabels, registryPorts, selectorText, type AnalysisContext } from './context.js';
 import { finding, type Finding } from './finding.js';
 
-/** IST0174: a DestinationRule host that is no Service of the mesh; its policies apply to nothing. */
+/** IST0174: a DestinationRule host that is no Service (or ServiceEntry host) of the mesh; its policies apply to nothing. */
 export function unknownDestinationRuleHosts(ctx: AnalysisContext): Finding[] {
   return ctx.destinationRules
     .filter((dr) => {
       const host = resolveHost(dr.spec.host, dr.metadata.namespace, ctx.domain);
-      return !host.includes('*') && !ctx.serviceByHost.has(host);
+      return !host.includes('*') && registryPorts(ctx, host) === undefined;
     })
     .map((dr) => finding('UnknownDestinationRuleHost', dr, 'spec.host', `The host ${dr.spec.host} of this DestinationRule matches no Service in the mesh, so its policies apply to nothing.`));
 }

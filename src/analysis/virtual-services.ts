@@ -4,24 +4,24 @@
 import { resolveHost } from '../model/istio.js';
 import { MESH_GATEWAY, resolveGateway } from '../translate/istio-config.js';
 import { hostAllows } from '../translate/gateways.js';
-import type { AnalysisContext } from './context.js';
+import { registryPorts, type AnalysisContext } from './context.js';
 import { destinationsOf, gatewaysOf } from '../model/validation/destinations.js';
 import { finding, notFound, type Finding } from './finding.js';
 
 const isWildcard = (host: string): boolean => host.includes('*');
 
-/** IST0101 for a destination host no Service defines, or a port that Service does not have. */
+/** IST0101 for a destination host no Service (or ServiceEntry) defines, or a port it does not have. */
 export function destinationHosts(ctx: AnalysisContext): Finding[] {
   const out: Finding[] = [];
   for (const vs of ctx.virtualServices) {
     for (const d of destinationsOf(vs)) {
       if (isWildcard(d.host)) continue;
-      const svc = ctx.serviceByHost.get(resolveHost(d.host, vs.metadata.namespace, ctx.domain));
-      if (!svc) {
+      const ports = registryPorts(ctx, resolveHost(d.host, vs.metadata.namespace, ctx.domain));
+      if (!ports) {
         out.push(notFound(vs, `${d.field}.host`, d.mirror ? 'mirror host' : 'host', d.host));
         continue;
       }
-      if (d.port !== undefined && !svc.spec.ports.some((p) => p.port === d.port)) out.push(notFound(vs, `${d.field}.port.number`, 'host:port', `${d.host}:${d.port}`));
+      if (d.port !== undefined && !ports.includes(d.port)) out.push(notFound(vs, `${d.field}.port.number`, 'host:port', `${d.host}:${d.port}`));
     }
   }
   return out;
@@ -39,8 +39,7 @@ export function destinationPortRequired(ctx: AnalysisContext): Finding[] {
     if (!gatewaysOf(vs).some((g) => g !== MESH_GATEWAY)) continue;
     for (const d of destinationsOf(vs)) {
       if (d.port !== undefined || isWildcard(d.host)) continue;
-      const svc = ctx.serviceByHost.get(resolveHost(d.host, vs.metadata.namespace, ctx.domain));
-      const ports = (svc?.spec.ports ?? []).map((p) => p.port).sort((a, b) => a - b);
+      const ports = [...(registryPorts(ctx, resolveHost(d.host, vs.metadata.namespace, ctx.domain)) ?? [])].sort((a, b) => a - b);
       if (ports.length < 2) continue;
       out.push(
         finding(

@@ -1,5 +1,5 @@
 // Writes status on the Istio objects meshd reads from the cluster (Gateway, VirtualService,
-// DestinationRule, PeerAuthentication, AuthorizationPolicy, RequestAuthentication, Sidecar): whether each was accepted and whether its proxies
+// DestinationRule, PeerAuthentication, AuthorizationPolicy, RequestAuthentication, Sidecar, ServiceEntry, WorkloadEntry): whether each was accepted and whether its proxies
 // have it (istio-status.ts says what). Runs on the replica holding the leader Lease only,
 // so two replicas that see things differently never write against each other.
 //
@@ -57,7 +57,9 @@ function configObjects(config: IstioConfig): Map<string, IstioObject> {
     for (const o of list) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
   }
   for (const o of [...(config.authorizationPolicies ?? []), ...(config.requestAuthentications ?? [])]) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
-  for (const o of config.sidecars ?? []) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
+  for (const list of [config.sidecars ?? [], config.serviceEntries ?? [], config.workloadEntries ?? []] as readonly (readonly IstioObject[])[]) {
+    for (const o of list) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
+  }
   return out;
 }
 

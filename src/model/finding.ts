@@ -39,6 +39,7 @@ export const CODES = {
   MultipleSidecarsWithoutWorkloadSelectors: { code: 'IST0111', severity: 'Error' },
   VirtualServiceDestinationPortSelectorRequired: { code: 'IST0112', severity: 'Error' },
   VirtualServiceHostNotFoundInGateway: { code: 'IST0132', severity: 'Warning' },
+  ServiceEntryAddressesRequired: { code: 'IST0134', severity: 'Warning' },
   ConflictingGateways: { code: 'IST0145', severity: 'Error' },
   GatewayPortNotDefinedOnService: { code: 'IST0162', severity: 'Warning' },
   IneffectivePolicy: { code: 'IST0167', severity: 'Warning' },

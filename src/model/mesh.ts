@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { AuthorizationPolicyObject, RequestAuthenticationObject, SidecarObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import type { AuthorizationPolicyObject, RequestAuthenticationObject, ServiceEntryObject, SidecarObject, WorkloadEntryObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -10,19 +10,13 @@ import { sortFindings, type Finding } from './finding.js';
 import type { MeshService } from './service.js';
 import { ROOT_NAMESPACE } from './istio-scope.js';
 import { refusalFindings, validateConfig } from './validation/index.js';
+import { serviceEntryEndpoints, serviceEntryServices, workloadEndpoint, type EntryService } from './service-entries.js';
+import { selectorMatches } from './labels.js';
 import type { PeerAuthenticationDecisions } from './validation/peer-authentications.js';
 
-export type { MeshService, MeshServicePort } from './service.js';
+export type { MeshEndpoint, MeshService, MeshServicePort } from './service.js';
+import type { MeshEndpoint } from './service.js';
 
-export interface MeshEndpoint {
-  address: string;
-  port: number;
-  labels: Labels;
-  podName?: string;
-  /** The service account of the endpoint's Pod, when known: the identity mTLS expects. */
-  serviceAccount?: string;
-  zone?: string;
-}
 
 /** Endpoints of one service port, keyed by `<hostname>|<port>`. */
 export type EndpointIndex = ReadonlyMap<string, readonly MeshEndpoint[]>;
@@ -66,6 +60,10 @@ export interface IstioConfig {
   readonly requestAuthentications?: readonly RequestAuthenticationObject[];
   /** Every valid Sidecar, sorted by namespace/name (model/sidecar.ts resolves which applies to a workload). */
   readonly sidecars?: readonly SidecarObject[];
+  /** Every valid ServiceEntry, sorted by namespace/name (their hosts are in the snapshot's services). */
+  readonly serviceEntries?: readonly ServiceEntryObject[];
+  /** Every valid WorkloadEntry, sorted by namespace/name (endpoints of the ServiceEntries selecting them). */
+  readonly workloadEntries?: readonly WorkloadEntryObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
   /** The validation stage's findings about this config (objects or parts left out or ignored), sorted; refusals are not here. */
@@ -94,7 +92,10 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
   const sidecars = store.list('Sidecar').sort(byNamespacedName);
   const authorizationPolicies = store.list('AuthorizationPolicy').sort(byNamespacedName);
   const requestAuthentications = store.list('RequestAuthentication').sort(byNamespacedName);
+  const serviceEntries = store.list('ServiceEntry').sort(byNamespacedName);
+  const workloadEntries = store.list('WorkloadEntry').sort(byNamespacedName);
   const v = validateConfig({
+    serviceEntries,
     virtualServices: store.list('VirtualService').sort(byNamespacedName),
     destinationRules,
     gateways,
@@ -120,6 +121,8 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     authorizationPolicies,
     requestAuthentications,
     sidecars,
+    serviceEntries,
+    workloadEntries,
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };
@@ -157,8 +160,27 @@ function toMeshService(s: ServiceObject, domain: string): MeshService {
   };
 }
 
-/** Ready endpoints of `svc`, per service port, from its EndpointSlices (ports matched by name); labels come from their Pods. */
-export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSliceObject[], pods?: ReadonlyMap<string, PodObject>): Map<string, MeshEndpoint[]> {
+/**
+ * Ready endpoints of `svc`, per service port, from its EndpointSlices (ports matched by
+ * name; labels come from their Pods), and the WorkloadEntries of its namespace its selector
+ * matches (as Istio adds them to Services).
+ */
+/** Endpoints of `port` of a Service from the WorkloadEntries its selector matches. */
+function selectedWorkloadEntries(svc: MeshService, port: MeshService['ports'][number], workloadEntries: readonly WorkloadEntryObject[], seen: Set<string>): MeshEndpoint[] {
+  const out: MeshEndpoint[] = [];
+  const selector = svc.selector;
+  if (!selector || Object.keys(selector).length === 0) return out;
+  for (const we of workloadEntries) {
+    if (we.metadata.namespace !== svc.namespace || !selectorMatches(selector, we.spec.labels ?? NO_LABELS)) continue;
+    const ep = workloadEndpoint(we.spec, port, we.metadata.namespace);
+    if (!ep || seen.has(`${ep.address}:${ep.port}`)) continue;
+    seen.add(`${ep.address}:${ep.port}`);
+    out.push(ep);
+  }
+  return out;
+}
+
+export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSliceObject[], pods?: ReadonlyMap<string, PodObject>, workloadEntries?: readonly WorkloadEntryObject[]): Map<string, MeshEndpoint[]> {
   const out = new Map<string, MeshEndpoint[]>();
   for (const port of svc.ports) {
     const seen = new Set<string>();
@@ -187,6 +209,7 @@ export function serviceEndpoints(svc: MeshService, slices: readonly EndpointSlic
         }
       }
     }
+    if (workloadEntries?.length) eps.push(...selectedWorkloadEntries(svc, port, workloadEntries, seen));
     eps.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
     out.set(endpointKey(svc.hostname, port.port), eps);
   }
@@ -217,7 +240,7 @@ function sameEndpoints(a: readonly MeshEndpoint[] | undefined, b: readonly MeshE
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
-    if (x.address !== y.address || x.port !== y.port || x.podName !== y.podName || x.zone !== y.zone || x.serviceAccount !== y.serviceAccount || !sameLabels(x.labels, y.labels)) return false;
+    if (x.address !== y.address || x.port !== y.port || x.podName !== y.podName || x.zone !== y.zone || x.serviceAccount !== y.serviceAccount || x.region !== y.region || x.subZone !== y.subZone || x.weight !== y.weight || x.network !== y.network || !sameLabels(x.labels, y.labels)) return false;
   }
   return true;
 }
@@ -234,17 +257,28 @@ export interface SnapshotDelta {
  * Builds a whole new snapshot from the store. Endpoint lists equal to the previous ones are
  * reused. The mesh config is the previous snapshot's unless one is given (Istio's defaults at first).
  */
-/** The store's Services (not ExternalName ones), sorted by hostname. */
-function meshServices(store: ConfigStore, domain: string): MeshService[] {
-  return store
+function byHostname(a: MeshService, b: MeshService): number {
+  return a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0;
+}
+
+/** The store's Services (not ExternalName ones) and ServiceEntry hosts (model/service-entries.ts), sorted by hostname. */
+function registry(store: ConfigStore, domain: string): { services: MeshService[]; entries: EntryService[] } {
+  const kube = store
     .list('Service')
     .filter((s) => s.spec.type !== 'ExternalName')
-    .map((s) => toMeshService(s, domain))
-    .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    .map((s) => toMeshService(s, domain));
+  const entries = serviceEntryServices(store.list('ServiceEntry'), new Set(kube.map((s) => s.hostname)));
+  return { services: [...kube, ...entries.map((e) => e.svc)].sort(byHostname), entries };
+}
+
+function meshServices(store: ConfigStore, domain: string): MeshService[] {
+  return registry(store, domain).services;
 }
 
 export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSnapshot, meshConfig: MeshConfig = prev?.meshConfig ?? defaultMeshConfig()): SnapshotDelta {
-  const services = meshServices(store, domain);
+  const { services, entries } = registry(store, domain);
+  const entryByHost = new Map(entries.map((e) => [e.svc.hostname, e]));
+  const workloads = { pods: store.list('Pod'), workloadEntries: store.list('WorkloadEntry') };
   const serviceByHost = new Map(services.map((s) => [s.hostname, s]));
   const slices = slicesByService(store);
   const pods = new Map(store.list('Pod').map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
@@ -254,7 +288,11 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
   const version = (prev?.version ?? 0) + 1;
   for (const svc of services) {
     let changed = false;
-    for (const [key, eps] of serviceEndpoints(svc, slices.get(`${svc.namespace}/${svc.name}`) ?? [], pods)) {
+    const entry = svc.entry ? entryByHost.get(svc.hostname) : undefined;
+    const found = entry
+      ? new Map([...serviceEntryEndpoints(entry, workloads)].map(([port, eps]) => [endpointKey(svc.hostname, port), eps]))
+      : serviceEndpoints(svc, slices.get(`${svc.namespace}/${svc.name}`) ?? [], pods, workloads.workloadEntries);
+    for (const [key, eps] of found) {
       const old = prev?.endpoints.get(key);
       if (old && sameEndpoints(old, eps)) endpoints.set(key, old);
       else {
@@ -265,7 +303,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     if (prev && !changed) {
       // Ports removed from a service also change its endpoints.
       const prevSvc = prev.serviceByHost.get(svc.hostname);
-      if (!prevSvc || prevSvc.ports.length !== svc.ports.length) changed = true;
+      if (!prevSvc || prevSvc.ports.length !== svc.ports.length || prevSvc.entry?.resolution !== svc.entry?.resolution) changed = true;
     }
     if (changed || !prev) changedEndpoints.add(svc.hostname);
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
@@ -302,6 +340,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
   const endpointVersions = new Map(prev.endpointVersions);
   const changedEndpoints = new Set<string>();
   const wanted = new Set(serviceKeys);
+  const workloadEntries = store.list('WorkloadEntry');
   let identitiesChanged = false;
   const slices = new Map<string, EndpointSliceObject[]>();
   for (const s of store.list('EndpointSlice')) {
@@ -317,7 +356,7 @@ export function updateEndpoints(store: ConfigStore, prev: MeshSnapshot, serviceK
     if (!svc) continue;
     const list = (slices.get(key) ?? []).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
     let changed = false;
-    for (const [k, eps] of serviceEndpoints(svc, list, prev.pods)) {
+    for (const [k, eps] of serviceEndpoints(svc, list, prev.pods, workloadEntries)) {
       if (sameEndpoints(prev.endpoints.get(k), eps)) continue;
       endpoints.set(k, eps);
       changed = true;

@@ -17,6 +17,7 @@ import { ISTIO_SECURITY_API_VERSIONS, peerAuthenticationIssues, peerAuthenticati
 import { authorizationPolicyIssues, authorizationPolicySpecSchema, type AuthorizationPolicySpec } from './authorization.js';
 import { requestAuthenticationIssues, requestAuthenticationSpecSchema, type RequestAuthenticationSpec } from './request-authentication.js';
 import { sidecarIssues, sidecarSpecSchema, type SidecarSpec } from './sidecar.js';
+import { serviceEntryIssues, serviceEntrySpecSchema, workloadEntryIssues, workloadEntrySpecSchema, type ServiceEntrySpec, type WorkloadEntrySpec } from './service-entry.js';
 
 export interface ObjectMeta {
   name: string;
@@ -143,7 +144,19 @@ export interface SidecarObject {
   spec: SidecarSpec;
 }
 
-export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | RequestAuthenticationObject | SidecarObject;
+export interface ServiceEntryObject {
+  kind: 'ServiceEntry';
+  metadata: ObjectMeta;
+  spec: ServiceEntrySpec;
+}
+
+export interface WorkloadEntryObject {
+  kind: 'WorkloadEntry';
+  metadata: ObjectMeta;
+  spec: WorkloadEntrySpec;
+}
+
+export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | RequestAuthenticationObject | SidecarObject | ServiceEntryObject | WorkloadEntryObject;
 
 export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject | IstioObject;
 export type MeshKind = MeshObject['kind'];
@@ -162,6 +175,8 @@ export const KIND_API_VERSIONS: Record<MeshKind, readonly string[]> = {
   AuthorizationPolicy: ISTIO_SECURITY_API_VERSIONS,
   RequestAuthentication: ISTIO_SECURITY_API_VERSIONS,
   Sidecar: ISTIO_NETWORKING_API_VERSIONS,
+  ServiceEntry: ISTIO_NETWORKING_API_VERSIONS,
+  WorkloadEntry: ISTIO_NETWORKING_API_VERSIONS,
 };
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -467,6 +482,10 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
       return parseIstio('RequestAuthentication', requestAuthenticationSpecSchema, requestAuthenticationIssues, raw, defaultNamespace);
     case 'Sidecar':
       return parseIstio('Sidecar', sidecarSpecSchema, sidecarIssues, raw, defaultNamespace);
+    case 'ServiceEntry':
+      return parseIstio('ServiceEntry', serviceEntrySpecSchema, serviceEntryIssues, raw, defaultNamespace);
+    case 'WorkloadEntry':
+      return parseIstio('WorkloadEntry', workloadEntrySpecSchema, workloadEntryIssues, raw, defaultNamespace);
   }
 }
 

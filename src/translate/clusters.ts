@@ -10,7 +10,9 @@ import { ADS_CONFIG_SOURCE } from './filters.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, istioConfigPath, outboundClusterName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
 import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
-import { subsetServiceName } from './endpoints.js';
+import { localityEndpoints, subsetServiceName } from './endpoints.js';
+import { endpointKey } from '../model/mesh.js';
+import { visibleFrom } from '../model/service.js';
 import { protoDurationOf } from '../util/duration.js';
 import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
 import { customDecision, extAuthzCluster } from './authorization.js';
@@ -49,6 +51,8 @@ interface EdsClusterSpec {
   edsServiceName?: string;
   /** The DestinationRule that applies, if any (recorded in the cluster's metadata). */
   rule?: { namespace: string; name: string };
+  /** The subset's labels (a DNS cluster of a ServiceEntry selects its endpoints by them). */
+  subsetLabels?: Readonly<Record<string, string>>;
 }
 
 function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions): EnvoyResource {
@@ -68,15 +72,46 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
     },
   };
   applyClusterPolicy(body, policy, http2, port.protocol === 'AUTO');
+  if (svc.entry && svc.entry.resolution !== 'STATIC') entryDiscovery(snapshot, body, c);
   const mode = policy.tls?.mode;
-  // Without a DestinationRule's TLS mode, auto mTLS (unless the mesh config turns it off: plaintext).
-  if (o.mtls && (mode === 'ISTIO_MUTUAL' || (mode === undefined && snapshot.meshConfig.enableAutoMtls))) {
-    const socket = istioMutualSocket({ certificates: o.mtls, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), alpn: meshAlpn(http2 ? 'http2' : isHttpProtocol(port.protocol) ? 'http' : 'tcp') });
+  // Without a DestinationRule's TLS mode, auto mTLS (unless the mesh config turns it off:
+  // plaintext), never to a ServiceEntry's MESH_EXTERNAL hosts, which are not in the mesh.
+  const external = svc.entry?.location === 'MESH_EXTERNAL';
+  if (o.mtls && (mode === 'ISTIO_MUTUAL' || (mode === undefined && !external && snapshot.meshConfig.enableAutoMtls))) {
+    const socket = istioMutualSocket({ certificates: o.mtls, port: port.port, subset, hostname: svc.hostname, serviceAccounts: serviceAccountsOf(snapshot.endpoints, svc), subjectAltNames: svc.entry?.subjectAltNames, alpn: meshAlpn(http2 ? 'http2' : isHttpProtocol(port.protocol) ? 'http' : 'tcp') });
     // ISTIO_MUTUAL from a DestinationRule: always; otherwise (auto mTLS) only to endpoints that take it.
     if (mode === 'ISTIO_MUTUAL') body.transport_socket = socket;
     else body.transport_socket_matches = autoMtlsSocketMatches(socket);
   }
   return { name, body };
+}
+
+/**
+ * How a ServiceEntry host's cluster finds its endpoints when not over EDS: resolution NONE
+ * is the original destination (as PassthroughCluster, but for this host's port), DNS a
+ * STRICT_DNS cluster of the endpoints (or of the host), DNS_ROUND_ROBIN a LOGICAL_DNS
+ * cluster of the first one. Subsets keep the endpoints their labels select.
+ */
+function entryDiscovery(snapshot: MeshSnapshot, body: Json, c: EdsClusterSpec): void {
+  delete body.eds_cluster_config;
+  const resolution = c.svc.entry?.resolution;
+  if (resolution === 'NONE') {
+    body.type = 'ORIGINAL_DST';
+    body.lb_policy = 'CLUSTER_PROVIDED';
+    delete body.ring_hash_lb_config;
+    delete body.maglev_lb_config;
+    return;
+  }
+  let eps = snapshot.endpoints.get(endpointKey(c.svc.hostname, c.port.port)) ?? [];
+  if (c.subset) {
+    const labels = c.subsetLabels ?? {};
+    eps = eps.filter((e) => Object.entries(labels).every(([k, v]) => e.labels[k] === v));
+  }
+  if (resolution === 'DNS_ROUND_ROBIN') eps = eps.slice(0, 1);
+  body.type = resolution === 'DNS' ? 'STRICT_DNS' : 'LOGICAL_DNS';
+  body.dns_lookup_family = 'V4_ONLY';
+  body.respect_dns_ttl = true;
+  body.load_assignment = { cluster_name: c.name, endpoints: localityEndpoints(eps) };
 }
 
 /**
@@ -86,7 +121,7 @@ function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions
 export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o: ClusterOptions = {}): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const svc of snapshot.services) {
-    if (o.scope && !svc.ports.some((p) => seesServicePort(o.scope, svc, p.port))) continue;
+    if (!visibleFrom(svc, clientNamespace) || (o.scope && !svc.ports.some((p) => seesServicePort(o.scope, svc, p.port)))) continue;
     const dr = destinationRuleFor(snapshot.config, svc.hostname, clientNamespace, svc.namespace, snapshot.domain);
     for (const port of svc.ports) {
       if (port.protocol === 'UDP' || !seesServicePort(o.scope, svc, port.port)) continue;
@@ -96,7 +131,7 @@ export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o
         const policy = effectivePolicy(dr?.spec, port.port, subset.name);
         // Endpoints of the subset as this rule selects them (the rule may be this client namespace's own).
         const edsServiceName = subsetServiceName(snapshot, svc, port.port, subset.name, clientNamespace);
-        out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, policy, subset: subset.name, edsServiceName, rule: dr?.metadata }, o));
+        out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, policy, subset: subset.name, edsServiceName, rule: dr?.metadata, subsetLabels: subset.labels ?? {} }, o));
       }
     }
   }
@@ -176,7 +211,8 @@ function extAuthzClusters(snapshot: MeshSnapshot, ctx: ProxyContext, shared: rea
 
 /** Every cluster a proxy gets, sorted by name. */
 export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })): EnvoyResource[] {
-  if (ctx.proxyless) return [...shared].sort(byName);
+  // Proxyless gRPC clients take EDS clusters only (a ServiceEntry's DNS or original-destination ones are left out).
+  if (ctx.proxyless) return shared.filter((c) => c.body.type === 'EDS').sort(byName);
   const all = [...shared, ...extAuthzClusters(snapshot, ctx, shared), ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
   // RequestAuthentications' remote JWKS, fetched by Envoy (a mesh Service's through its own cluster).
   if (snapshot.config.requestAuthentications?.length) all.push(...jwksClusters(snapshot, ctx.proxy, new Set(all.map((c) => c.name)), connectTimeout(snapshot)));

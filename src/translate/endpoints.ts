@@ -8,19 +8,36 @@ import { socketAddress } from './filters.js';
 import { byName, type EnvoyResource, type Json } from './types.js';
 import { endpointTlsMetadata } from './mtls.js';
 
-function localityEndpoints(eps: readonly MeshEndpoint[]): Json[] {
-  // Group by zone; gRPC ignores localities without a weight, so each carries one.
-  const byZone = new Map<string, Json[]>();
+function localityOf(e: MeshEndpoint): Json {
+  const out: Json = {};
+  if (e.region) out.region = e.region;
+  if (e.zone) out.zone = e.zone;
+  if (e.subZone) out.sub_zone = e.subZone;
+  return out;
+}
+
+function endpointAddress(e: MeshEndpoint): Json {
+  // A ServiceEntry endpoint or WorkloadEntry may be a unix domain socket.
+  return e.address.startsWith('unix://') ? { pipe: { path: e.address.slice('unix://'.length) } } : socketAddress(e.address, e.port);
+}
+
+/** Endpoints grouped by locality, each locality weighted by the sum of its endpoints' weights. */
+export function localityEndpoints(eps: readonly MeshEndpoint[]): Json[] {
+  // Group by locality; gRPC ignores localities without a weight, so each carries one.
+  const byLocality = new Map<string, { locality: Json; weight: number; lbEndpoints: Json[] }>();
   for (const e of eps) {
-    const zone = e.zone ?? '';
-    let list = byZone.get(zone);
-    if (!list) byZone.set(zone, (list = []));
+    const key = `${e.region ?? ''}/${e.zone ?? ''}/${e.subZone ?? ''}`;
+    let group = byLocality.get(key);
+    if (!group) byLocality.set(key, (group = { locality: localityOf(e), weight: 0, lbEndpoints: [] }));
     const metadata = endpointTlsMetadata(e.labels);
-    list.push({ endpoint: { address: socketAddress(e.address, e.port) }, ...(metadata ? { metadata } : {}), load_balancing_weight: 1 });
+    // Envoy refuses a weight of 0: a 0 weight (as unset) counts as 1.
+    const weight = e.weight ? e.weight : 1;
+    group.weight += weight;
+    group.lbEndpoints.push({ endpoint: { address: endpointAddress(e) }, ...(metadata ? { metadata } : {}), load_balancing_weight: weight });
   }
-  return [...byZone.keys()].sort().map((zone) => {
-    const lbEndpoints = byZone.get(zone)!;
-    return { locality: zone ? { zone } : {}, lb_endpoints: lbEndpoints, load_balancing_weight: lbEndpoints.length };
+  return [...byLocality.keys()].sort().map((key) => {
+    const g = byLocality.get(key)!;
+    return { locality: g.locality, lb_endpoints: g.lbEndpoints, load_balancing_weight: g.weight };
   });
 }
 
@@ -102,6 +119,8 @@ export function subsetsByHost(snapshot: MeshSnapshot): Map<string, Map<string, S
 
 export function serviceLoadAssignments(snapshot: MeshSnapshot, svc: MeshService): EnvoyResource[] {
   const out: EnvoyResource[] = [];
+  // A ServiceEntry host resolved otherwise (NONE, DNS) has no load assignment: its clusters carry their endpoints.
+  if (svc.entry && svc.entry.resolution !== 'STATIC') return out;
   const subsets = subsetsByHost(snapshot).get(svc.hostname);
   for (const port of svc.ports) {
     if (port.protocol === 'UDP') continue;

@@ -14,7 +14,8 @@ import { jwtAuthnFilters } from './request-authentication.js';
 import { ADS_CONFIG_SOURCE, httpConnectionManager, routeConfigurableFilters, routerFilter, socketAddress, tcpProxy, tlsInspector } from './filters.js';
 import { httpPorts, meshVirtualServicesByHost, outboundMode } from './routes.js';
 import { seesServicePort } from './sidecar-scope.js';
-import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
+import { visibleFrom } from '../model/service.js';
+import { firstTcpRoute, firstTlsRoute, tcpProxyFor } from './tcp-routes.js';
 import { MESH_GATEWAY } from './istio-config.js';
 import type { RouteContext } from './http-routes.js';
 import type { VirtualServiceObject } from '../model/objects.js';
@@ -111,21 +112,86 @@ function outboundTcpProxy(snapshot: MeshSnapshot, svc: MeshService, port: MeshSe
   return tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster) : tcpProxy(cluster, cluster, accessLogs(snapshot.meshConfig).filter);
 }
 
-/** A TCP port's listener; a sniffed port's (with capture) also routes the HTTP it detects. */
-function outboundTcpListener(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined): EnvoyResource | undefined {
+/**
+ * Where a captured TCP connection to `svc` is told apart: a Service's cluster IP (headless
+ * ones have none); a ServiceEntry's IP addresses; its CIDR blocks, or its host by SNI for
+ * TLS ports, or (neither) any address: chains of the port's wildcard listener, as Istio.
+ */
+function tcpDestinations(svc: MeshService, port: MeshServicePort): { bind: string; match?: Json; key?: string }[] {
+  if (!svc.entry) return svc.clusterIP ? [{ bind: svc.clusterIP }] : [];
+  const ips = svc.entry.addresses.filter((a) => !a.includes('/'));
+  const cidrs = svc.entry.addresses.filter((a) => a.includes('/')).sort();
+  const out: { bind: string; match?: Json; key?: string }[] = ips.map((bind) => ({ bind }));
+  if (cidrs.length > 0) {
+    const ranges = cidrs.map((c) => ({ address_prefix: c.slice(0, c.indexOf('/')), prefix_len: Number(c.slice(c.indexOf('/') + 1)) }));
+    out.push({ bind: WILDCARD, match: { prefix_ranges: ranges }, key: `cidr:${cidrs.join(',')}` });
+  }
+  if (svc.entry.addresses.length === 0) {
+    if (port.protocol === 'TLS' || port.protocol === 'HTTPS') out.push({ bind: WILDCARD, match: { server_names: [svc.hostname] }, key: `sni:${svc.hostname}` });
+    else out.push({ bind: WILDCARD, key: 'any' });
+  }
+  return out;
+}
+
+/** Chains of a port's wildcard listener (ServiceEntry ports without an address), by what they match. */
+type WildcardChains = Map<number, Map<string, Json>>;
+
+/**
+ * A TCP port's listeners (a sniffed port's, with capture, also route the HTTP they detect);
+ * chains for the port's wildcard listener go to `wildcard` instead.
+ */
+function outboundTcpListeners(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined, wildcard: WildcardChains): EnvoyResource[] {
   const proxy = outboundTcpProxy(snapshot, svc, port, ctx, vs);
   const mesh = snapshot.meshConfig;
   if (ctx.interception === 'NONE') {
     const name = listenerName(LOCALHOST, port.port);
-    return { name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerAccessLog(mesh) } };
+    return [{ name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerAccessLog(mesh) } }];
   }
-  // Captured TCP is matched by the service's cluster IP; headless services have none.
-  if (!svc.clusterIP) return undefined;
-  const name = listenerName(svc.clusterIP, port.port);
-  const chains = port.protocol === 'AUTO' ? sniffingChains(name, port.port, mesh, proxy) : { filter_chains: [{ filters: [proxy] }] };
+  const out: EnvoyResource[] = [];
+  for (const { bind, match, key } of tcpDestinations(svc, port)) {
+    if (key !== undefined) {
+      let chains = wildcard.get(port.port);
+      if (!chains) wildcard.set(port.port, (chains = new Map()));
+      // The first service (by hostname) keeps a match; a VirtualService's tls route for the SNI decides where it goes.
+      if (chains.has(key)) continue;
+      const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: port.port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
+      const tlsRoute = vs && key.startsWith('sni:') ? firstTlsRoute(vs, rc, svc.hostname) : undefined;
+      const filters = [tlsRoute && vs ? tcpProxyFor(tlsRoute, rc, vs, outboundClusterName(port.port, svc.hostname)) : proxy];
+      chains.set(key, { name: `${svc.hostname}_${port.port}`, ...(match ? { filter_chain_match: match } : {}), filters });
+      continue;
+    }
+    const name = listenerName(bind, port.port);
+    const chains = port.protocol === 'AUTO' ? sniffingChains(name, port.port, mesh, proxy) : { filter_chains: [{ filters: [proxy] }] };
+    out.push({ name, body: { name, address: socketAddress(bind, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', ...chains, ...listenerAccessLog(mesh) } });
+  }
+  return out;
+}
+
+/**
+ * The wildcard listener of a port (`0.0.0.0_<port>`) for ServiceEntry hosts without an
+ * address: one chain per CIDR block or TLS host (SNI, read by the TLS inspector); what
+ * none takes goes where virtualOutbound would send it (or to the host without addresses).
+ */
+function wildcardTcpListener(port: number, chains: Map<string, Json>, ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
+  const name = listenerName(WILDCARD, port);
+  const logs = accessLogs(mesh).filter;
+  const fallback =
+    chains.get('any') ??
+    (outboundMode(ctx, mesh) === 'REGISTRY_ONLY' ? { name: 'BlackHoleCluster', filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER, logs)] } : { name: 'PassthroughCluster', filters: [tcpProxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, logs)] });
+  const matched = [...chains.entries()].filter(([k]) => k !== 'any').sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, c]) => c);
+  const sni = matched.some((c) => (c.filter_chain_match as Json | undefined)?.server_names !== undefined);
   return {
     name,
-    body: { name, address: socketAddress(svc.clusterIP, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', ...chains, ...listenerAccessLog(mesh) },
+    body: {
+      name,
+      address: socketAddress(WILDCARD, port),
+      bind_to_port: false,
+      traffic_direction: 'OUTBOUND',
+      ...(sni ? { listener_filters: [tlsInspector()] } : {}),
+      filter_chains: matched,
+      default_filter_chain: fallback,
+      ...listenerAccessLog(mesh),
+    },
   };
 }
 
@@ -248,8 +314,9 @@ function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: Inbou
 export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   const taken = new Set<string>();
-  const http = httpPorts(snapshot, ctx.scope);
+  const http = httpPorts(snapshot, ctx.proxy.namespace, ctx.scope);
   const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
+  const wildcard: WildcardChains = new Map();
   for (const [port, entries] of http) {
     // A port some service leaves undeclared sniffs: what is not HTTP goes on as TCP, to its
     // original destination (or the first such service's, without capture).
@@ -260,15 +327,24 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
     out.push(l);
   }
   for (const svc of snapshot.services) {
+    if (!visibleFrom(svc, ctx.proxy.namespace)) continue;
     for (const port of svc.ports) {
       if (isHttpProtocol(port.protocol) || port.protocol === 'UDP' || !seesServicePort(ctx.scope, svc, port.port)) continue;
-      const l = outboundTcpListener(snapshot, svc, port, ctx, vsByHost.get(svc.hostname));
-      // Two services cannot share one address and port: the first (by hostname) keeps it.
-      if (!l || taken.has(l.name)) continue;
-      if (ctx.interception === 'NONE' && http.has(port.port)) continue;
-      taken.add(l.name);
-      out.push(l);
+      for (const l of outboundTcpListeners(snapshot, svc, port, ctx, vsByHost.get(svc.hostname), wildcard)) {
+        // Two services cannot share one address and port: the first (by hostname) keeps it.
+        if (taken.has(l.name)) continue;
+        if (ctx.interception === 'NONE' && http.has(port.port)) continue;
+        taken.add(l.name);
+        out.push(l);
+      }
     }
+  }
+  for (const [port, chains] of [...wildcard.entries()].sort((a, b) => a[0] - b[0])) {
+    // An HTTP port's listener keeps the wildcard address (its routes hold the HTTP hosts).
+    const l = wildcardTcpListener(port, chains, ctx, snapshot.meshConfig);
+    if (taken.has(l.name)) continue;
+    taken.add(l.name);
+    out.push(l);
   }
   if (ctx.interception === 'REDIRECT') {
     const pa = effectivePeerAuthentication(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels);

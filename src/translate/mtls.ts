@@ -57,8 +57,11 @@ function commonTlsContext(certs: WorkloadCertificates, peers: Json[], alpn: stri
  * Istio's SNI for a mesh cluster, `outbound_.<port>_.<subset>_.<host>`. `serviceAccounts`
  * are `namespace/name` pairs; with none known, any identity of the trust domain is accepted.
  */
-export function istioMutualSocket(o: { certificates: WorkloadCertificates; port: number; subset?: string; hostname: string; serviceAccounts: readonly string[]; alpn: string[] }): Json {
-  const peers = o.serviceAccounts.length
+export function istioMutualSocket(o: { certificates: WorkloadCertificates; port: number; subset?: string; hostname: string; serviceAccounts: readonly string[]; alpn: string[]; subjectAltNames?: readonly string[] | undefined }): Json {
+  // A ServiceEntry's subjectAltNames, when given, are the identities accepted instead.
+  const peers = o.subjectAltNames?.length
+    ? o.subjectAltNames.map((san) => ({ san_type: 'URI', matcher: { exact: san } }))
+    : o.serviceAccounts.length
     ? o.serviceAccounts.map((nsSa) => {
         const [ns, sa] = nsSa.split('/') as [string, string];
         return { san_type: 'URI', matcher: { exact: spiffeId(o.certificates.trustDomain, ns, sa) } };

@@ -24,6 +24,8 @@ export function listenerName(bind: string, port: number): string {
 /** What proxyless gRPC clients dial: `<host>:<port>` for each (non-UDP) service port. */
 export function* proxylessTargets(snapshot: MeshSnapshot): Generator<{ svc: MeshService; port: MeshServicePort; name: string }> {
   for (const svc of snapshot.services) {
+    // A ServiceEntry host is only for proxyless clients when its endpoints come over EDS.
+    if (svc.entry && svc.entry.resolution !== 'STATIC') continue;
     for (const port of svc.ports) if (port.protocol !== 'UDP') yield { svc, port, name: `${svc.hostname}:${port.port}` };
   }
 }

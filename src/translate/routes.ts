@@ -1,6 +1,7 @@
 // RDS: one route configuration per outbound HTTP port (named by the port), with a
 // virtual host per service; and, for proxyless gRPC, one per `<host>:<port>` listener.
 import type { MeshService, MeshServicePort, MeshSnapshot } from '../model/mesh.js';
+import { visibleFrom } from '../model/service.js';
 import { mayCarryHttp } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { PASSTHROUGH_CLUSTER, outboundClusterName, proxylessTargets } from './names.js';
@@ -18,6 +19,8 @@ import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
  * ignore the port in the Host header (the listener already chose the port), as Istio's do.
  */
 export function serviceDomains(svc: MeshService, clientNamespace: string): string[] {
+  // A ServiceEntry's host is its only name (a wildcard host matches as Envoy's domain wildcard), and its IP addresses.
+  if (svc.entry) return [svc.hostname, ...svc.entry.addresses.filter((a) => !a.includes('/')).map((a) => (a.includes(':') ? `[${a}]` : a))];
   const names = [svc.hostname, `${svc.name}.${svc.namespace}.svc`, `${svc.name}.${svc.namespace}`];
   if (clientNamespace === svc.namespace) names.push(svc.name);
   if (svc.clusterIP) names.push(svc.clusterIP.includes(':') ? `[${svc.clusterIP}]` : svc.clusterIP);
@@ -60,10 +63,11 @@ function catchAllVirtualHost(ctx: ProxyContext, mesh: MeshConfig): Json {
   return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }] };
 }
 
-/** Outbound HTTP ports of the mesh, with the services listening on each, sorted. */
-export function httpPorts(snapshot: MeshSnapshot, scope?: SidecarScope): Map<number, { svc: MeshService; port: MeshServicePort }[]> {
+/** Outbound HTTP ports of the mesh, with the services listening on each that `clientNamespace` sees, sorted. */
+export function httpPorts(snapshot: MeshSnapshot, clientNamespace: string, scope?: SidecarScope): Map<number, { svc: MeshService; port: MeshServicePort }[]> {
   const out = new Map<number, { svc: MeshService; port: MeshServicePort }[]>();
   for (const svc of snapshot.services) {
+    if (!visibleFrom(svc, clientNamespace)) continue;
     for (const port of svc.ports) {
       if (!mayCarryHttp(port.protocol) || !seesServicePort(scope, svc, port.port)) continue;
       let list = out.get(port.port);
@@ -86,7 +90,7 @@ export function meshVirtualServicesByHost(snapshot: MeshSnapshot, clientNamespac
 export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
-  for (const [portNumber, entries] of httpPorts(snapshot, ctx.scope)) {
+  for (const [portNumber, entries] of httpPorts(snapshot, ctx.proxy.namespace, ctx.scope)) {
     const used = new Set<string>();
     const virtualHosts: Json[] = [];
     const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: portNumber, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };

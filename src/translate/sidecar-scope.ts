@@ -1,5 +1,6 @@
 // What a sidecar proxy sees under its Sidecar resource (model/sidecar.ts): the service ports
 // it imports and its outbound traffic policy. Proxies without a Sidecar see every service.
+// ServiceEntry hosts are services of the ServiceEntry's namespace (model/service-entries.ts).
 import { createHash } from 'node:crypto';
 import type { MeshService, MeshSnapshot } from '../model/mesh.js';
 import type { Proxy } from '../model/proxy.js';

@@ -23,3 +23,8 @@ export function tcpProxyFor(route: L4Route, rc: RouteContext, vs: VirtualService
 export function firstTcpRoute(vs: VirtualServiceObject, rc: RouteContext): L4Route | undefined {
   return (vs.spec.tcp ?? []).find((r) => !r.match?.length || r.match.some((m) => matchApplies(m, rc, vs.metadata.namespace)));
 }
+
+/** The first `tls` route of `vs` that applies here to connections with SNI `sni`. */
+export function firstTlsRoute(vs: VirtualServiceObject, rc: RouteContext, sni: string): L4Route | undefined {
+  return (vs.spec.tls ?? []).find((r) => r.match.some((m) => matchApplies(m, rc, vs.metadata.namespace) && m.sniHosts.some((h) => h === sni || h === '*' || (h.startsWith('*.') && sni.endsWith(h.slice(1))))));
+}

@@ -15,6 +15,8 @@
 // - AuthorizationPolicy, RequestAuthentication: the proxies it applies to by its scope
 //   (model/authorization-scope.ts).
 // - Sidecar: the sidecars it is resolved for (model/sidecar.ts: selector, namespace, root default).
+// - ServiceEntry: the proxies of the namespaces it is exported to (its hosts are services there).
+// - WorkloadEntry: the proxies that see a ServiceEntry of its namespace selecting it.
 // A proxy counts once it has acknowledged a response (until then it is still connecting),
 // or as soon as it rejects one.
 import type { IstioConfig } from '../model/mesh.js';
@@ -99,6 +101,13 @@ function affectsOf(obj: IstioObject, config: IstioConfig): Affects {
         const s = sidecarFor(all, g.namespace, g.labels, root);
         return s !== undefined && s.metadata.namespace === ns && s.metadata.name === obj.metadata.name;
       };
+    }
+    case 'ServiceEntry':
+      return (g) => visibleTo(obj.spec.exportTo ?? undefined, ns, g.namespace);
+    case 'WorkloadEntry': {
+      const labels = obj.spec.labels ?? {};
+      const selecting = (config.serviceEntries ?? []).filter((se) => se.metadata.namespace === ns && Object.keys(se.spec.workloadSelector?.labels ?? {}).length > 0 && selectorMatches(se.spec.workloadSelector?.labels ?? undefined, labels));
+      return (g) => selecting.some((se) => visibleTo(se.spec.exportTo ?? undefined, ns, g.namespace));
     }
   }
 }

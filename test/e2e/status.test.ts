@@ -4,7 +4,9 @@
  * acknowledges it (not while the Envoy is stopped); a NACK (the Envoy's runtime caps regex
  * programs at size 1, so a regex match is rejected) shows in status and clears when the
  * object is fixed; a Gateway losing a host conflict says so and names the winner; nothing is
- * written when nothing changed; a Sidecar scopes the proxy, with status and IST0111.
+ * written when nothing changed; a Sidecar scopes the proxy, with status and IST0111; a
+ * ServiceEntry (and the WorkloadEntry it selects) from the apiserver reaches the proxy, with
+ * status and IST0134.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -192,5 +194,34 @@ describe('status on Istio objects, written by the leader', { timeout: 300_000 },
     await kube.request('DELETE', `${path('v1')}/also-wide`);
     await kube.request('DELETE', `${path('v1')}/only-system`);
     await envoy.waitFor(async () => (await clusters()).includes(httpbinCluster), { what: 'the cluster to come back', timeoutMs: 20_000 });
+  });
+
+  it('a ServiceEntry (v1beta1) and the WorkloadEntry it selects reach the proxy and are Reconciled; a TCP port without addresses gets IST0134', async () => {
+    const sePath = (v: string) => `/apis/networking.istio.io/${v}/namespaces/${NS}/serviceentries`;
+    const wePath = `/apis/networking.istio.io/v1/namespaces/${NS}/workloadentries`;
+    const cluster = 'outbound|9443||vm.status.test';
+    const clusters = async (): Promise<string> => JSON.stringify((await envoy.configDump('?resource=dynamic_active_clusters')).configs);
+    const endpoints = async (): Promise<string> => JSON.stringify((await envoy.configDump('?include_eds')).configs.filter((c: { '@type': string }) => c['@type'].endsWith('EndpointsConfigDump')));
+    await kube.request('POST', wePath, { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'vm-1' }, spec: { address: '10.250.0.1', labels: { app: 'vm' }, serviceAccount: 'vm' } });
+    await kube.request('POST', sePath('v1beta1'), {
+      apiVersion: 'networking.istio.io/v1beta1',
+      kind: 'ServiceEntry',
+      metadata: { name: 'vm' },
+      spec: { hosts: ['vm.status.test'], ports: [{ number: 9443, name: 'tcp-vm', protocol: 'TCP' }], location: 'MESH_INTERNAL', resolution: 'STATIC', workloadSelector: { labels: { app: 'vm' } } },
+    });
+    await envoy.waitFor(async () => (await clusters()).includes(cluster) && (await endpoints()).includes('10.250.0.1'), { what: 'the ServiceEntry cluster and its WorkloadEntry endpoint', timeoutMs: 20_000 });
+    const se = await eventually('the ServiceEntry Reconciled with IST0134', async () => {
+      const o = await kube.request<Stored>('GET', `${sePath('v1')}/vm`);
+      return condition(o, 'Reconciled')?.status === 'True' && o.status?.validationMessages?.some((m) => m.type.code === 'IST0134') ? o : undefined;
+    }, 20_000);
+    assert.ok(se.status?.validationMessages?.some((m) => m.type.code === 'IST0134' && m.level === 'WARNING'));
+    assert.equal(condition(se, 'Accepted')?.status, 'True', 'a warning does not refuse it');
+    await eventually('the WorkloadEntry Reconciled', async () => {
+      const o = await kube.request<Stored>('GET', `${wePath}/vm-1`);
+      return condition(o, 'Reconciled')?.status === 'True' ? o : undefined;
+    }, 20_000);
+    await kube.request('DELETE', `${sePath('v1')}/vm`);
+    await kube.request('DELETE', `${wePath}/vm-1`);
+    await envoy.waitFor(async () => !(await clusters()).includes(cluster), { what: 'the ServiceEntry cluster to go', timeoutMs: 20_000 });
   });
 });

@@ -127,6 +127,16 @@ describe('the validating webhook, called by the real apiserver', () => {
     await assert.rejects(kube.request('GET', `${VS_PATH}/bad`), (e) => e instanceof KubeApiError && e.status === 404);
   });
 
+  it('refuses an invalid ServiceEntry (v1alpha3) and WorkloadEntry naming the field, and stores a valid ServiceEntry', async () => {
+    const sePath = `/apis/networking.istio.io/v1alpha3/namespaces/${NS}/serviceentries`;
+    const se = (name: string, address: string) => ({ apiVersion: 'networking.istio.io/v1alpha3', kind: 'ServiceEntry', metadata: { name, namespace: NS }, spec: { hosts: [`${name}.example.com`], ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], resolution: 'STATIC', endpoints: [{ address }] } });
+    await assert.rejects(kube.request('POST', sePath, se('bad-se', 'not-an-ip.example.net')), (e) => e instanceof KubeApiError && e.status === 400 && /\(ServiceEntry apps\/bad-se\) Schema validation error: spec\.endpoints\[0\]\.address/.test(e.message));
+    const wePath = `/apis/networking.istio.io/v1/namespaces/${NS}/workloadentries`;
+    await assert.rejects(kube.request('POST', wePath, { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'bad-we', namespace: NS }, spec: { labels: { app: 'vm' } } }), (e) => e instanceof KubeApiError && /\(WorkloadEntry apps\/bad-we\) Schema validation error: spec\.address/.test(e.message));
+    const stored = await kube.request<{ metadata: { name: string } }>('POST', sePath, se('good-se', '192.0.2.1'));
+    assert.equal(stored.metadata.name, 'good-se');
+  });
+
   it('stores a valid VirtualService, and refuses an update that breaks it', async () => {
     const stored = await kube.request<{ metadata: { name: string; resourceVersion: string } }>('POST', VS_PATH, virtualService('good', [80, 20]));
     assert.equal(stored.metadata.name, 'good');

@@ -34,6 +34,8 @@ const RESOURCES: Record<string, { plural: string; cluster?: boolean }> = {
   AuthorizationPolicy: { plural: 'authorizationpolicies' },
   RequestAuthentication: { plural: 'requestauthentications' },
   Sidecar: { plural: 'sidecars' },
+  ServiceEntry: { plural: 'serviceentries' },
+  WorkloadEntry: { plural: 'workloadentries' },
 };
 
 export function collectionPath(apiVersion: string, kind: string, namespace?: string): string {

@@ -58,7 +58,7 @@ describe('validating webhook (/validate)', () => {
 
   it('allows DELETE and other kinds without reading them', () => {
     assert.equal(handle(request('VirtualService', undefined, 'DELETE')).allowed, true);
-    assert.equal(handle(request('ServiceEntry', { nonsense: true })).allowed, true);
+    assert.equal(handle(request('EnvoyFilter', { nonsense: true })).allowed, true);
   });
 
   it('refuses a request whose object is not an object, and garbage reviews are AdmissionErrors (4xx)', () => {

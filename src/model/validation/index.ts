@@ -26,7 +26,9 @@
 //   exist: IST0101 ReferencedResourceNotFound, Error; the policy is still served; an
 //   AuthorizationPolicy reading a verified JWT (requestPrincipals, request.auth.*) on pods no
 //   RequestAuthentication applies to: IST0167 IneffectivePolicy, Warning (request-authentications.ts).
-import type { AuthorizationPolicyObject, RequestAuthenticationObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
+// - a ServiceEntry port whose protocol is unset or TCP without `addresses`: IST0134
+//   ServiceEntryAddressesRequired, Warning (service-entries.ts).
+import type { AuthorizationPolicyObject, RequestAuthenticationObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, ServiceEntryObject, SidecarObject, VirtualServiceObject } from '../objects.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
 import { definedSubsets, undefinedSubsetFindings } from './subsets.js';
@@ -37,6 +39,7 @@ import { sidecarFindings } from './sidecars.js';
 import { authorizationPolicyFindings } from './authorization-policies.js';
 import type { ExtensionProvider } from '../extension-providers.js';
 import { requestAuthenticationFindings, requestPrincipalFindings } from './request-authentications.js';
+import { serviceEntryFindings } from './service-entries.js';
 
 export interface ValidationInput {
   /** Each kind sorted by namespace/name. */
@@ -45,6 +48,7 @@ export interface ValidationInput {
   gateways: readonly GatewayObject[];
   peerAuthentications: readonly PeerAuthenticationObject[];
   sidecars?: readonly SidecarObject[];
+  serviceEntries?: readonly ServiceEntryObject[];
   authorizationPolicies?: readonly AuthorizationPolicyObject[];
   requestAuthentications?: readonly RequestAuthenticationObject[];
   /** The mesh's pods (which workloads an AuthorizationPolicy selects, and their ports). */
@@ -78,6 +82,7 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   const peerAuthenticationDecisions = decidePeerAuthentications(input.peerAuthentications, input.rootNamespace);
   findings.push(...peerAuthenticationDecisions.findings);
   findings.push(...sidecarFindings(input.sidecars ?? []));
+  findings.push(...serviceEntryFindings(input.serviceEntries ?? []));
   if (input.authorizationPolicies?.length) {
     findings.push(...authorizationPolicyFindings({ policies: input.authorizationPolicies, services: input.services, pods: input.pods ?? [], rootNamespace: input.rootNamespace, extensionProviders: input.extensionProviders ?? [] }));
   }

@@ -51,8 +51,10 @@ export const ISTIO_GROUPS: IstioGroup[] = [
       { kind: 'VirtualService', plural: 'virtualservices' },
       { kind: 'DestinationRule', plural: 'destinationrules' },
       { kind: 'Sidecar', plural: 'sidecars' },
+      { kind: 'ServiceEntry', plural: 'serviceentries' },
+      { kind: 'WorkloadEntry', plural: 'workloadentries' },
     ],
-    describe: 'Gateways, VirtualServices, DestinationRules and Sidecars',
+    describe: 'Gateways, VirtualServices, DestinationRules, Sidecars, ServiceEntries and WorkloadEntries',
   },
   {
     group: ISTIO_SECURITY_GROUP,
