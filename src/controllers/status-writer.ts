@@ -57,6 +57,7 @@ function configObjects(config: IstioConfig): Map<string, IstioObject> {
     for (const o of list) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
   }
   for (const o of config.sidecars ?? []) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
+  for (const o of config.telemetries ?? []) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
   return out;
 }
 

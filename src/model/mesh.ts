@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { AuthorizationPolicyObject, SidecarObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import type { AuthorizationPolicyObject, SidecarObject, TelemetryObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -63,6 +63,8 @@ export interface IstioConfig {
   readonly authorizationPolicies?: readonly AuthorizationPolicyObject[];
   /** Every valid Sidecar, sorted by namespace/name (model/sidecar.ts resolves which applies to a workload). */
   readonly sidecars?: readonly SidecarObject[];
+  /** Every valid Telemetry, sorted by namespace/name (model/telemetry.ts resolves which apply to a proxy). */
+  readonly telemetries?: readonly TelemetryObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
   /** The validation stage's findings about this config (objects or parts left out or ignored), sorted; refusals are not here. */
@@ -84,13 +86,16 @@ const CA_SECRET_NAMES = new Set(['istio-ca-secret', 'cacerts']);
  * The Istio config served from the store, as the validation stage (model/validation/)
  * decides it, with its findings. `services` (the snapshot's) default to the store's.
  */
-export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: string, services?: readonly MeshService[]): IstioConfig {
+export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: string, services?: readonly MeshService[], meshConfig?: MeshConfig): IstioConfig {
   const gateways = store.list('Gateway').sort(byNamespacedName);
   const destinationRules = store.list('DestinationRule').sort(byNamespacedName);
   const peerAuthentications = store.list('PeerAuthentication').sort(byNamespacedName);
   const sidecars = store.list('Sidecar').sort(byNamespacedName);
   const authorizationPolicies = store.list('AuthorizationPolicy').sort(byNamespacedName);
+  const telemetries = store.list('Telemetry').sort(byNamespacedName);
   const v = validateConfig({
+    telemetries,
+    extensionProviders: meshConfig?.extensionProviders ?? [],
     virtualServices: store.list('VirtualService').sort(byNamespacedName),
     destinationRules,
     gateways,
@@ -113,6 +118,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     peerAuthenticationDecisions: v.peerAuthenticationDecisions,
     authorizationPolicies,
     sidecars,
+    telemetries,
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };
@@ -264,7 +270,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
   }
   if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
-  const config = istioConfig(store, domain, meshConfig.rootNamespace, services);
+  const config = istioConfig(store, domain, meshConfig.rootNamespace, services, meshConfig);
   return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config, meshConfig, findings: snapshotFindings(store, config) }, changedEndpoints, full: true };
 }
 

@@ -16,6 +16,7 @@ import {
 import { ISTIO_SECURITY_API_VERSIONS, peerAuthenticationIssues, peerAuthenticationSpecSchema, type PeerAuthenticationSpec } from './security.js';
 import { authorizationPolicyIssues, authorizationPolicySpecSchema, type AuthorizationPolicySpec } from './authorization.js';
 import { sidecarIssues, sidecarSpecSchema, type SidecarSpec } from './sidecar.js';
+import { ISTIO_TELEMETRY_API_VERSIONS, telemetryIssues, telemetrySpecSchema, type TelemetrySpec } from './telemetry.js';
 
 export interface ObjectMeta {
   name: string;
@@ -136,7 +137,13 @@ export interface SidecarObject {
   spec: SidecarSpec;
 }
 
-export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | SidecarObject;
+export interface TelemetryObject {
+  kind: 'Telemetry';
+  metadata: ObjectMeta;
+  spec: TelemetrySpec;
+}
+
+export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | SidecarObject | TelemetryObject;
 
 export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject | IstioObject;
 export type MeshKind = MeshObject['kind'];
@@ -154,6 +161,7 @@ export const KIND_API_VERSIONS: Record<MeshKind, readonly string[]> = {
   PeerAuthentication: ISTIO_SECURITY_API_VERSIONS,
   AuthorizationPolicy: ISTIO_SECURITY_API_VERSIONS,
   Sidecar: ISTIO_NETWORKING_API_VERSIONS,
+  Telemetry: ISTIO_TELEMETRY_API_VERSIONS,
 };
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -457,6 +465,8 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
       return parseIstio('AuthorizationPolicy', authorizationPolicySpecSchema, authorizationPolicyIssues, raw, defaultNamespace);
     case 'Sidecar':
       return parseIstio('Sidecar', sidecarSpecSchema, sidecarIssues, raw, defaultNamespace);
+    case 'Telemetry':
+      return parseIstio('Telemetry', telemetrySpecSchema, telemetryIssues, raw, defaultNamespace);
   }
 }
 

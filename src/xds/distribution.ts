@@ -14,6 +14,7 @@
 //   the root namespace, every sidecar.
 // - AuthorizationPolicy: the proxies it applies to by its scope (translate/authorization.ts).
 // - Sidecar: the sidecars it is resolved for (model/sidecar.ts: selector, namespace, root default).
+// - Telemetry: the proxies it is one of the levels of (model/telemetry.ts: root, namespace, workload).
 // A proxy counts once it has acknowledged a response (until then it is still connecting),
 // or as soon as it rejects one.
 import type { IstioConfig } from '../model/mesh.js';
@@ -23,6 +24,7 @@ import type { ProxyType } from '../model/proxy.js';
 import { MESH_GATEWAY, resolveGateway, rootNamespaceOf, visibleTo } from '../translate/istio-config.js';
 import { policyApplies } from '../model/authorization-scope.js';
 import { sidecarFor } from '../model/sidecar.js';
+import { telemetriesFor } from '../model/telemetry.js';
 import type { Connection } from './connection.js';
 
 export interface ProxyCounts {
@@ -97,6 +99,11 @@ function affectsOf(obj: IstioObject, config: IstioConfig): Affects {
         const s = sidecarFor(all, g.namespace, g.labels, root);
         return s !== undefined && s.metadata.namespace === ns && s.metadata.name === obj.metadata.name;
       };
+    }
+    case 'Telemetry': {
+      const root = rootNamespaceOf(config);
+      const all = config.telemetries ?? [];
+      return (g) => telemetriesFor(all, { namespace: g.namespace, labels: g.labels, type: g.type === 'router' ? 'router' : 'sidecar' }, root).some((t) => t.metadata.namespace === ns && t.metadata.name === obj.metadata.name);
     }
   }
 }

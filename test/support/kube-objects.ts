@@ -32,6 +32,7 @@ const RESOURCES: Record<string, { plural: string; cluster?: boolean }> = {
   DestinationRule: { plural: 'destinationrules' },
   PeerAuthentication: { plural: 'peerauthentications' },
   Sidecar: { plural: 'sidecars' },
+  Telemetry: { plural: 'telemetries' },
 };
 
 export function collectionPath(apiVersion: string, kind: string, namespace?: string): string {

@@ -20,8 +20,15 @@
 //   MultipleSidecarsWithoutWorkloadSelectors, Error, on each; the oldest applies (sidecars.ts);
 // - an AuthorizationPolicy using an HTTP-only field where it selects TCP ports: IST0167
 //   IneffectivePolicy, Warning; a CUSTOM policy's provider, which meshd cannot have: IST0101,
-//   Error (authorization-policies.ts).
-import type { AuthorizationPolicyObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, VirtualServiceObject } from '../objects.js';
+//   Error (authorization-policies.ts);
+// - Telemetries: several without a selector in one namespace, IST0160
+//   MultipleTelemetriesWithoutWorkloadSelectors, Error (the oldest applies); a provider name the
+//   mesh config does not define, or of a kind the field cannot use, IST0157
+//   InvalidTelemetryProvider, Warning; settings meshd does not apply (metrics overrides, a
+//   selector in the root namespace), IST0167 IneffectivePolicy, Info or Warning (telemetries.ts).
+import type { AuthorizationPolicyObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, SidecarObject, TelemetryObject, VirtualServiceObject } from '../objects.js';
+import type { ExtensionProvider } from '../extension-providers.js';
+import { telemetryFindings } from './telemetries.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
 import { definedSubsets, undefinedSubsetFindings } from './subsets.js';
@@ -41,6 +48,9 @@ export interface ValidationInput {
   authorizationPolicies?: readonly AuthorizationPolicyObject[];
   /** The mesh's pods (which workloads an AuthorizationPolicy selects, and their ports). */
   pods?: Iterable<PodObject>;
+  telemetries?: readonly TelemetryObject[];
+  /** The mesh config's extensionProviders (Telemetry provider names refer to them). */
+  extensionProviders?: readonly ExtensionProvider[];
   /** The mesh's services, sorted by hostname (gateway listening ports depend on them). */
   services: readonly MeshService[];
   domain: string;
@@ -70,6 +80,9 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   findings.push(...sidecarFindings(input.sidecars ?? []));
   if (input.authorizationPolicies?.length) {
     findings.push(...authorizationPolicyFindings({ policies: input.authorizationPolicies, services: input.services, pods: input.pods ?? [], rootNamespace: input.rootNamespace }));
+  }
+  if (input.telemetries?.length) {
+    findings.push(...telemetryFindings({ telemetries: input.telemetries, providers: input.extensionProviders ?? [], services: input.services, rootNamespace: input.rootNamespace }));
   }
   return { virtualServices, peerAuthenticationDecisions, findings: sortFindings(findings) };
 }
