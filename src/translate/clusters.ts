@@ -13,6 +13,7 @@ import { autoMtlsSocketMatches, istioMutualSocket, meshAlpn } from './mtls.js';
 import { subsetServiceName } from './endpoints.js';
 import { protoDurationOf } from '../util/duration.js';
 import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
+import { proxyTelemetry } from './telemetry.js';
 
 /** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
 function connectTimeout(snapshot: MeshSnapshot): string {
@@ -158,9 +159,27 @@ export function inboundClusters(snapshot: MeshSnapshot, ctx: ProxyContext): Envo
   });
 }
 
+/**
+ * The outbound clusters of the tracing collectors the proxy's telemetry sends spans to
+ * (translate/telemetry.ts), where `shared` lacks them (a Sidecar that does not import them).
+ */
+function collectorClusters(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[]): EnvoyResource[] {
+  const collectors = proxyTelemetry(snapshot, ctx.proxy).collectors;
+  if (collectors.length === 0) return [];
+  const have = new Set(shared.map((c) => c.name));
+  const out: EnvoyResource[] = [];
+  for (const { svc, port } of collectors) {
+    const name = outboundClusterName(port.port, svc.hostname);
+    if (have.has(name)) continue;
+    const dr = destinationRuleFor(snapshot.config, svc.hostname, ctx.proxy.namespace, svc.namespace, snapshot.domain);
+    out.push(edsCluster(snapshot, { name, svc, port, http2: isHttp2Protocol(port.protocol), policy: effectivePolicy(dr?.spec, port.port), rule: dr?.metadata }, { mtls: ctx.mtls }));
+  }
+  return out;
+}
+
 /** Every cluster a proxy gets, sorted by name. */
 export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })): EnvoyResource[] {
   if (ctx.proxyless) return [...shared].sort(byName);
-  const all = [...shared, ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
+  const all = [...shared, ...collectorClusters(snapshot, ctx, shared), ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
   return all.sort(byName);
 }

@@ -17,7 +17,7 @@ import { MESH_GATEWAY } from './istio-config.js';
 import type { RouteContext } from './http-routes.js';
 import type { VirtualServiceObject } from '../model/objects.js';
 import { gatewayListeners } from './gateways.js';
-import { accessLogs, listenerAccessLog } from './access-log.js';
+import { listenerLogsOf, proxyTelemetry, type SideTelemetry } from './telemetry.js';
 import type { MeshConfig } from '../model/mesh-config.js';
 import {
   BLACKHOLE_CLUSTER,
@@ -41,8 +41,8 @@ const LOCALHOST = '127.0.0.1';
  * Captured connections no other listener takes: to their original destination (Istio's
  * ALLOW_ANY), or to the black hole (REGISTRY_ONLY), with Istio's chain names.
  */
-function virtualOutbound(ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
-  const logs = accessLogs(mesh).filter;
+function virtualOutbound(ctx: ProxyContext, mesh: MeshConfig, tel: SideTelemetry): EnvoyResource {
+  const logs = tel.logs;
   const chain =
     outboundMode(ctx, mesh) === 'REGISTRY_ONLY'
       ? { name: 'virtualOutbound-blackhole', filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER, logs)] }
@@ -55,12 +55,12 @@ function virtualOutbound(ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
       use_original_dst: true,
       traffic_direction: 'OUTBOUND',
       filter_chains: [chain],
-      ...listenerAccessLog(mesh),
+      ...listenerLogsOf(tel),
     },
   };
 }
 
-function outboundHttpListener(port: number, ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
+function outboundHttpListener(port: number, ctx: ProxyContext, tel: SideTelemetry): EnvoyResource {
   const bind = ctx.interception === 'NONE' ? LOCALHOST : WILDCARD;
   const name = listenerName(bind, port);
   return {
@@ -70,29 +70,33 @@ function outboundHttpListener(port: number, ctx: ProxyContext, mesh: MeshConfig)
       address: socketAddress(bind, port),
       ...(ctx.interception === 'REDIRECT' ? { bind_to_port: false } : {}),
       traffic_direction: 'OUTBOUND',
-      filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port), httpFilters: routeConfigurableFilters(), accessLog: accessLogs(mesh).filter })] }],
-      ...listenerAccessLog(mesh),
+      filter_chains: [{ filters: [httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port), httpFilters: routeConfigurableFilters(), ...sidecarHcmTelemetry(tel) })] }],
+      ...listenerLogsOf(tel),
     },
   };
 }
 
-function outboundTcpListener(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined): EnvoyResource | undefined {
+/** The HTTP connection manager options a sidecar's telemetry sets. */
+function sidecarHcmTelemetry(tel: SideTelemetry): { accessLog: Json[] | undefined; tracing: Json | undefined; requestIdExtension: Json | undefined; preserveExternalRequestId: boolean } {
+  return { accessLog: tel.logs, tracing: tel.tracing, requestIdExtension: tel.requestIdExtension, preserveExternalRequestId: true };
+}
+
+function outboundTcpListener(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined, tel: SideTelemetry): EnvoyResource | undefined {
   const cluster = outboundClusterName(port.port, svc.hostname);
   // A VirtualService's tcp route for the host decides where connections go.
   const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: port.port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
   const tcpRoute = vs ? firstTcpRoute(vs, rc) : undefined;
-  const mesh = snapshot.meshConfig;
-  const proxy = tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster) : tcpProxy(cluster, cluster, accessLogs(mesh).filter);
+  const proxy = tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster, tel.logs) : tcpProxy(cluster, cluster, tel.logs);
   if (ctx.interception === 'NONE') {
     const name = listenerName(LOCALHOST, port.port);
-    return { name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerAccessLog(mesh) } };
+    return { name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerLogsOf(tel) } };
   }
   // Captured TCP is matched by the service's cluster IP; headless services have none.
   if (!svc.clusterIP) return undefined;
   const name = listenerName(svc.clusterIP, port.port);
   return {
     name,
-    body: { name, address: socketAddress(svc.clusterIP, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerAccessLog(mesh) },
+    body: { name, address: socketAddress(svc.clusterIP, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerLogsOf(tel) },
   };
 }
 
@@ -102,7 +106,7 @@ type InboundMtls = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
  * `clientCert`: the port takes mTLS, so x-forwarded-client-cert is the verified peer's (or
  * dropped, over plaintext). `authz`: AuthorizationPolicy's RBAC filters (authorization.ts).
  */
-function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, logs: Json[] | undefined, authz: AuthzFilters): Json[] {
+function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, tel: SideTelemetry, authz: AuthzFilters): Json[] {
   const cluster = inboundClusterName(p.targetPort);
   return isHttpProtocol(p.protocol)
       ? [
@@ -112,7 +116,7 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, 
             httpFilters: authz.http,
             // The app sees who called, as Istio's sidecars tell it (x-forwarded-client-cert).
             ...(clientCert ? { forwardClientCertDetails: 'SANITIZE_SET' } : {}),
-            accessLog: logs,
+            ...sidecarHcmTelemetry(tel),
             routeConfig: {
               name: cluster,
               validate_clusters: false,
@@ -120,7 +124,7 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, 
             },
           }),
         ]
-      : [...authz.tcp, tcpProxy(cluster, cluster, logs)];
+      : [...authz.tcp, tcpProxy(cluster, cluster, tel.logs)];
 }
 
 /**
@@ -128,20 +132,20 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, 
  * (told by the TLS inspector from the ALPN sidecars offer) and, unless STRICT, a
  * plaintext one. Under PERMISSIVE an app's own TLS matches neither and passes through.
  */
-function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined, authz: AuthzFilters): Json[] {
+function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined, tel: SideTelemetry, authz: AuthzFilters): Json[] {
   const chainName = listenerName(WILDCARD, p.targetPort);
-  if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false, logs, authz) }];
+  if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false, tel, authz) }];
   const tls: Json = {
     name: `${chainName}_mtls`,
     // STRICT: every connection to the port must complete the mTLS handshake, so the chain
     // takes them all (plaintext fails the handshake instead of falling through to passthrough).
     filter_chain_match: mode === 'STRICT' ? { destination_port: p.targetPort } : { destination_port: p.targetPort, transport_protocol: 'tls', application_protocols: MESH_ALPN },
     transport_socket: istioMutualServerSocket(certs),
-    filters: inboundFilters(p, chainName, true, logs, authz),
+    filters: inboundFilters(p, chainName, true, tel, authz),
   };
   if (mode === 'STRICT') return [tls];
   // Plaintext callers cannot claim an identity: a forwarded x-forwarded-client-cert is dropped.
-  return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true, logs, authz) }];
+  return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true, tel, authz) }];
 }
 
 /**
@@ -157,10 +161,10 @@ function passthroughChain(workloadMode: InboundMtls, certs: WorkloadCertificates
   };
 }
 
-function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls, authz: AuthzFilters): EnvoyResource {
+function virtualInbound(ctx: ProxyContext, tel: SideTelemetry, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls, authz: AuthzFilters): EnvoyResource {
   const certs = ctx.mtls;
-  const logs = accessLogs(mesh).filter;
-  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs, logs, authz));
+  const logs = tel.logs;
+  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs, tel, authz));
   const inspect = chains.some((c) => (c.filter_chain_match as Json).transport_protocol !== undefined);
   return {
     name: VIRTUAL_INBOUND,
@@ -171,7 +175,7 @@ function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: Inbou
       listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: anyOf('envoy.extensions.filters.listener.original_dst.v3.OriginalDst', {}) }, ...(inspect ? [tlsInspector()] : [])],
       filter_chains: chains,
       default_filter_chain: passthroughChain(workloadMode, certs, logs, authz),
-      ...listenerAccessLog(mesh),
+      ...listenerLogsOf(tel),
     },
   };
 }
@@ -181,15 +185,16 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   const taken = new Set<string>();
   const http = httpPorts(snapshot, ctx.scope);
   const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
+  const tel = proxyTelemetry(snapshot, ctx.proxy);
   for (const port of http.keys()) {
-    const l = outboundHttpListener(port, ctx, snapshot.meshConfig);
+    const l = outboundHttpListener(port, ctx, tel.client);
     taken.add(l.name);
     out.push(l);
   }
   for (const svc of snapshot.services) {
     for (const port of svc.ports) {
       if (isHttpProtocol(port.protocol) || port.protocol === 'UDP' || !seesServicePort(ctx.scope, svc, port.port)) continue;
-      const l = outboundTcpListener(snapshot, svc, port, ctx, vsByHost.get(svc.hostname));
+      const l = outboundTcpListener(snapshot, svc, port, ctx, vsByHost.get(svc.hostname), tel.client);
       // Two services cannot share one address and port: the first (by hostname) keeps it.
       if (!l || taken.has(l.name)) continue;
       if (ctx.interception === 'NONE' && http.has(port.port)) continue;
@@ -200,7 +205,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   if (ctx.interception === 'REDIRECT') {
     const pa = effectivePeerAuthentication(snapshot.config, ctx.proxy.namespace, ctx.proxy.labels);
     const authz = authorizationFilters(snapshot.config, ctx.proxy);
-    out.push(virtualOutbound(ctx, snapshot.meshConfig), virtualInbound(ctx, snapshot.meshConfig, pa.mode, (port) => pa.ports.get(port) ?? pa.mode, authz));
+    out.push(virtualOutbound(ctx, snapshot.meshConfig, tel.client), virtualInbound(ctx, tel.server, pa.mode, (port) => pa.ports.get(port) ?? pa.mode, authz));
   }
   return out.sort(byName);
 }
