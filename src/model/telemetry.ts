@@ -107,7 +107,7 @@ export function telemetryIssues(spec: TelemetrySpec): Issue[] {
   if (spec.selector && refs.length > 0) out.push({ path: ['selector'], message: 'set only one of selector and targetRef(s)' });
   for (const { ref, path } of refs) {
     if (ref.kind !== 'Gateway' || (ref.group ?? '') !== GATEWAY_API_GROUP) {
-      out.push({ path: [...path, 'kind'], message: `${ref.group ?? ''}/${ref.kind} is not supported by meshd: a targetRef names a Gateway (group ${GATEWAY_API_GROUP}, kind Gateway)` });
+      out.push({ path: [...path, 'kind'], message: `${ref.group ? `${ref.group}/` : ''}${ref.kind} is not supported by meshd: a targetRef names a Gateway (group ${GATEWAY_API_GROUP}, kind Gateway)` });
     }
     if (ref.namespace) out.push({ path: [...path, 'namespace'], message: 'must be unset: a Telemetry applies to a Gateway of its own namespace' });
   }

@@ -61,14 +61,15 @@ export function telemetryFindings(input: TelemetryFindingsInput): Finding[] {
       });
     }
     (t.spec.metrics ?? []).forEach((m, i) => {
-      const what = [m.overrides?.length ? 'overrides' : '', m.reportingInterval ? 'reportingInterval' : '', m.providers?.length ? 'providers' : ''].filter(Boolean);
+      // Envoy's own stats on 15090 are what a `prometheus` provider gets: only overrides and the interval go unapplied.
+      const what = [m.overrides?.length ? 'overrides' : '', m.reportingInterval ? 'reportingInterval' : ''].filter(Boolean);
       if (what.length === 0) return;
       out.push(
         finding(
           'IneffectivePolicy',
           t,
           `spec.metrics[${i}]${what.length === 1 ? `.${what[0]}` : ''}`,
-          `metrics ${what.join(', ')} ${what.length === 1 ? 'is' : 'are'} not applied: upstream Envoy has no Istio stats filter (istio_requests_total...); meshd's proxies expose Envoy's own stats on 15090 whatever this says.`,
+          `${what.join(' and ')} ${what.length === 1 ? 'is' : 'are'} not applied: upstream Envoy has no Istio stats filter (istio_requests_total...); meshd's proxies expose Envoy's own stats on 15090 whatever this says.`,
           'Info',
         ),
       );
