@@ -117,6 +117,7 @@ describe('manifests: files', () => {
       'CustomResourceDefinition/gateways.networking.istio.io',
       'CustomResourceDefinition/peerauthentications.security.istio.io',
       'CustomResourceDefinition/sidecars.networking.istio.io',
+      'CustomResourceDefinition/telemetries.telemetry.istio.io',
       'CustomResourceDefinition/virtualservices.networking.istio.io',
       'Deployment/istiod',
       'MutatingWebhookConfiguration/istio-sidecar-injector',
