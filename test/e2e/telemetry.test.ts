@@ -3,7 +3,10 @@
 // neither imports the Zipkin collector): a mesh-wide Telemetry logs to a file provider of the
 // mesh config, with a CEL filter, and traces every request to Zipkin with a custom tag; a
 // workload Telemetry (selector app=quiet) disables the quiet one's access log and samples 0%.
-// The Zipkin receiver is written here: it accepts POST /api/v2/spans (JSON v2).
+// The Zipkin receiver is written here: it accepts POST /api/v2/spans (JSON v2). A second
+// suite sends spans over OTLP/gRPC to a receiver that keeps each Export request's bytes
+// (no OpenTelemetry protos ship with the dependencies: the test looks for strings in them),
+// at 100%, then, after a live change of the Telemetry, at 0%.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,6 +19,8 @@ import { parse } from 'yaml';
 import { startMeshd, serviceYaml, MESHD_CLI, type MeshdProcess } from '../support/meshd.js';
 import { startEnvoy, httpGet, type EnvoyProcess } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
+import * as grpc from '@grpc/grpc-js';
+import { rawMethod } from '../../src/util/raw-grpc.js';
 
 interface ZipkinSpan {
   traceId: string;
@@ -214,5 +219,90 @@ describe('Telemetry: access logs and Zipkin tracing through real Envoys', () => 
     assert.ok(sum(sleepStats, '.tracing.random_sampling') >= 5, 'the sleep proxy sampled its requests');
     assert.equal(sum(quietStats, 'tracing.zipkin.spans_sent'), 0);
     assert.ok(sum(sleepStats, 'tracing.zipkin.spans_sent') >= 5);
+  });
+});
+
+/** OTLP/gRPC's TraceService, as much as Envoy calls: Export requests kept as bytes, answered with an empty response. */
+async function startOtlpReceiver(host: string): Promise<{ server: grpc.Server; port: number; exports: Buffer[] }> {
+  const exports: Buffer[] = [];
+  const server = new grpc.Server();
+  const service = { Export: rawMethod('/opentelemetry.proto.collector.trace.v1.TraceService/Export', { request: false, response: false }) };
+  server.addService(service, {
+    Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      exports.push(call.request);
+      callback(null, Buffer.alloc(0));
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:0`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  return { server, port, exports };
+}
+
+describe('Telemetry: OpenTelemetry tracing over gRPC through a real Envoy', () => {
+  let meshd: MeshdProcess;
+  let envoy: EnvoyProcess;
+  let backend: Backend;
+  let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
+  let port: number;
+  let dir: string;
+
+  const telemetryYaml = (percent: number): string =>
+    [
+      'apiVersion: telemetry.istio.io/v1',
+      'kind: Telemetry',
+      'metadata: {name: mesh-default, namespace: istio-system}',
+      'spec:',
+      '  tracing:',
+      '  - providers: [{name: otel}]',
+      `    randomSamplingPercentage: ${percent}`,
+      '    customTags: {marker: {literal: {value: otlp-marker-tag}}}',
+      '',
+    ].join('\n');
+  const get = async (): Promise<number> => (await httpGet(`http://127.0.0.1:${port}/get`, { headers: { host: 'httpbin', 'x-request-id': randomUUID() }, timeoutMs: 5000 })).status;
+  const exported = (): string => Buffer.concat(otlp.exports).toString('latin1');
+
+  before(async () => {
+    backend = await startHttpBackend('httpbin-0', { host: '127.0.0.5' });
+    otlp = await startOtlpReceiver('127.0.0.7');
+    port = await freePort();
+    dir = mkdtempSync(join(tmpdir(), 'meshd-otlp-'));
+    const meshFile = join(dir, 'mesh.yaml');
+    writeFileSync(meshFile, ['extensionProviders:', '- name: otel', `  opentelemetry: {service: otel.tracing.svc.cluster.local, port: ${otlp.port}, grpc: {timeout: 2s}}`, ''].join('\n'));
+    meshd = await startMeshd({
+      files: {
+        'httpbin.yaml': serviceYaml({ name: 'httpbin', ports: [{ name: 'http', port, targetPort: backend.port }], endpoints: [{ ip: '127.0.0.5' }] }),
+        'otel.yaml': serviceYaml({ name: 'otel', namespace: 'tracing', ports: [{ name: 'grpc-otlp', port: otlp.port }], endpoints: [{ ip: '127.0.0.7' }] }),
+        'telemetry.yaml': telemetryYaml(100),
+      },
+      extraArgs: ['--mesh-config', meshFile],
+    });
+    const bootstrap = execFileSync(process.execPath, [MESHD_CLI, 'bootstrap', '--xds-address', meshd.xdsAddress, '--pod', 'client-1', '--labels', 'app=client', '--interception', 'NONE', '--admin-port', '0', '--readiness-port', '0', '--delta'], { encoding: 'utf8' });
+    envoy = await startEnvoy({ bootstrap: parse(bootstrap) as object, name: 'tel-otlp' });
+    await envoy.waitFor(async () => (await get().catch(() => 0)) === 200, { what: 'the route to work', timeoutMs: 15_000 });
+  });
+
+  after(async () => {
+    await envoy?.stop();
+    await meshd?.stop();
+    await backend?.close();
+    otlp?.server.forceShutdown();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('exports spans at 100%, with the custom tag and the service name', async () => {
+    for (let i = 0; i < 5; i++) assert.equal(await get(), 200);
+    await envoy.waitFor(() => exported().includes('otlp-marker-tag'), { what: 'an OTLP export with the custom tag', timeoutMs: 20_000, intervalMs: 100 });
+    assert.ok(exported().includes('client.default'), 'the service name <app>.<namespace>');
+    assert.equal(await envoy.rejectedUpdates(), 0);
+  });
+
+  it('exports nothing at 0% (changed live)', async () => {
+    meshd.writeConfig('telemetry.yaml', telemetryYaml(0));
+    await envoy.waitFor(async () => JSON.stringify(await envoy.configDump()).includes('"random_sampling":{"value":0}') || JSON.stringify(await envoy.configDump()).includes('"random_sampling":{}'), { what: 'sampling 0 to arrive', timeoutMs: 10_000 });
+    // Spans from before the change are flushed within 5 s; then nothing more may come.
+    await new Promise((r) => setTimeout(r, 6000));
+    const before = otlp.exports.length;
+    for (let i = 0; i < 5; i++) assert.equal(await get(), 200);
+    await new Promise((r) => setTimeout(r, 6500));
+    assert.equal(otlp.exports.length, before, 'no Export after requests at 0%');
   });
 });
