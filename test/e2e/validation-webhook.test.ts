@@ -68,7 +68,7 @@ describe('the validating webhook, called by the real apiserver', () => {
   before(async () => {
     kube = await startKube();
     await applyAll(kube, readManifests(join(REPO_ROOT, 'manifests', 'base', 'crds.yaml'), join(REPO_ROOT, 'manifests', 'base', 'namespace.yaml'), join(REPO_ROOT, 'manifests', 'base', 'rbac.yaml')));
-    await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io', 'peerauthentications.security.istio.io']);
+    await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io', 'peerauthentications.security.istio.io', 'telemetries.telemetry.istio.io']);
     // As manifests/base has them (the validator at failurePolicy Ignore, as Istio ships it),
     // but with a URL: the test apiserver has no cluster network (see injection.test.ts).
     webhookPort = await freePort();
@@ -125,6 +125,19 @@ describe('the validating webhook, called by the real apiserver', () => {
     assert.match(err.message, /denied the request: Error \[IST0106\] \(VirtualService apps\/bad\) Schema validation error: spec\.http\[0\]\.route/);
     assert.match(err.message, /130/);
     await assert.rejects(kube.request('GET', `${VS_PATH}/bad`), (e) => e instanceof KubeApiError && e.status === 404);
+  });
+
+  it('refuses a Telemetry (v1alpha1) whose targetRef is not a Gateway, naming the field; stores a valid one', async () => {
+    const path = `/apis/telemetry.istio.io/v1alpha1/namespaces/${NS}/telemetries`;
+    const telemetry = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'telemetry.istio.io/v1alpha1', kind: 'Telemetry', metadata: { name, namespace: NS }, spec });
+    const err = await kube.request('POST', path, telemetry('bad', { targetRef: { kind: 'Service', name: 'web' }, accessLogging: [{ disabled: true }] })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof KubeApiError, `refused: ${String(err)}`);
+    assert.match(err.message, /denied the request: Error \[IST0106\] \(Telemetry apps\/bad\) Schema validation error: spec\.targetRef\.kind: Service is not supported/);
+    await kube.request('POST', path, telemetry('good', { selector: { matchLabels: { app: 'web' } }, accessLogging: [{ disabled: true }] }));
+    await kube.request('DELETE', `${path}/good`);
   });
 
   it('stores a valid VirtualService, and refuses an update that breaks it', async () => {
