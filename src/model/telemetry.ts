@@ -173,7 +173,8 @@ function selects(t: TelemetryLike, target: TelemetryTarget): boolean {
  * Istio, where they only select workloads of the root namespace itself).
  */
 export function telemetriesFor<T extends TelemetryLike>(telemetries: readonly T[], target: TelemetryTarget, rootNamespace: string): T[] {
-  const wide = (ns: string): T | undefined => telemetries.filter((t) => t.metadata.namespace === ns && !hasWorkloadScope(t)).sort(olderTelemetryFirst)[0];
+  const byNs = byNamespace(telemetries);
+  const wide = (ns: string): T | undefined => byNs.get(ns)?.find((t) => !hasWorkloadScope(t));
   const out: T[] = [];
   const root = wide(rootNamespace);
   if (root) out.push(root);
@@ -181,7 +182,25 @@ export function telemetriesFor<T extends TelemetryLike>(telemetries: readonly T[
     const ns = wide(target.namespace);
     if (ns) out.push(ns);
   }
-  const own = telemetries.filter((t) => t.metadata.namespace === target.namespace && hasWorkloadScope(t) && selects(t, target)).sort(olderTelemetryFirst)[0];
+  const own = byNs.get(target.namespace)?.find((t) => hasWorkloadScope(t) && selects(t, target));
   if (own) out.push(own);
   return out;
+}
+
+/** Per list of Telemetries (a config's), each namespace's, oldest first: built once. */
+const indexes = new WeakMap<readonly TelemetryLike[], Map<string, TelemetryLike[]>>();
+
+function byNamespace<T extends TelemetryLike>(telemetries: readonly T[]): Map<string, T[]> {
+  let index = indexes.get(telemetries);
+  if (!index) {
+    index = new Map();
+    for (const t of telemetries) {
+      const list = index.get(t.metadata.namespace);
+      if (list) list.push(t);
+      else index.set(t.metadata.namespace, [t]);
+    }
+    for (const list of index.values()) list.sort(olderTelemetryFirst);
+    indexes.set(telemetries, index);
+  }
+  return index as Map<string, T[]>;
 }
