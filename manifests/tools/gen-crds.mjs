@@ -1,7 +1,7 @@
 // Writes manifests/base/crds.yaml: the CustomResourceDefinitions of the Istio kinds meshd
 // reads: networking.istio.io Gateway, VirtualService, DestinationRule, Sidecar, ServiceEntry
-// and WorkloadEntry, and security.istio.io PeerAuthentication, AuthorizationPolicy and
-// RequestAuthentication.
+// and WorkloadEntry, security.istio.io PeerAuthentication, AuthorizationPolicy and
+// RequestAuthentication, and telemetry.istio.io Telemetry.
 //
 //   node manifests/tools/gen-crds.mjs           rewrite manifests/base/crds.yaml
 //   node manifests/tools/gen-crds.mjs --check   exit 1 when the file is out of date
@@ -23,6 +23,7 @@ import { stringify } from 'yaml';
 const OUT = join(dirname(fileURLToPath(import.meta.url)), '..', 'base', 'crds.yaml');
 const NETWORKING = { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'], storage: 'v1', categories: ['istio-io', 'networking-istio-io'] };
 const SECURITY = { group: 'security.istio.io', versions: ['v1', 'v1beta1'], storage: 'v1', categories: ['istio-io', 'security-istio-io'] };
+const TELEMETRY = { group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], storage: 'v1', categories: ['istio-io', 'telemetry-istio-io'] };
 
 // --- schema building blocks ----------------------------------------------------------------
 
@@ -641,6 +642,83 @@ const requestAuthenticationSpec = {
   ],
 };
 
+// --- Telemetry ------------------------------------------------------------------------------
+
+const workloadMode = (description) => enumOf(['CLIENT_AND_SERVER', 'CLIENT', 'SERVER'], description);
+const providerRefs = (description) => arr(obj({ name: { ...str('Name of an extension provider of the mesh config (or "envoy", "prometheus").'), minLength: 1 } }, { required: ['name'] }), description);
+const telemetryTargetRef = obj(
+  {
+    group: str('Group of the target (gateway.networking.k8s.io).'),
+    kind: str('Kind of the target (Gateway).'),
+    name: str('Name of the target.'),
+    namespace: str('Namespace of the target (unset: the Telemetry\'s own).'),
+  },
+  { required: ['kind', 'name'] },
+);
+const customTag = obj(
+  {
+    literal: obj({ value: str('The tag\'s value.') }, { required: ['value'] }),
+    environment: obj({ name: str('Environment variable of the proxy.'), defaultValue: str('Value when the variable is unset.') }, { required: ['name'] }),
+    header: obj({ name: str('Request header.'), defaultValue: str('Value when the header is absent.') }, { required: ['name'] }),
+  },
+  { maxProperties: 1, minProperties: 1 },
+);
+
+const telemetrySpec = {
+  ...obj({
+    selector: obj({ matchLabels: stringMap('Labels of the workloads (pods) in the Telemetry\'s namespace it applies to.') }),
+    targetRef: telemetryTargetRef,
+    targetRefs: arr(telemetryTargetRef, 'The Gateways it applies to.'),
+    accessLogging: arr(
+      obj({
+        match: obj({ mode: workloadMode('Client (outbound, gateways), server (inbound) or both.') }),
+        providers: providerRefs('Access log providers; unset: the parent\'s, or the mesh config\'s defaultProviders.accessLogging.'),
+        disabled: nullableBool('Turn the providers\' logs off.'),
+        filter: obj({ expression: str('CEL expression: requests or connections to log, such as "response.code >= 400".') }),
+      }),
+      'Access logging: which providers log, and what.',
+    ),
+    tracing: arr(
+      obj({
+        match: obj({ mode: workloadMode('Client (outbound, gateways), server (inbound) or both.') }),
+        providers: providerRefs('The tracing provider (one).'),
+        customTags: map(customTag, 'Tags added to spans: a literal, an environment variable or a request header.'),
+        disableSpanReporting: nullableBool('Send no spans (trace context still propagates).'),
+        randomSamplingPercentage: { ...double('Percentage of requests sampled, 0 to 100.'), minimum: 0, maximum: 100, nullable: true },
+        useRequestIdForTraceSampling: nullableBool('Sample by the x-request-id (Envoy\'s default).'),
+        enableIstioTags: nullableBool('Istio\'s own span tags.'),
+      }),
+      'Tracing: provider, sampling and tags.',
+    ),
+    metrics: arr(
+      obj({
+        providers: providerRefs('Metrics providers (prometheus).'),
+        overrides: arr(
+          obj({
+            match: obj({
+              metric: enumOf(
+                ['ALL_METRICS', 'REQUEST_COUNT', 'REQUEST_DURATION', 'REQUEST_SIZE', 'RESPONSE_SIZE', 'TCP_OPENED_CONNECTIONS', 'TCP_CLOSED_CONNECTIONS', 'TCP_SENT_BYTES', 'TCP_RECEIVED_BYTES', 'GRPC_REQUEST_MESSAGES', 'GRPC_RESPONSE_MESSAGES'],
+                'One of Istio\'s standard metrics.',
+              ),
+              customMetric: str('A metric by name.'),
+              mode: workloadMode('Client, server or both.'),
+            }),
+            disabled: nullableBool('Turn the metric off.'),
+            tagOverrides: map(obj({ operation: enumOf(['UPSERT', 'REMOVE'], 'What to do with the tag.'), value: str('CEL expression of the value (UPSERT).') }), 'Tags to add, change or remove.'),
+          }),
+          'Changes to Istio\'s standard metrics (not applied by meshd: upstream Envoy has no Istio stats filter).',
+        ),
+        reportingInterval: duration('How often metrics are reported.'),
+      }),
+      'Metrics (validated; overrides not applied by meshd).',
+    ),
+  }),
+  'x-kubernetes-validations': [
+    { rule: '!(has(self.selector) && (has(self.targetRef) || has(self.targetRefs)))', message: 'only one of selector or targetRef(s) can be set' },
+    { rule: '!(has(self.targetRef) && has(self.targetRefs))', message: 'only one of targetRef or targetRefs can be set' },
+  ],
+};
+
 // --- CRDs -----------------------------------------------------------------------------------
 
 const AGE = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since the object was created.' };
@@ -783,13 +861,23 @@ const crds = [
     description: 'Which JSON Web Tokens the selected workloads accept: issuers, audiences, keys, where the token is found and what the app is told.',
     columns: [AGE],
   }),
+  crd({
+    api: TELEMETRY,
+    kind: 'Telemetry',
+    plural: 'telemetries',
+    singular: 'telemetry',
+    shortName: 'telemetry',
+    spec: telemetrySpec,
+    description: 'Access logging, tracing and metrics settings: mesh-wide (root namespace), per namespace, or per workload (selector) or Gateway (targetRef).',
+    columns: [AGE],
+  }),
 ];
 
 const header = [
   '# Generated by manifests/tools/gen-crds.mjs; edit that file and run it, not this one.',
   '# networking.istio.io Gateway, VirtualService, DestinationRule, Sidecar, ServiceEntry and WorkloadEntry, served at v1 (storage),',
   '# v1beta1 and v1alpha3 with one structural schema; security.istio.io PeerAuthentication, AuthorizationPolicy',
-  '# and RequestAuthentication, served at v1 (storage) and v1beta1.',
+  '# and RequestAuthentication, served at v1 (storage) and v1beta1; telemetry.istio.io Telemetry, served at v1 (storage) and v1alpha1.',
   '',
 ].join('\n');
 const text =

@@ -14,7 +14,7 @@ interface UninstallFlags extends ClusterFlags {
 export function uninstallCommand(): Command {
   const cmd = new Command('uninstall')
     .description('Remove the objects meshd install added (labelled app.kubernetes.io/name=meshd); CRDs only with --purge; the istio-system namespace is kept')
-    .addOption(new Option('--purge', 'also remove the CRDs, and with them every Gateway, VirtualService, DestinationRule, Sidecar, ServiceEntry, WorkloadEntry, PeerAuthentication, AuthorizationPolicy and RequestAuthentication'))
+    .addOption(new Option('--purge', 'also remove the CRDs, and with them every Gateway, VirtualService, DestinationRule, Sidecar, ServiceEntry, WorkloadEntry, PeerAuthentication, AuthorizationPolicy, RequestAuthentication and Telemetry'))
     .addOption(new Option('-y, --skip-confirmation', 'do not ask for confirmation'))
     .addOption(new Option('-d, --manifests <dir>', 'the manifests/ directory (default: the one shipped with meshd)'));
   addClusterFlags(cmd);

@@ -57,7 +57,7 @@ function configObjects(config: IstioConfig): Map<string, IstioObject> {
     for (const o of list) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
   }
   for (const o of [...(config.authorizationPolicies ?? []), ...(config.requestAuthentications ?? [])]) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
-  for (const list of [config.sidecars ?? [], config.serviceEntries ?? [], config.workloadEntries ?? []] as readonly (readonly IstioObject[])[]) {
+  for (const list of [config.sidecars ?? [], config.serviceEntries ?? [], config.workloadEntries ?? [], config.telemetries ?? []] as readonly (readonly IstioObject[])[]) {
     for (const o of list) out.set(observedKey(o.kind, o.metadata.namespace, o.metadata.name), o);
   }
   return out;

@@ -66,7 +66,8 @@ export type ExtAuthzGrpcSettings = ExtAuthzCommon;
 export type ExtensionProvider =
   | { name: string; kind: 'envoyExtAuthzHttp'; settings: ExtAuthzHttpSettings }
   | { name: string; kind: 'envoyExtAuthzGrpc'; settings: ExtAuthzGrpcSettings }
-  | { name: string; kind: OtherProviderKind; settings: Record<string, unknown> };
+  | TelemetryProvider
+  | { name: string; kind: Exclude<OtherProviderKind, TelemetryProviderKind>; settings: Record<string, unknown> };
 
 export type ExtAuthzProvider = Extract<ExtensionProvider, { kind: ExtAuthzKind }>;
 
@@ -136,6 +137,142 @@ const httpSchema = z.strictObject({
 
 const grpcSchema = z.strictObject(commonFields);
 
+
+// --- Telemetry providers (Telemetry API: accessLogging, tracing, metrics) ----------------------
+
+/** The kinds the Telemetry API acts on, validated field by field. */
+export const TELEMETRY_PROVIDER_KINDS = ['envoyFileAccessLog', 'zipkin', 'opentelemetry', 'prometheus'] as const;
+export type TelemetryProviderKind = (typeof TELEMETRY_PROVIDER_KINDS)[number];
+
+/** envoyFileAccessLog: a file (or /dev/stdout), in a text format or JSON labels; unset: Istio's default text format. */
+export interface EnvoyFileAccessLogSettings {
+  path: string;
+  logFormat?: { text: string } | { labels: Record<string, unknown> };
+}
+
+interface TracingCollector {
+  /** `[<namespace>/]<hostname>` of the collector service. */
+  service: string;
+  port: number;
+  /** Longest tag value (Envoy's max_path_tag_length); unset: Envoy's 256. */
+  maxTagLength?: number;
+}
+
+export interface ZipkinSettings extends TracingCollector {
+  /** Unset: /api/v2/spans. */
+  path: string;
+  enable64bitTraceId: boolean;
+}
+
+export interface OpenTelemetrySettings extends TracingCollector {
+  /** OTLP over gRPC (the default when neither is set) or over HTTP. */
+  transport:
+    | { kind: 'grpc'; timeout?: string; initialMetadata: { name: string; value: string }[] }
+    | { kind: 'http'; path: string; timeout?: string; headers: { name: string; value: string }[] };
+}
+
+export type TelemetryProvider =
+  | { name: string; kind: 'envoyFileAccessLog'; settings: EnvoyFileAccessLogSettings }
+  | { name: string; kind: 'zipkin'; settings: ZipkinSettings }
+  | { name: string; kind: 'opentelemetry'; settings: OpenTelemetrySettings }
+  | { name: string; kind: 'prometheus'; settings: Record<string, never> };
+
+export function isTelemetryProvider(p: ExtensionProvider): p is TelemetryProvider {
+  return (TELEMETRY_PROVIDER_KINDS as readonly string[]).includes(p.kind);
+}
+
+/** Istio's built-in providers, there unless the mesh config names its own the same: `envoy` logs to /dev/stdout in the mesh config's format. */
+export const BUILTIN_TELEMETRY_PROVIDERS: readonly TelemetryProvider[] = [
+  { name: 'envoy', kind: 'envoyFileAccessLog', settings: { path: '/dev/stdout' } },
+  { name: 'prometheus', kind: 'prometheus', settings: {} },
+];
+
+/** The telemetry provider called `name`: the mesh config's, else a built-in one. */
+export function telemetryProviderNamed(providers: readonly ExtensionProvider[], name: string): TelemetryProvider | ExtensionProvider | undefined {
+  return providers.find((p) => p.name === name) ?? BUILTIN_TELEMETRY_PROVIDERS.find((p) => p.name === name);
+}
+
+const headerValues = z.array(z.strictObject({ name: z.string().min(1, 'must not be empty'), value: z.string() }));
+const tagLengthSchema = integer('a tag length', 1, 1_000_000);
+
+const fileAccessLogSchema = z.strictObject({
+  path: z.string().min(1, 'is required: a file path such as /dev/stdout'),
+  logFormat: z
+    .strictObject({ text: z.string().optional(), labels: z.record(z.string(), z.unknown()).optional() })
+    .refine((f) => (f.text === undefined) !== (f.labels === undefined), 'set exactly one of text and labels')
+    .optional(),
+});
+
+const zipkinSchema = z.strictObject({
+  service: serviceSchema,
+  port: portSchema,
+  maxTagLength: tagLengthSchema.optional(),
+  path: z.string().startsWith('/', 'expected a path starting with "/"').optional(),
+  enable64bitTraceId: z.boolean().optional(),
+  // Istio fields meshd accepts and does not act on.
+  headers: z.array(z.unknown()).optional(),
+  traceContextOption: z.string().optional(),
+  timeout: timeoutSchema.optional(),
+});
+
+const openTelemetrySchema = z
+  .strictObject({
+    service: serviceSchema,
+    port: portSchema,
+    maxTagLength: tagLengthSchema.optional(),
+    grpc: z.strictObject({ timeout: timeoutSchema.optional(), initialMetadata: headerValues.optional() }).optional(),
+    http: z.strictObject({ path: z.string().startsWith('/', 'expected a path starting with "/"'), timeout: timeoutSchema.optional(), headers: headerValues.optional() }).optional(),
+    // Istio fields meshd accepts and does not act on (upstream Envoy has them, meshd does not set them yet).
+    resourceDetectors: z.record(z.string(), z.unknown()).optional(),
+    dynatraceSampler: z.record(z.string(), z.unknown()).optional(),
+  })
+  .refine((o) => !(o.grpc && o.http), 'set at most one of grpc and http');
+
+const TELEMETRY_SCHEMAS = { envoyFileAccessLog: fileAccessLogSchema, zipkin: zipkinSchema, opentelemetry: openTelemetrySchema, prometheus: z.strictObject({}) } as const;
+
+function telemetryProviderFields(): Record<TelemetryProviderKind, z.ZodOptional<z.ZodType>> {
+  return Object.fromEntries(TELEMETRY_PROVIDER_KINDS.map((k) => [k, TELEMETRY_SCHEMAS[k].optional()])) as unknown as Record<TelemetryProviderKind, z.ZodOptional<z.ZodType>>;
+}
+
+function collector(s: { service: string; port: number; maxTagLength?: number | undefined }): TracingCollector {
+  return { service: s.service, port: s.port, ...(s.maxTagLength !== undefined ? { maxTagLength: s.maxTagLength } : {}) };
+}
+
+/** The model of a parsed telemetry provider entry, or undefined for other kinds. */
+function toTelemetryProvider(name: string, raw: Record<string, unknown>): TelemetryProvider | undefined {
+  if (raw.envoyFileAccessLog !== undefined) {
+    const f = raw.envoyFileAccessLog as z.infer<typeof fileAccessLogSchema>;
+    const settings: EnvoyFileAccessLogSettings = { path: f.path };
+    if (f.logFormat?.text !== undefined) settings.logFormat = { text: f.logFormat.text };
+    else if (f.logFormat?.labels !== undefined) settings.logFormat = { labels: f.logFormat.labels };
+    return { name, kind: 'envoyFileAccessLog', settings };
+  }
+  if (raw.zipkin !== undefined) {
+    const z0 = raw.zipkin as z.infer<typeof zipkinSchema>;
+    return { name, kind: 'zipkin', settings: { ...collector(z0), path: z0.path ?? '/api/v2/spans', enable64bitTraceId: z0.enable64bitTraceId ?? false } };
+  }
+  if (raw.opentelemetry !== undefined) {
+    const o = raw.opentelemetry as z.infer<typeof openTelemetrySchema>;
+    const transport: OpenTelemetrySettings['transport'] = o.http
+      ? { kind: 'http', path: o.http.path, ...(o.http.timeout !== undefined ? { timeout: o.http.timeout } : {}), headers: o.http.headers ?? [] }
+      : { kind: 'grpc', ...(o.grpc?.timeout !== undefined ? { timeout: o.grpc.timeout } : {}), initialMetadata: o.grpc?.initialMetadata ?? [] };
+    return { name, kind: 'opentelemetry', settings: { ...collector(o), transport } };
+  }
+  if (raw.prometheus !== undefined) return { name, kind: 'prometheus', settings: {} };
+  return undefined;
+}
+
+/** Where a tracing provider's spans go: the mesh service and port its `service` names, or why there is none. */
+export function collectorTarget(p: { name: string; kind: string; settings: TracingCollector }, serviceByHost: ReadonlyMap<string, MeshService>): ProviderTarget {
+  const { namespace, hostname } = splitProviderService(p.settings.service);
+  const svc = serviceByHost.get(hostname);
+  const where = `extension provider "${p.name}" (${p.kind}): service "${p.settings.service}"`;
+  if (!svc || (namespace !== undefined && svc.namespace !== namespace)) return { ok: false, reason: `${where} is no service of the mesh` };
+  const port = svc.ports.find((x) => x.port === p.settings.port);
+  if (!port) return { ok: false, reason: `${where} has no port ${p.settings.port} (it has ${svc.ports.map((x) => x.port).join(', ') || 'none'})` };
+  return { ok: true, service: svc, port };
+}
+
 /** One entry of extensionProviders, as written: `name` and one provider kind. */
 export const extensionProviderSchema = z
   .looseObject({
@@ -143,6 +280,7 @@ export const extensionProviderSchema = z
     envoyExtAuthzHttp: httpSchema.optional(),
     envoyExtAuthzGrpc: grpcSchema.optional(),
     ...Object.fromEntries(OTHER_PROVIDER_KINDS.map((k) => [k, z.record(z.string(), z.unknown()).optional()])),
+    ...telemetryProviderFields(),
   })
   .superRefine((p, ctx) => {
     const kinds = ALL_KINDS.filter((k) => (p as Record<string, unknown>)[k] !== undefined);
@@ -189,8 +327,10 @@ export function toExtensionProvider(p: ParsedProvider): ExtensionProvider {
     };
   }
   if (p.envoyExtAuthzGrpc) return { name: p.name, kind: 'envoyExtAuthzGrpc', settings: common(p.envoyExtAuthzGrpc) };
+  const telemetry = toTelemetryProvider(p.name, raw);
+  if (telemetry) return telemetry;
   const kind = OTHER_PROVIDER_KINDS.find((k) => raw[k] !== undefined)!;
-  return { name: p.name, kind, settings: raw[kind] as Record<string, unknown> };
+  return { name: p.name, kind: kind as Exclude<OtherProviderKind, TelemetryProviderKind>, settings: raw[kind] as Record<string, unknown> };
 }
 
 /** Where an ext_authz provider's checks go: a mesh service port, or why there is none. */

@@ -1,6 +1,6 @@
 // The mesh model: an immutable snapshot of services and their endpoints, indexed for
 // translation. Built from the store; endpoint-only changes reuse everything else.
-import type { AuthorizationPolicyObject, RequestAuthenticationObject, ServiceEntryObject, SidecarObject, WorkloadEntryObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
+import type { AuthorizationPolicyObject, RequestAuthenticationObject, ServiceEntryObject, SidecarObject, TelemetryObject, WorkloadEntryObject, DestinationRuleObject, EndpointSliceObject, GatewayObject, PeerAuthenticationObject, PodObject, SecretObject, ServiceObject, VirtualServiceObject } from './objects.js';
 import type { ConfigStore } from './store.js';
 import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
@@ -64,6 +64,8 @@ export interface IstioConfig {
   readonly serviceEntries?: readonly ServiceEntryObject[];
   /** Every valid WorkloadEntry, sorted by namespace/name (endpoints of the ServiceEntries selecting them). */
   readonly workloadEntries?: readonly WorkloadEntryObject[];
+  /** Every valid Telemetry, sorted by namespace/name (model/telemetry.ts resolves which apply to a proxy). */
+  readonly telemetries?: readonly TelemetryObject[];
   /** TLS secrets by `namespace/name`, for gateways' credentialName. */
   readonly secrets: ReadonlyMap<string, SecretObject>;
   /** The validation stage's findings about this config (objects or parts left out or ignored), sorted; refusals are not here. */
@@ -85,7 +87,7 @@ const CA_SECRET_NAMES = new Set(['istio-ca-secret', 'cacerts']);
  * The Istio config served from the store, as the validation stage (model/validation/)
  * decides it, with its findings. `services` (the snapshot's) default to the store's.
  */
-export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: string, services?: readonly MeshService[], extensionProviders?: readonly ExtensionProvider[]): IstioConfig {
+export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: string, services?: readonly MeshService[], meshConfig?: MeshConfig): IstioConfig {
   const gateways = store.list('Gateway').sort(byNamespacedName);
   const destinationRules = store.list('DestinationRule').sort(byNamespacedName);
   const peerAuthentications = store.list('PeerAuthentication').sort(byNamespacedName);
@@ -94,7 +96,9 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
   const requestAuthentications = store.list('RequestAuthentication').sort(byNamespacedName);
   const serviceEntries = store.list('ServiceEntry').sort(byNamespacedName);
   const workloadEntries = store.list('WorkloadEntry').sort(byNamespacedName);
+  const telemetries = store.list('Telemetry').sort(byNamespacedName);
   const v = validateConfig({
+    telemetries,
     serviceEntries,
     virtualServices: store.list('VirtualService').sort(byNamespacedName),
     destinationRules,
@@ -108,7 +112,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     services: services ?? meshServices(store, domain),
     domain,
     rootNamespace: rootNamespace ?? ROOT_NAMESPACE,
-    extensionProviders: extensionProviders ?? [],
+    extensionProviders: meshConfig?.extensionProviders ?? [],
   });
   return {
     virtualServices: v.virtualServices,
@@ -123,6 +127,7 @@ export function istioConfig(store: ConfigStore, domain: string, rootNamespace?: 
     sidecars,
     serviceEntries,
     workloadEntries,
+    telemetries,
     // The CA's own key material is never a gateway credential.
     secrets: new Map(store.list('Secret').filter((x) => !CA_SECRET_NAMES.has(x.metadata.name)).map((x) => [`${x.metadata.namespace}/${x.metadata.name}`, x])),
   };
@@ -309,7 +314,7 @@ export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSna
     endpointVersions.set(svc.hostname, changed || !prev ? version : (prev.endpointVersions.get(svc.hostname) ?? version));
   }
   if (prev) for (const s of prev.services) if (!serviceByHost.has(s.hostname)) changedEndpoints.add(s.hostname);
-  const config = istioConfig(store, domain, meshConfig.rootNamespace, services, meshConfig.extensionProviders);
+  const config = istioConfig(store, domain, meshConfig.rootNamespace, services, meshConfig);
   return { snapshot: { version, domain, services, serviceByHost, endpoints, endpointVersions, pods, config, meshConfig, findings: snapshotFindings(store, config) }, changedEndpoints, full: true };
 }
 

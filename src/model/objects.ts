@@ -18,6 +18,7 @@ import { authorizationPolicyIssues, authorizationPolicySpecSchema, type Authoriz
 import { requestAuthenticationIssues, requestAuthenticationSpecSchema, type RequestAuthenticationSpec } from './request-authentication.js';
 import { sidecarIssues, sidecarSpecSchema, type SidecarSpec } from './sidecar.js';
 import { serviceEntryIssues, serviceEntrySpecSchema, workloadEntryIssues, workloadEntrySpecSchema, type ServiceEntrySpec, type WorkloadEntrySpec } from './service-entry.js';
+import { ISTIO_TELEMETRY_API_VERSIONS, telemetryIssues, telemetrySpecSchema, type TelemetrySpec } from './telemetry.js';
 
 export interface ObjectMeta {
   name: string;
@@ -144,6 +145,12 @@ export interface SidecarObject {
   spec: SidecarSpec;
 }
 
+export interface TelemetryObject {
+  kind: 'Telemetry';
+  metadata: ObjectMeta;
+  spec: TelemetrySpec;
+}
+
 export interface ServiceEntryObject {
   kind: 'ServiceEntry';
   metadata: ObjectMeta;
@@ -156,7 +163,7 @@ export interface WorkloadEntryObject {
   spec: WorkloadEntrySpec;
 }
 
-export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | RequestAuthenticationObject | SidecarObject | ServiceEntryObject | WorkloadEntryObject;
+export type IstioObject = GatewayObject | VirtualServiceObject | DestinationRuleObject | PeerAuthenticationObject | AuthorizationPolicyObject | RequestAuthenticationObject | SidecarObject | ServiceEntryObject | WorkloadEntryObject | TelemetryObject;
 
 export type MeshObject = ServiceObject | EndpointSliceObject | PodObject | NamespaceObject | SecretObject | IstioObject;
 export type MeshKind = MeshObject['kind'];
@@ -177,6 +184,7 @@ export const KIND_API_VERSIONS: Record<MeshKind, readonly string[]> = {
   Sidecar: ISTIO_NETWORKING_API_VERSIONS,
   ServiceEntry: ISTIO_NETWORKING_API_VERSIONS,
   WorkloadEntry: ISTIO_NETWORKING_API_VERSIONS,
+  Telemetry: ISTIO_TELEMETRY_API_VERSIONS,
 };
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -486,6 +494,8 @@ export function parseMeshObject(raw: unknown, defaultNamespace = 'default'): Par
       return parseIstio('ServiceEntry', serviceEntrySpecSchema, serviceEntryIssues, raw, defaultNamespace);
     case 'WorkloadEntry':
       return parseIstio('WorkloadEntry', workloadEntrySpecSchema, workloadEntryIssues, raw, defaultNamespace);
+    case 'Telemetry':
+      return parseIstio('Telemetry', telemetrySpecSchema, telemetryIssues, raw, defaultNamespace);
   }
 }
 

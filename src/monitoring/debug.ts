@@ -10,7 +10,7 @@ import { sentResources } from '../xds/proxy-dump.js';
 import { MESHD_VERSION, replicaName } from '../util/version.js';
 import { clientText } from '../util/client-text.js';
 
-const CONFIG_KINDS: MeshKind[] = ['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Sidecar', 'ServiceEntry', 'WorkloadEntry', 'Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret'];
+const CONFIG_KINDS: MeshKind[] = ['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Sidecar', 'ServiceEntry', 'WorkloadEntry', 'Telemetry', 'Service', 'EndpointSlice', 'Pod', 'Namespace', 'Secret'];
 
 /** Istio's /debug/syncz names for the nonces of each type (istioctl's older readers use them). */
 const ISTIO_SYNCZ_NAMES: Record<string, string> = { cds: 'cluster', lds: 'listener', rds: 'route', eds: 'endpoint' };

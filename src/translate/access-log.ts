@@ -48,7 +48,8 @@ export interface AccessLogs {
   listener: Json[] | undefined;
 }
 
-function logFormat(mesh: MeshConfig): Json {
+/** The log format the mesh config asks for (accessLogEncoding, accessLogFormat); Istio's built-in `envoy` provider uses it too. */
+export function meshLogFormat(mesh: MeshConfig): Json {
   const custom = mesh.accessLogFormat.trim() !== '';
   if (mesh.accessLogEncoding === 'JSON') {
     // The parser has checked a custom format is a JSON object.
@@ -69,7 +70,7 @@ export function accessLogs(mesh: MeshConfig): AccessLogs {
   else {
     const logger: Json = {
       name: 'envoy.access_loggers.file',
-      typed_config: anyOf('envoy.extensions.access_loggers.file.v3.FileAccessLog', { path: mesh.accessLogFile, log_format: logFormat(mesh) }),
+      typed_config: anyOf('envoy.extensions.access_loggers.file.v3.FileAccessLog', { path: mesh.accessLogFile, log_format: meshLogFormat(mesh) }),
     };
     out = {
       filter: [logger],

@@ -18,6 +18,7 @@ import { seesServicePort, type SidecarScope } from './sidecar-scope.js';
 import { customDecision, extAuthzCluster } from './authorization.js';
 import { jwksClusters } from './request-authentication.js';
 import { downstreamProtocolOptions } from './sniffing.js';
+import { proxyTelemetry } from './telemetry.js';
 
 /** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
 function connectTimeout(snapshot: MeshSnapshot): string {
@@ -209,11 +210,30 @@ function extAuthzClusters(snapshot: MeshSnapshot, ctx: ProxyContext, shared: rea
   return [edsCluster(snapshot, spec, { mtls: ctx.mtls })];
 }
 
+/**
+ * The outbound clusters of the tracing collectors the proxy's telemetry sends spans to
+ * (translate/telemetry.ts), where `shared` lacks them (a Sidecar that does not import them).
+ */
+function collectorClusters(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[]): EnvoyResource[] {
+  const collectors = proxyTelemetry(snapshot, ctx.proxy).collectors;
+  if (collectors.length === 0) return [];
+  const have = new Set(shared.map((c) => c.name));
+  const out: EnvoyResource[] = [];
+  for (const { svc, port } of collectors) {
+    const name = outboundClusterName(port.port, svc.hostname);
+    if (have.has(name)) continue;
+    const dr = destinationRuleFor(snapshot.config, svc.hostname, ctx.proxy.namespace, svc.namespace, snapshot.domain);
+    out.push(edsCluster(snapshot, { name, svc, port, http2: isHttp2Protocol(port.protocol), policy: effectivePolicy(dr?.spec, port.port), rule: dr?.metadata }, { mtls: ctx.mtls }));
+  }
+  return out;
+}
+
 /** Every cluster a proxy gets, sorted by name. */
 export function clustersFor(snapshot: MeshSnapshot, ctx: ProxyContext, shared: readonly EnvoyResource[] = outboundClusters(snapshot, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })): EnvoyResource[] {
   // Proxyless gRPC clients take EDS clusters only (a ServiceEntry's DNS or original-destination ones are left out).
   if (ctx.proxyless) return shared.filter((c) => c.body.type === 'EDS').sort(byName);
-  const all = [...shared, ...extAuthzClusters(snapshot, ctx, shared), ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
+  const withAuthz = [...shared, ...extAuthzClusters(snapshot, ctx, shared)];
+  const all = [...withAuthz, ...collectorClusters(snapshot, ctx, withAuthz), ...builtinClusters(snapshot), ...(ctx.proxy.type === 'sidecar' ? inboundClusters(snapshot, ctx) : [])];
   // RequestAuthentications' remote JWKS, fetched by Envoy (a mesh Service's through its own cluster).
   if (snapshot.config.requestAuthentications?.length) all.push(...jwksClusters(snapshot, ctx.proxy, new Set(all.map((c) => c.name)), connectTimeout(snapshot)));
   return all.sort(byName);

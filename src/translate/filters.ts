@@ -25,6 +25,12 @@ export interface HcmOptions {
   /** Extra HTTP filters, before the router. */
   httpFilters?: Json[];
   forwardClientCertDetails?: string;
+  /** The Telemetry API's tracing (telemetry.ts); none when undefined. */
+  tracing?: Json | undefined;
+  /** Envoy's request id extension, when the default (UUID, used for sampling) is not wanted. */
+  requestIdExtension?: Json | undefined;
+  /** Keep an x-request-id coming from outside the mesh, as Istio's sidecars do (gateways make their own). */
+  preserveExternalRequestId?: boolean;
 }
 
 export function httpConnectionManager(o: HcmOptions): Json {
@@ -39,6 +45,11 @@ export function httpConnectionManager(o: HcmOptions): Json {
     path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
     ...(o.forwardClientCertDetails ? { forward_client_cert_details: o.forwardClientCertDetails, set_current_client_cert_details: { subject: true, uri: true, dns: true } } : {}),
     ...(o.accessLog ? { access_log: o.accessLog } : {}),
+    // Request ids, generated when missing and propagated, as Istio configures them.
+    generate_request_id: true,
+    ...(o.preserveExternalRequestId ? { preserve_external_request_id: true } : {}),
+    ...(o.requestIdExtension ? { request_id_extension: o.requestIdExtension } : {}),
+    ...(o.tracing ? { tracing: o.tracing } : {}),
   };
   return {
     name: 'envoy.filters.network.http_connection_manager',

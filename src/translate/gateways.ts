@@ -13,8 +13,7 @@ import { meshRetryPolicy, matchApplies, virtualServiceRoutes, type RouteContext 
 import { firstTcpRoute, tcpProxyFor } from './tcp-routes.js';
 import { listenerName } from './names.js';
 import { anyOf, byName, type EnvoyResource, type Json } from './types.js';
-import { accessLogs, listenerAccessLog } from './access-log.js';
-import type { MeshConfig } from '../model/mesh-config.js';
+import { listenerLogsOf, proxyTelemetry, type SideTelemetry } from './telemetry.js';
 import { authorizationFilters } from './authorization.js';
 import { jwtAuthnFilters } from './request-authentication.js';
 
@@ -60,7 +59,12 @@ function sniNames(hosts: readonly string[]): string[] {
   return names.includes('*') ? [] : [...new Set(names)].sort();
 }
 
-function tlsChain(s: GatewayServer, statPrefix: string, logs: Json[] | undefined, authzHttp: Json[]): Json {
+/** The HTTP connection manager options a gateway's telemetry sets. */
+function gatewayHcmTelemetry(tel: SideTelemetry): { accessLog: Json[] | undefined; tracing: Json | undefined; requestIdExtension: Json | undefined } {
+  return { accessLog: tel.logs, tracing: tel.tracing, requestIdExtension: tel.requestIdExtension };
+}
+
+function tlsChain(s: GatewayServer, statPrefix: string, tel: SideTelemetry, authzHttp: Json[]): Json {
   const tls = s.server.tls!;
   const common: Json = {
     tls_certificate_sds_secret_configs: [{ name: credentialSecretName(tls.credentialName!), sds_config: SDS_SOURCE }],
@@ -77,11 +81,11 @@ function tlsChain(s: GatewayServer, statPrefix: string, logs: Json[] | undefined
         ...(tls.mode === 'MUTUAL' ? { require_client_certificate: true } : {}),
       }),
     },
-    filters: [httpConnectionManager({ statPrefix, rds: httpsRouteName(s), httpFilters: [...authzHttp, ...routeConfigurableFilters()], accessLog: logs })],
+    filters: [httpConnectionManager({ statPrefix, rds: httpsRouteName(s), httpFilters: [...authzHttp, ...routeConfigurableFilters()], ...gatewayHcmTelemetry(tel) })],
   };
 }
 
-function gatewayListener(mesh: MeshConfig, port: number, filterChains: Json[], listenerFilters?: Json[]): EnvoyResource {
+function gatewayListener(tel: SideTelemetry, port: number, filterChains: Json[], listenerFilters?: Json[]): EnvoyResource {
   const name = listenerName('0.0.0.0', port);
   return {
     name,
@@ -91,15 +95,14 @@ function gatewayListener(mesh: MeshConfig, port: number, filterChains: Json[], l
       traffic_direction: 'OUTBOUND',
       ...(listenerFilters ? { listener_filters: listenerFilters } : {}),
       filter_chains: filterChains,
-      ...listenerAccessLog(mesh),
+      ...listenerLogsOf(tel),
     },
   };
 }
 
 export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
   const out: EnvoyResource[] = [];
-  const mesh = snapshot.meshConfig;
-  const logs = accessLogs(mesh).filter;
+  const tel = proxyTelemetry(snapshot, ctx.proxy).client;
   // AuthorizationPolicies that apply to this gateway: RBAC before routing, or before the TCP proxy;
   // RequestAuthentications' jwt_authn before RBAC, which reads the verified token's payload.
   const authz = authorizationFilters(snapshot.config, ctx.proxy, snapshot);
@@ -108,18 +111,18 @@ export function gatewayListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
     const protocol = servers[0]!.server.port.protocol.toUpperCase();
     const statPrefix = `outbound_${listenerName('0.0.0.0', port)}`;
     if (HTTP_PROTOCOLS.has(protocol)) {
-      out.push(gatewayListener(mesh, port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: [...httpSecurity, ...routeConfigurableFilters()], accessLog: logs })] }]));
+      out.push(gatewayListener(tel, port, [{ filters: [httpConnectionManager({ statPrefix, rds: routeName(port), httpFilters: [...httpSecurity, ...routeConfigurableFilters()], ...gatewayHcmTelemetry(tel) })] }]));
       continue;
     }
     if (protocol === 'TCP' || (protocol === 'TLS' && servers[0]!.server.tls?.mode === 'PASSTHROUGH')) {
-      const chains = l4Chains(snapshot, ctx, servers, protocol === 'TLS', statPrefix).map((c) => ({ ...c, filters: [...authz.tcp, ...(c.filters as Json[])] }));
-      if (chains.length) out.push(gatewayListener(mesh, port, chains, protocol === 'TLS' ? [tlsInspector()] : undefined));
+      const chains = l4Chains(snapshot, ctx, servers, protocol === 'TLS', statPrefix, tel.logs).map((c) => ({ ...c, filters: [...authz.tcp, ...(c.filters as Json[])] }));
+      if (chains.length) out.push(gatewayListener(tel, port, chains, protocol === 'TLS' ? [tlsInspector()] : undefined));
       continue;
     }
     // TLS terminated with a credential from meshd (SDS); a server whose Secret is missing is left out.
-    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(s, statPrefix, logs, httpSecurity));
+    const chains = servers.filter((s) => terminatesTls(s, snapshot, ctx.proxy.namespace)).map((s) => tlsChain(s, statPrefix, tel, httpSecurity));
     if (chains.length === 0) continue;
-    out.push(gatewayListener(mesh, port, chains, [tlsInspector()]));
+    out.push(gatewayListener(tel, port, chains, [tlsInspector()]));
   }
   return out.sort(byName);
 }
@@ -134,7 +137,7 @@ function routeContext(snapshot: MeshSnapshot, ctx: ProxyContext, s: GatewayServe
  * TCP servers: the first applicable `tcp` route of the VirtualServices bound to the
  * Gateway. TLS PASSTHROUGH servers: a filter chain per `tls` route, chosen by SNI.
  */
-function l4Chains(snapshot: MeshSnapshot, ctx: ProxyContext, servers: GatewayServer[], bySni: boolean, statPrefix: string): Json[] {
+function l4Chains(snapshot: MeshSnapshot, ctx: ProxyContext, servers: GatewayServer[], bySni: boolean, statPrefix: string, logs: Json[] | undefined): Json[] {
   const chains: Json[] = [];
   const sniTaken = new Set<string>();
   for (const s of servers) {
@@ -144,7 +147,7 @@ function l4Chains(snapshot: MeshSnapshot, ctx: ProxyContext, servers: GatewaySer
       if (!hosts.some((h) => s.server.hosts.some((p) => hostAllows(p, vs, h)))) continue;
       if (!bySni) {
         const route = firstTcpRoute(vs, rc);
-        if (route && chains.length === 0) chains.push({ filters: [tcpProxyFor(route, rc, vs, statPrefix)] });
+        if (route && chains.length === 0) chains.push({ filters: [tcpProxyFor(route, rc, vs, statPrefix, logs)] });
         continue;
       }
       for (const route of vs.spec.tls ?? []) {
@@ -153,7 +156,7 @@ function l4Chains(snapshot: MeshSnapshot, ctx: ProxyContext, servers: GatewaySer
           .sort();
         if (snis.length === 0) continue;
         for (const n of snis) sniTaken.add(n);
-        chains.push({ filter_chain_match: { server_names: snis }, filters: [tcpProxyFor(route, rc, vs, statPrefix)] });
+        chains.push({ filter_chain_match: { server_names: snis }, filters: [tcpProxyFor(route, rc, vs, statPrefix, logs)] });
       }
     }
   }

@@ -20,7 +20,7 @@ import { MESH_GATEWAY } from './istio-config.js';
 import type { RouteContext } from './http-routes.js';
 import type { VirtualServiceObject } from '../model/objects.js';
 import { gatewayListeners } from './gateways.js';
-import { accessLogs, listenerAccessLog } from './access-log.js';
+import { listenerLogsOf, proxyTelemetry, type SideTelemetry } from './telemetry.js';
 import type { MeshConfig } from '../model/mesh-config.js';
 import {
   BLACKHOLE_CLUSTER,
@@ -45,13 +45,13 @@ const LOCALHOST = '127.0.0.1';
  * ALLOW_ANY), or to the black hole (REGISTRY_ONLY), with Istio's chain names.
  */
 /** The TCP proxy for connections to no known service: passthrough, or the black hole under REGISTRY_ONLY. */
-function catchAllTcp(ctx: ProxyContext, mesh: MeshConfig): Json {
+function catchAllTcp(ctx: ProxyContext, mesh: MeshConfig, tel: SideTelemetry): Json {
   const cluster = outboundMode(ctx, mesh) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
-  return tcpProxy(cluster, cluster, accessLogs(mesh).filter);
+  return tcpProxy(cluster, cluster, tel.logs);
 }
 
-function virtualOutbound(ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
-  const chain = { name: outboundMode(ctx, mesh) === 'REGISTRY_ONLY' ? 'virtualOutbound-blackhole' : 'virtualOutbound-catchall-tcp', filters: [catchAllTcp(ctx, mesh)] };
+function virtualOutbound(ctx: ProxyContext, mesh: MeshConfig, tel: SideTelemetry): EnvoyResource {
+  const chain = { name: outboundMode(ctx, mesh) === 'REGISTRY_ONLY' ? 'virtualOutbound-blackhole' : 'virtualOutbound-catchall-tcp', filters: [catchAllTcp(ctx, mesh, tel)] };
   return {
     name: VIRTUAL_OUTBOUND,
     body: {
@@ -60,26 +60,31 @@ function virtualOutbound(ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
       use_original_dst: true,
       traffic_direction: 'OUTBOUND',
       filter_chains: [chain],
-      ...listenerAccessLog(mesh),
+      ...listenerLogsOf(tel),
     },
   };
 }
 
+/** The HTTP connection manager options a sidecar's telemetry sets. */
+function sidecarHcmTelemetry(tel: SideTelemetry): { accessLog: Json[] | undefined; tracing: Json | undefined; requestIdExtension: Json | undefined; preserveExternalRequestId: boolean } {
+  return { accessLog: tel.logs, tracing: tel.tracing, requestIdExtension: tel.requestIdExtension, preserveExternalRequestId: true };
+}
+
 /** The HTTP connection manager of an outbound port's listener, routed by RDS `<port>`. */
-function outboundHcm(name: string, port: number, mesh: MeshConfig, sniffed: boolean): Json {
+function outboundHcm(name: string, port: number, tel: SideTelemetry, sniffed: boolean): Json {
   const filters = routeConfigurableFilters();
-  return httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port), httpFilters: sniffed ? [meshHttpAlpnFilter(), ...filters] : filters, accessLog: accessLogs(mesh).filter });
+  return httpConnectionManager({ statPrefix: `outbound_${name}`, rds: String(port), httpFilters: sniffed ? [meshHttpAlpnFilter(), ...filters] : filters, ...sidecarHcmTelemetry(tel) });
 }
 
 /**
  * Filter chains of a listener whose port sniffs: HTTP (as the HTTP inspector reports it) to the
  * port's routes, anything else to `tcp`.
  */
-function sniffingChains(name: string, port: number, mesh: MeshConfig, tcp: Json): Json {
+function sniffingChains(name: string, port: number, mesh: MeshConfig, tel: SideTelemetry, tcp: Json): Json {
   return {
     listener_filters: [httpInspector()],
     ...detectionTimeout(mesh),
-    filter_chains: [{ name: `${name}-http`, filter_chain_match: { application_protocols: SNIFFED_HTTP_PROTOCOLS }, filters: [outboundHcm(name, port, mesh, true)] }],
+    filter_chains: [{ name: `${name}-http`, filter_chain_match: { application_protocols: SNIFFED_HTTP_PROTOCOLS }, filters: [outboundHcm(name, port, tel, true)] }],
     default_filter_chain: { name: `${name}-tcp`, filters: [tcp] },
   };
 }
@@ -88,7 +93,7 @@ function sniffingChains(name: string, port: number, mesh: MeshConfig, tcp: Json)
  * The listener of an HTTP port, `0.0.0.0_<port>` (or 127.0.0.1 without capture). `sniffTcp`: the
  * port has services that declare no protocol, so non-HTTP traffic goes there instead.
  */
-function outboundHttpListener(port: number, ctx: ProxyContext, mesh: MeshConfig, sniffTcp?: Json): EnvoyResource {
+function outboundHttpListener(port: number, ctx: ProxyContext, mesh: MeshConfig, tel: SideTelemetry, sniffTcp?: Json): EnvoyResource {
   const bind = ctx.interception === 'NONE' ? LOCALHOST : WILDCARD;
   const name = listenerName(bind, port);
   return {
@@ -98,18 +103,18 @@ function outboundHttpListener(port: number, ctx: ProxyContext, mesh: MeshConfig,
       address: socketAddress(bind, port),
       ...(ctx.interception === 'REDIRECT' ? { bind_to_port: false } : {}),
       traffic_direction: 'OUTBOUND',
-      ...(sniffTcp ? sniffingChains(name, port, mesh, sniffTcp) : { filter_chains: [{ filters: [outboundHcm(name, port, mesh, false)] }] }),
-      ...listenerAccessLog(mesh),
+      ...(sniffTcp ? sniffingChains(name, port, mesh, tel, sniffTcp) : { filter_chains: [{ filters: [outboundHcm(name, port, tel, false)] }] }),
+      ...listenerLogsOf(tel),
     },
   };
 }
 
 /** Where a service port's TCP connections go: its cluster, or a VirtualService's tcp route. */
-function outboundTcpProxy(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined): Json {
+function outboundTcpProxy(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined, tel: SideTelemetry): Json {
   const cluster = outboundClusterName(port.port, svc.hostname);
   const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: port.port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
   const tcpRoute = vs ? firstTcpRoute(vs, rc) : undefined;
-  return tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster) : tcpProxy(cluster, cluster, accessLogs(snapshot.meshConfig).filter);
+  return tcpRoute && vs ? tcpProxyFor(tcpRoute, rc, vs, cluster, tel.logs) : tcpProxy(cluster, cluster, tel.logs);
 }
 
 /**
@@ -140,12 +145,12 @@ type WildcardChains = Map<number, Map<string, Json>>;
  * A TCP port's listeners (a sniffed port's, with capture, also route the HTTP they detect);
  * chains for the port's wildcard listener go to `wildcard` instead.
  */
-function outboundTcpListeners(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined, wildcard: WildcardChains): EnvoyResource[] {
-  const proxy = outboundTcpProxy(snapshot, svc, port, ctx, vs);
+function outboundTcpListeners(snapshot: MeshSnapshot, svc: MeshService, port: MeshServicePort, ctx: ProxyContext, vs: VirtualServiceObject | undefined, wildcard: WildcardChains, tel: SideTelemetry): EnvoyResource[] {
+  const proxy = outboundTcpProxy(snapshot, svc, port, ctx, vs, tel);
   const mesh = snapshot.meshConfig;
   if (ctx.interception === 'NONE') {
     const name = listenerName(LOCALHOST, port.port);
-    return [{ name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerAccessLog(mesh) } }];
+    return [{ name, body: { name, address: socketAddress(LOCALHOST, port.port), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [proxy] }], ...listenerLogsOf(tel) } }];
   }
   const out: EnvoyResource[] = [];
   for (const { bind, match, key } of tcpDestinations(svc, port)) {
@@ -156,13 +161,13 @@ function outboundTcpListeners(snapshot: MeshSnapshot, svc: MeshService, port: Me
       if (chains.has(key)) continue;
       const rc: RouteContext = { snapshot, gateway: MESH_GATEWAY, port: port.port, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels };
       const tlsRoute = vs && key.startsWith('sni:') ? firstTlsRoute(vs, rc, svc.hostname) : undefined;
-      const filters = [tlsRoute && vs ? tcpProxyFor(tlsRoute, rc, vs, outboundClusterName(port.port, svc.hostname)) : proxy];
+      const filters = [tlsRoute && vs ? tcpProxyFor(tlsRoute, rc, vs, outboundClusterName(port.port, svc.hostname), tel.logs) : proxy];
       chains.set(key, { name: `${svc.hostname}_${port.port}`, ...(match ? { filter_chain_match: match } : {}), filters });
       continue;
     }
     const name = listenerName(bind, port.port);
-    const chains = port.protocol === 'AUTO' ? sniffingChains(name, port.port, mesh, proxy) : { filter_chains: [{ filters: [proxy] }] };
-    out.push({ name, body: { name, address: socketAddress(bind, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', ...chains, ...listenerAccessLog(mesh) } });
+    const chains = port.protocol === 'AUTO' ? sniffingChains(name, port.port, mesh, tel, proxy) : { filter_chains: [{ filters: [proxy] }] };
+    out.push({ name, body: { name, address: socketAddress(bind, port.port), bind_to_port: false, traffic_direction: 'OUTBOUND', ...chains, ...listenerLogsOf(tel) } });
   }
   return out;
 }
@@ -172,9 +177,9 @@ function outboundTcpListeners(snapshot: MeshSnapshot, svc: MeshService, port: Me
  * address: one chain per CIDR block or TLS host (SNI, read by the TLS inspector); what
  * none takes goes where virtualOutbound would send it (or to the host without addresses).
  */
-function wildcardTcpListener(port: number, chains: Map<string, Json>, ctx: ProxyContext, mesh: MeshConfig): EnvoyResource {
+function wildcardTcpListener(port: number, chains: Map<string, Json>, ctx: ProxyContext, mesh: MeshConfig, tel: SideTelemetry): EnvoyResource {
   const name = listenerName(WILDCARD, port);
-  const logs = accessLogs(mesh).filter;
+  const logs = tel.logs;
   const fallback =
     chains.get('any') ??
     (outboundMode(ctx, mesh) === 'REGISTRY_ONLY' ? { name: 'BlackHoleCluster', filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER, logs)] } : { name: 'PassthroughCluster', filters: [tcpProxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, logs)] });
@@ -190,7 +195,7 @@ function wildcardTcpListener(port: number, chains: Map<string, Json>, ctx: Proxy
       ...(sni ? { listener_filters: [tlsInspector()] } : {}),
       filter_chains: matched,
       default_filter_chain: fallback,
-      ...listenerAccessLog(mesh),
+      ...listenerLogsOf(tel),
     },
   };
 }
@@ -202,7 +207,7 @@ type InboundMtls = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
  * dropped, over plaintext). `authz`: the HTTP filters of RequestAuthentication (jwt_authn,
  * request-authentication.ts) then AuthorizationPolicy (RBAC, authorization.ts), and the network RBAC filters.
  */
-function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, logs: Json[] | undefined, authz: AuthzFilters, protocol: Protocol = p.protocol): Json[] {
+function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, tel: SideTelemetry, authz: AuthzFilters, protocol: Protocol = p.protocol): Json[] {
   const cluster = inboundClusterName(p.targetPort);
   return isHttpProtocol(protocol)
       ? [
@@ -212,7 +217,7 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, 
             httpFilters: authz.http,
             // The app sees who called, as Istio's sidecars tell it (x-forwarded-client-cert).
             ...(clientCert ? { forwardClientCertDetails: 'SANITIZE_SET' } : {}),
-            accessLog: logs,
+            ...sidecarHcmTelemetry(tel),
             routeConfig: {
               name: cluster,
               validate_clusters: false,
@@ -220,7 +225,7 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, 
             },
           }),
         ]
-      : [...authz.tcp, tcpProxy(cluster, cluster, logs)];
+      : [...authz.tcp, tcpProxy(cluster, cluster, tel.logs)];
 }
 
 /**
@@ -228,21 +233,21 @@ function inboundFilters(p: InboundPort, chainName: string, clientCert: boolean, 
  * (told by the TLS inspector from the ALPN sidecars offer) and, unless STRICT, a
  * plaintext one. Under PERMISSIVE an app's own TLS matches neither and passes through.
  */
-function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined, authz: AuthzFilters): Json[] {
+function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertificates | undefined, tel: SideTelemetry, authz: AuthzFilters): Json[] {
   const chainName = listenerName(WILDCARD, p.targetPort);
-  if (p.protocol === 'AUTO') return sniffedInboundChains(p, chainName, mode, certs, logs, authz);
-  if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false, logs, authz) }];
+  if (p.protocol === 'AUTO') return sniffedInboundChains(p, chainName, mode, certs, tel, authz);
+  if (!certs || mode === 'DISABLE') return [{ name: chainName, filter_chain_match: { destination_port: p.targetPort }, filters: inboundFilters(p, chainName, false, tel, authz) }];
   const tls: Json = {
     name: `${chainName}_mtls`,
     // STRICT: every connection to the port must complete the mTLS handshake, so the chain
     // takes them all (plaintext fails the handshake instead of falling through to passthrough).
     filter_chain_match: mode === 'STRICT' ? { destination_port: p.targetPort } : { destination_port: p.targetPort, transport_protocol: 'tls', application_protocols: MESH_ALPN },
     transport_socket: istioMutualServerSocket(certs),
-    filters: inboundFilters(p, chainName, true, logs, authz),
+    filters: inboundFilters(p, chainName, true, tel, authz),
   };
   if (mode === 'STRICT') return [tls];
   // Plaintext callers cannot claim an identity: a forwarded x-forwarded-client-cert is dropped.
-  return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true, logs, authz) }];
+  return [tls, { name: chainName, filter_chain_match: { destination_port: p.targetPort, transport_protocol: 'raw_buffer' }, filters: inboundFilters(p, chainName, true, tel, authz) }];
 }
 
 /**
@@ -250,9 +255,9 @@ function inboundChains(p: InboundPort, mode: InboundMtls, certs: WorkloadCertifi
  * detects it, mesh mTLS by the ALPN the client offers (HTTP or TCP), and TCP for the rest.
  * STRICT keeps a catch-all mTLS chain, so plaintext fails the handshake.
  */
-function sniffedInboundChains(p: InboundPort, chainName: string, mode: InboundMtls, certs: WorkloadCertificates | undefined, logs: Json[] | undefined, authz: AuthzFilters): Json[] {
+function sniffedInboundChains(p: InboundPort, chainName: string, mode: InboundMtls, certs: WorkloadCertificates | undefined, tel: SideTelemetry, authz: AuthzFilters): Json[] {
   const port = p.targetPort;
-  const filters = (protocol: Protocol, clientCert: boolean): Json[] => inboundFilters(p, chainName, clientCert, logs, authz, protocol);
+  const filters = (protocol: Protocol, clientCert: boolean): Json[] => inboundFilters(p, chainName, clientCert, tel, authz, protocol);
   const plaintext = (clientCert: boolean, transport?: string): Json[] => [
     { name: `${chainName}-http`, filter_chain_match: { destination_port: port, ...(transport ? { transport_protocol: transport } : {}), application_protocols: SNIFFED_HTTP_PROTOCOLS }, filters: filters('HTTP', clientCert) },
     { name: `${chainName}-tcp`, filter_chain_match: { destination_port: port, ...(transport ? { transport_protocol: transport } : {}) }, filters: filters('TCP', clientCert) },
@@ -288,10 +293,10 @@ function passthroughChain(workloadMode: InboundMtls, certs: WorkloadCertificates
   };
 }
 
-function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls, authz: AuthzFilters): EnvoyResource {
+function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, tel: SideTelemetry, workloadMode: InboundMtls, modeFor: (targetPort: number) => InboundMtls, authz: AuthzFilters): EnvoyResource {
   const certs = ctx.mtls;
-  const logs = accessLogs(mesh).filter;
-  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs, logs, authz));
+  const logs = tel.logs;
+  const chains: Json[] = ctx.inboundPorts.flatMap((p) => inboundChains(p, modeFor(p.targetPort), certs, tel, authz));
   const matches = chains.map((c) => c.filter_chain_match as Json);
   const inspectTls = matches.some((m) => m.transport_protocol !== undefined || m.application_protocols === MESH_HTTP_ALPN);
   const inspectHttp = matches.some((m) => m.application_protocols === SNIFFED_HTTP_PROTOCOLS);
@@ -306,7 +311,7 @@ function virtualInbound(ctx: ProxyContext, mesh: MeshConfig, workloadMode: Inbou
       ...(inspectors.length ? detectionTimeout(mesh) : {}),
       filter_chains: chains,
       default_filter_chain: passthroughChain(workloadMode, certs, logs, authz),
-      ...listenerAccessLog(mesh),
+      ...listenerLogsOf(tel),
     },
   };
 }
@@ -316,13 +321,14 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   const taken = new Set<string>();
   const http = httpPorts(snapshot, ctx.proxy.namespace, ctx.scope);
   const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
+  const tel = proxyTelemetry(snapshot, ctx.proxy);
   const wildcard: WildcardChains = new Map();
   for (const [port, entries] of http) {
     // A port some service leaves undeclared sniffs: what is not HTTP goes on as TCP, to its
     // original destination (or the first such service's, without capture).
     const auto = entries.find((e) => e.port.protocol === 'AUTO');
-    const sniffTcp = !auto ? undefined : ctx.interception === 'NONE' ? outboundTcpProxy(snapshot, auto.svc, auto.port, ctx, vsByHost.get(auto.svc.hostname)) : catchAllTcp(ctx, snapshot.meshConfig);
-    const l = outboundHttpListener(port, ctx, snapshot.meshConfig, sniffTcp);
+    const sniffTcp = !auto ? undefined : ctx.interception === 'NONE' ? outboundTcpProxy(snapshot, auto.svc, auto.port, ctx, vsByHost.get(auto.svc.hostname), tel.client) : catchAllTcp(ctx, snapshot.meshConfig, tel.client);
+    const l = outboundHttpListener(port, ctx, snapshot.meshConfig, tel.client, sniffTcp);
     taken.add(l.name);
     out.push(l);
   }
@@ -330,7 +336,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
     if (!visibleFrom(svc, ctx.proxy.namespace)) continue;
     for (const port of svc.ports) {
       if (isHttpProtocol(port.protocol) || port.protocol === 'UDP' || !seesServicePort(ctx.scope, svc, port.port)) continue;
-      for (const l of outboundTcpListeners(snapshot, svc, port, ctx, vsByHost.get(svc.hostname), wildcard)) {
+      for (const l of outboundTcpListeners(snapshot, svc, port, ctx, vsByHost.get(svc.hostname), wildcard, tel.client)) {
         // Two services cannot share one address and port: the first (by hostname) keeps it.
         if (taken.has(l.name)) continue;
         if (ctx.interception === 'NONE' && http.has(port.port)) continue;
@@ -341,7 +347,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
   }
   for (const [port, chains] of [...wildcard.entries()].sort((a, b) => a[0] - b[0])) {
     // An HTTP port's listener keeps the wildcard address (its routes hold the HTTP hosts).
-    const l = wildcardTcpListener(port, chains, ctx, snapshot.meshConfig);
+    const l = wildcardTcpListener(port, chains, ctx, snapshot.meshConfig, tel.client);
     if (taken.has(l.name)) continue;
     taken.add(l.name);
     out.push(l);
@@ -351,7 +357,7 @@ export function sidecarListeners(snapshot: MeshSnapshot, ctx: ProxyContext): Env
     const rbac = authorizationFilters(snapshot.config, ctx.proxy, snapshot);
     // RequestAuthentication's jwt_authn goes first: RBAC reads the payload it verified.
     const authz: AuthzFilters = { http: [...jwtAuthnFilters(snapshot.config, ctx.proxy), ...rbac.http], tcp: rbac.tcp };
-    out.push(virtualOutbound(ctx, snapshot.meshConfig), virtualInbound(ctx, snapshot.meshConfig, pa.mode, (port) => pa.ports.get(port) ?? pa.mode, authz));
+    out.push(virtualOutbound(ctx, snapshot.meshConfig, tel.client), virtualInbound(ctx, snapshot.meshConfig, tel.server, pa.mode, (port) => pa.ports.get(port) ?? pa.mode, authz));
   }
   return out.sort(byName);
 }

@@ -3,20 +3,19 @@
 import type { VirtualServiceObject } from '../model/objects.js';
 import { destinationCluster, matchApplies, type RouteContext } from './http-routes.js';
 import { tcpProxy } from './filters.js';
-import { accessLogs } from './access-log.js';
 import type { Json } from './types.js';
 
 type L4Route = NonNullable<VirtualServiceObject['spec']['tcp']>[number];
 
 
 /** A TCP proxy filter for a route's destinations (weighted when there are several). */
-export function tcpProxyFor(route: L4Route, rc: RouteContext, vs: VirtualServiceObject, statPrefix: string): Json {
+export function tcpProxyFor(route: L4Route, rc: RouteContext, vs: VirtualServiceObject, statPrefix: string, accessLog: Json[] | undefined): Json {
   const dests = (route.route ?? []).filter((d) => d.weight === undefined || d.weight > 0).map((d) => ({ weight: d.weight, ...destinationCluster(rc, d.destination, vs.metadata.namespace) }));
   const target =
     dests.length === 1
       ? { cluster: dests[0]!.cluster }
       : { weighted_clusters: { clusters: dests.map((d) => ({ name: d.cluster, weight: d.weight ?? Math.floor(100 / dests.length) })) } };
-  return tcpProxy(statPrefix, target, accessLogs(rc.snapshot.meshConfig).filter);
+  return tcpProxy(statPrefix, target, accessLog);
 }
 
 /** The first `tcp` route of `vs` that applies here (Istio takes the first match). */

@@ -15,7 +15,7 @@ import { allowed, denied, type AdmissionRequest, type AdmissionResponse } from '
 import { isRecord } from '../util/is-record.js';
 
 /** The kinds this webhook checks (Istio's validating webhook checks these and more). */
-export const VALIDATED_KINDS: ReadonlySet<string> = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Sidecar', 'ServiceEntry', 'WorkloadEntry']);
+export const VALIDATED_KINDS: ReadonlySet<string> = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Sidecar', 'ServiceEntry', 'WorkloadEntry', 'Telemetry']);
 
 /** At most this many field errors go into one refusal; the rest are counted. */
 const MAX_ERRORS = 10;

@@ -17,6 +17,7 @@
 // - Sidecar: the sidecars it is resolved for (model/sidecar.ts: selector, namespace, root default).
 // - ServiceEntry: the proxies of the namespaces it is exported to (its hosts are services there).
 // - WorkloadEntry: the proxies that see a ServiceEntry of its namespace selecting it.
+// - Telemetry: the proxies it is one of the levels of (model/telemetry.ts: root, namespace, workload).
 // A proxy counts once it has acknowledged a response (until then it is still connecting),
 // or as soon as it rejects one.
 import type { IstioConfig } from '../model/mesh.js';
@@ -26,6 +27,7 @@ import type { ProxyType } from '../model/proxy.js';
 import { MESH_GATEWAY, resolveGateway, rootNamespaceOf, visibleTo } from '../translate/istio-config.js';
 import { policyApplies } from '../model/authorization-scope.js';
 import { sidecarFor } from '../model/sidecar.js';
+import { telemetriesFor } from '../model/telemetry.js';
 import type { Connection } from './connection.js';
 
 export interface ProxyCounts {
@@ -108,6 +110,11 @@ function affectsOf(obj: IstioObject, config: IstioConfig): Affects {
       const labels = obj.spec.labels ?? {};
       const selecting = (config.serviceEntries ?? []).filter((se) => se.metadata.namespace === ns && Object.keys(se.spec.workloadSelector?.labels ?? {}).length > 0 && selectorMatches(se.spec.workloadSelector?.labels ?? undefined, labels));
       return (g) => selecting.some((se) => visibleTo(se.spec.exportTo ?? undefined, ns, g.namespace));
+    }
+    case 'Telemetry': {
+      const root = rootNamespaceOf(config);
+      const all = config.telemetries ?? [];
+      return (g) => telemetriesFor(all, { namespace: g.namespace, labels: g.labels, type: g.type === 'router' ? 'router' : 'sidecar' }, root).some((t) => t.metadata.namespace === ns && t.metadata.name === obj.metadata.name);
     }
   }
 }

@@ -63,7 +63,7 @@ describe('meshd with a real kube-apiserver', () => {
     kube = await startKube();
     const manifests = readManifests(join(REPO_ROOT, 'manifests', 'base', 'crds.yaml'), join(REPO_ROOT, 'manifests', 'base', 'namespace.yaml'), join(REPO_ROOT, 'manifests', 'base', 'rbac.yaml'));
     await applyAll(kube, manifests);
-    await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io', 'peerauthentications.security.istio.io']);
+    await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io', 'peerauthentications.security.istio.io', 'telemetries.telemetry.istio.io']);
     backendPort = await freePort(ip0);
     for (const [i, ip] of [ip0, ip1, ip2].entries()) backends.push(await startHttpBackend(`b${i}`, { host: ip, port: backendPort }));
     for (const name of ['web', 'stable', 'late']) ports[name] = await freePort();
@@ -256,6 +256,18 @@ describe('meshd with a real kube-apiserver', () => {
 
     await kube.request('DELETE', path('v1', 'reviews'));
     await until('deleted', (x) => x.length === 0);
+  });
+
+  it('a Telemetry created through the API (v1alpha1) reaches meshd at v1 and turns the proxy\'s access log on; deleting it turns it off', async () => {
+    const path = (v: string) => `/apis/telemetry.istio.io/${v}/namespaces/${NS}/telemetries/logs`;
+    const accessLogs = async (): Promise<string> => JSON.stringify(await envoy.configDump('?resource=dynamic_listeners'));
+    assert.ok(!(await accessLogs()).includes('envoy.access_loggers.file'), 'no access log before');
+    await kube.apply(path('v1alpha1'), { apiVersion: 'telemetry.istio.io/v1alpha1', kind: 'Telemetry', metadata: { name: 'logs', namespace: NS }, spec: { accessLogging: [{ providers: [{ name: 'envoy' }] }] } });
+    await envoy.waitFor(async () => (await accessLogs()).includes('envoy.access_loggers.file'), { what: 'the access logger from the Telemetry', timeoutMs: CONVERGENCE_BOUND_MS });
+    const held = JSON.parse((await meshd.monitoring('/debug/configz?kind=Telemetry')).body) as { metadata: { name: string } }[];
+    assert.deepEqual(held.map((t) => t.metadata.name), ['logs']);
+    await kube.request('DELETE', path('v1'));
+    await envoy.waitFor(async () => !(await accessLogs()).includes('envoy.access_loggers.file'), { what: 'the access logger to go', timeoutMs: CONVERGENCE_BOUND_MS });
   });
 
   it('a proxy\'s labels and service account come from its Pod, which wins over its metadata', async () => {

@@ -119,6 +119,7 @@ describe('manifests: files', () => {
       'CustomResourceDefinition/requestauthentications.security.istio.io',
       'CustomResourceDefinition/serviceentries.networking.istio.io',
       'CustomResourceDefinition/sidecars.networking.istio.io',
+      'CustomResourceDefinition/telemetries.telemetry.istio.io',
       'CustomResourceDefinition/virtualservices.networking.istio.io',
       'CustomResourceDefinition/workloadentries.networking.istio.io',
       'Deployment/istiod',

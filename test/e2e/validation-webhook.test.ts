@@ -68,7 +68,7 @@ describe('the validating webhook, called by the real apiserver', () => {
   before(async () => {
     kube = await startKube();
     await applyAll(kube, readManifests(join(REPO_ROOT, 'manifests', 'base', 'crds.yaml'), join(REPO_ROOT, 'manifests', 'base', 'namespace.yaml'), join(REPO_ROOT, 'manifests', 'base', 'rbac.yaml')));
-    await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io', 'peerauthentications.security.istio.io']);
+    await waitForCrds(kube, ['gateways.networking.istio.io', 'virtualservices.networking.istio.io', 'destinationrules.networking.istio.io', 'peerauthentications.security.istio.io', 'telemetries.telemetry.istio.io']);
     // As manifests/base has them (the validator at failurePolicy Ignore, as Istio ships it),
     // but with a URL: the test apiserver has no cluster network (see injection.test.ts).
     webhookPort = await freePort();
@@ -135,6 +135,19 @@ describe('the validating webhook, called by the real apiserver', () => {
     await assert.rejects(kube.request('POST', wePath, { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'bad-we', namespace: NS }, spec: { labels: { app: 'vm' } } }), (e) => e instanceof KubeApiError && /\(WorkloadEntry apps\/bad-we\) Schema validation error: spec\.address/.test(e.message));
     const stored = await kube.request<{ metadata: { name: string } }>('POST', sePath, se('good-se', '192.0.2.1'));
     assert.equal(stored.metadata.name, 'good-se');
+  });
+
+  it('refuses a Telemetry (v1alpha1) whose targetRef is not a Gateway, naming the field; stores a valid one', async () => {
+    const path = `/apis/telemetry.istio.io/v1alpha1/namespaces/${NS}/telemetries`;
+    const telemetry = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'telemetry.istio.io/v1alpha1', kind: 'Telemetry', metadata: { name, namespace: NS }, spec });
+    const err = await kube.request('POST', path, telemetry('bad', { targetRef: { kind: 'Service', name: 'web' }, accessLogging: [{ disabled: true }] })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof KubeApiError, `refused: ${String(err)}`);
+    assert.match(err.message, /denied the request: Error \[IST0106\] \(Telemetry apps\/bad\) Schema validation error: spec\.targetRef\.kind: Service is not supported/);
+    await kube.request('POST', path, telemetry('good', { selector: { matchLabels: { app: 'web' } }, accessLogging: [{ disabled: true }] }));
+    await kube.request('DELETE', `${path}/good`);
   });
 
   it('stores a valid VirtualService, and refuses an update that breaks it', async () => {

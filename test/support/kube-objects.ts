@@ -36,6 +36,7 @@ const RESOURCES: Record<string, { plural: string; cluster?: boolean }> = {
   Sidecar: { plural: 'sidecars' },
   ServiceEntry: { plural: 'serviceentries' },
   WorkloadEntry: { plural: 'workloadentries' },
+  Telemetry: { plural: 'telemetries' },
 };
 
 export function collectionPath(apiVersion: string, kind: string, namespace?: string): string {

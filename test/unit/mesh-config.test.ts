@@ -95,6 +95,7 @@ connectTimeout: 1.5s
   it('tolerates unknown fields and names them; Istio fields meshd does not use are listed apart', () => {
     const r = parseMeshConfig('accesLogFile: /dev/stdout\nenableTracing: true\ndiscoverySelectors: []\nzzz: 1\n', WHERE);
     assert.deepEqual(r.unknownFields, ['accesLogFile', 'zzz']);
+    // extensionProviders is read since AuthorizationPolicy CUSTOM and the Telemetry API use it.
     assert.deepEqual(r.ignoredFields, ['discoverySelectors', 'enableTracing']);
     assert.equal(r.config.accessLogFile, '');
   });

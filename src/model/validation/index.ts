@@ -28,7 +28,14 @@
 //   RequestAuthentication applies to: IST0167 IneffectivePolicy, Warning (request-authentications.ts).
 // - a ServiceEntry port whose protocol is unset or TCP without `addresses`: IST0134
 //   ServiceEntryAddressesRequired, Warning (service-entries.ts).
-import type { AuthorizationPolicyObject, RequestAuthenticationObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, ServiceEntryObject, SidecarObject, VirtualServiceObject } from '../objects.js';
+// - Telemetries: several without a selector in one namespace, IST0160
+//   MultipleTelemetriesWithoutWorkloadSelectors, Error (the oldest applies); a provider name the
+//   mesh config does not define, or of a kind the field cannot use, IST0157
+//   InvalidTelemetryProvider, Warning; settings meshd does not apply (metrics overrides, a
+//   selector in the root namespace), IST0167 IneffectivePolicy, Info or Warning (telemetries.ts).
+import type { AuthorizationPolicyObject, RequestAuthenticationObject, DestinationRuleObject, GatewayObject, PeerAuthenticationObject, PodObject, ServiceEntryObject, SidecarObject, TelemetryObject, VirtualServiceObject } from '../objects.js';
+import type { ExtensionProvider } from '../extension-providers.js';
+import { telemetryFindings } from './telemetries.js';
 import type { MeshService } from '../service.js';
 import { sortFindings, type Finding } from '../finding.js';
 import { definedSubsets, undefinedSubsetFindings } from './subsets.js';
@@ -37,7 +44,6 @@ import { decidePeerAuthentications, type PeerAuthenticationDecisions } from './p
 import { meshHostConflictFindings } from './mesh-hosts.js';
 import { sidecarFindings } from './sidecars.js';
 import { authorizationPolicyFindings } from './authorization-policies.js';
-import type { ExtensionProvider } from '../extension-providers.js';
 import { requestAuthenticationFindings, requestPrincipalFindings } from './request-authentications.js';
 import { serviceEntryFindings } from './service-entries.js';
 
@@ -53,11 +59,12 @@ export interface ValidationInput {
   requestAuthentications?: readonly RequestAuthenticationObject[];
   /** The mesh's pods (which workloads an AuthorizationPolicy selects, and their ports). */
   pods?: Iterable<PodObject>;
+  telemetries?: readonly TelemetryObject[];
   /** The mesh's services, sorted by hostname (gateway listening ports depend on them). */
   services: readonly MeshService[];
   domain: string;
   rootNamespace: string;
-  /** The mesh config's extensionProviders (AuthorizationPolicy CUSTOM names one). */
+  /** The mesh config's extensionProviders (AuthorizationPolicy CUSTOM and Telemetry providers name them). */
   extensionProviders?: readonly ExtensionProvider[];
 }
 
@@ -91,6 +98,9 @@ export function validateConfig(input: ValidationInput): ConfigValidation {
   }
   if (input.authorizationPolicies?.length) {
     findings.push(...requestPrincipalFindings({ authorizationPolicies: input.authorizationPolicies, requestAuthentications: input.requestAuthentications ?? [], pods: input.pods ?? [], rootNamespace: input.rootNamespace }));
+  }
+  if (input.telemetries?.length) {
+    findings.push(...telemetryFindings({ telemetries: input.telemetries, providers: input.extensionProviders ?? [], services: input.services, rootNamespace: input.rootNamespace }));
   }
   return { virtualServices, peerAuthenticationDecisions, findings: sortFindings(findings) };
 }

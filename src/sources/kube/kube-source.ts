@@ -33,6 +33,10 @@ export const ISTIO_SECURITY_GROUP = 'security.istio.io';
 /** Istio's security versions meshd accepts, in order of preference. */
 export const ISTIO_SECURITY_VERSIONS = ['v1', 'v1beta1'];
 
+export const ISTIO_TELEMETRY_GROUP = 'telemetry.istio.io';
+/** Istio's telemetry versions meshd accepts, in order of preference. */
+export const ISTIO_TELEMETRY_VERSIONS = ['v1', 'v1alpha1'];
+
 /** An Istio API group: its kinds are watched at the version the server prefers, or not at all when its CRDs are missing. */
 export interface IstioGroup {
   group: string;
@@ -65,6 +69,12 @@ export const ISTIO_GROUPS: IstioGroup[] = [
       { kind: 'RequestAuthentication', plural: 'requestauthentications' },
     ],
     describe: 'PeerAuthentications, AuthorizationPolicies and RequestAuthentications',
+  },
+  {
+    group: ISTIO_TELEMETRY_GROUP,
+    versions: ISTIO_TELEMETRY_VERSIONS,
+    kinds: [{ kind: 'Telemetry', plural: 'telemetries' }],
+    describe: 'Telemetries',
   },
 ];
 
