@@ -195,7 +195,8 @@ export function telemetryProviderNamed(providers: readonly ExtensionProvider[], 
 const headerValues = z.array(z.strictObject({ name: z.string().min(1, 'must not be empty'), value: z.string() }));
 const tagLengthSchema = integer('a tag length', 1, 1_000_000);
 
-const fileAccessLogSchema = z.strictObject({
+// Telemetry providers are loose: Istio's other spellings and newer fields pass, unused.
+const fileAccessLogSchema = z.looseObject({
   path: z.string().min(1, 'is required: a file path such as /dev/stdout'),
   logFormat: z
     .strictObject({ text: z.string().optional(), labels: z.record(z.string(), z.unknown()).optional() })
@@ -203,7 +204,7 @@ const fileAccessLogSchema = z.strictObject({
     .optional(),
 });
 
-const zipkinSchema = z.strictObject({
+const zipkinSchema = z.looseObject({
   service: serviceSchema,
   port: portSchema,
   maxTagLength: tagLengthSchema.optional(),
@@ -216,7 +217,7 @@ const zipkinSchema = z.strictObject({
 });
 
 const openTelemetrySchema = z
-  .strictObject({
+  .looseObject({
     service: serviceSchema,
     port: portSchema,
     maxTagLength: tagLengthSchema.optional(),
@@ -228,7 +229,7 @@ const openTelemetrySchema = z
   })
   .refine((o) => !(o.grpc && o.http), 'set at most one of grpc and http');
 
-const TELEMETRY_SCHEMAS = { envoyFileAccessLog: fileAccessLogSchema, zipkin: zipkinSchema, opentelemetry: openTelemetrySchema, prometheus: z.strictObject({}) } as const;
+const TELEMETRY_SCHEMAS = { envoyFileAccessLog: fileAccessLogSchema, zipkin: zipkinSchema, opentelemetry: openTelemetrySchema, prometheus: z.looseObject({}) } as const;
 
 function telemetryProviderFields(): Record<TelemetryProviderKind, z.ZodOptional<z.ZodType>> {
   return Object.fromEntries(TELEMETRY_PROVIDER_KINDS.map((k) => [k, TELEMETRY_SCHEMAS[k].optional()])) as unknown as Record<TelemetryProviderKind, z.ZodOptional<z.ZodType>>;

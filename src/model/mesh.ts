@@ -5,7 +5,6 @@ import type { ConfigStore } from './store.js';
 import { portProtocol } from './protocol.js';
 import type { Labels } from './labels.js';
 import { defaultMeshConfig, type MeshConfig } from './mesh-config.js';
-import type { ExtensionProvider } from './extension-providers.js';
 import { sortFindings, type Finding } from './finding.js';
 import type { MeshService } from './service.js';
 import { ROOT_NAMESPACE } from './istio-scope.js';

@@ -142,7 +142,8 @@ defaultProviders: {accessLogging: [log], tracing: [otel]}
         },
       },
       { name: 'grpc', kind: 'envoyExtAuthzGrpc', settings: { service: 'ext-authz.foo.svc.cluster.local', port: 9000, failOpen: true, clearRouteCache: false } },
-      { name: 'otel', kind: 'opentelemetry', settings: { service: 'otel.observability.svc.cluster.local', port: 4317, resource_detectors: { environment: {} } } },
+      // Telemetry providers are typed (an unknown spelling such as resource_detectors passes, unused).
+      { name: 'otel', kind: 'opentelemetry', settings: { service: 'otel.observability.svc.cluster.local', port: 4317, transport: { kind: 'grpc', initialMetadata: [] } } },
       { name: 'log', kind: 'envoyFileAccessLog', settings: { path: '/dev/stdout' } },
     ]);
     assert.deepEqual(config.defaultProviders, { accessLogging: ['log'], tracing: ['otel'] });
@@ -159,9 +160,9 @@ defaultProviders: {accessLogging: [log], tracing: [otel]}
     assert.match(bad('{name: a, envoyExtAuthzHttp: {service: a.b.svc.cluster.local, port: 80, includeRequestBodyInCheck: {allowPartialMessage: true}}}'), /includeRequestBodyInCheck\.maxRequestBytes/);
     assert.match(bad('{name: a, envoyExtAuthzGrpc: {service: a.b.svc.cluster.local, port: 80, pathPrefix: /x}}'), /envoyExtAuthzGrpc: Unrecognized key: "pathPrefix"/);
     assert.match(bad('{name: a}'), /extensionProviders\[0\]: sets no provider: set one of envoyExtAuthzHttp, envoyExtAuthzGrpc/);
-    assert.match(bad('{name: a, zipkin: {}, envoyExtAuthzGrpc: {service: a.b.svc.cluster.local, port: 80}}'), /extensionProviders\[0\]: sets envoyExtAuthzGrpc and zipkin: set exactly one/);
+    assert.match(bad('{name: a, zipkin: {service: z.b.svc.cluster.local, port: 9411}, envoyExtAuthzGrpc: {service: a.b.svc.cluster.local, port: 80}}'), /extensionProviders\[0\]: sets envoyExtAuthzGrpc and zipkin: set exactly one/);
     assert.match(bad('{envoyExtAuthzGrpc: {service: a.b.svc.cluster.local, port: 80}}'), /extensionProviders\[0\]\.name: expected string/);
-    assert.match(refusal('extensionProviders:\n- {name: a, zipkin: {}}\n- {name: a, prometheus: {}}'), /extensionProviders\[1\]\.name: "a" names another provider too/);
+    assert.match(refusal('extensionProviders:\n- {name: a, zipkin: {service: z.b.svc.cluster.local, port: 9411}}\n- {name: a, prometheus: {}}'), /extensionProviders\[1\]\.name: "a" names another provider too/);
   });
 
   it("access logs: none by default; Istio's TEXT format and JSON fields; a custom format gets its newline", () => {
