@@ -265,13 +265,7 @@ function toTelemetryProvider(name: string, raw: Record<string, unknown>): Teleme
 
 /** Where a tracing provider's spans go: the mesh service and port its `service` names, or why there is none. */
 export function collectorTarget(p: { name: string; kind: string; settings: TracingCollector }, serviceByHost: ReadonlyMap<string, MeshService>): ProviderTarget {
-  const { namespace, hostname } = splitProviderService(p.settings.service);
-  const svc = serviceByHost.get(hostname);
-  const where = `extension provider "${p.name}" (${p.kind}): service "${p.settings.service}"`;
-  if (!svc || (namespace !== undefined && svc.namespace !== namespace)) return { ok: false, reason: `${where} is no service of the mesh` };
-  const port = svc.ports.find((x) => x.port === p.settings.port);
-  if (!port) return { ok: false, reason: `${where} has no port ${p.settings.port} (it has ${svc.ports.map((x) => x.port).join(', ') || 'none'})` };
-  return { ok: true, service: svc, port };
+  return serviceTarget(p, serviceByHost);
 }
 
 /** One entry of extensionProviders, as written: `name` and one provider kind. */
@@ -342,6 +336,10 @@ export type ProviderTarget = { ok: true; service: MeshService; port: MeshService
  * (in the namespace it names, if any) with that port, as Istio looks the cluster up.
  */
 export function providerTarget(p: ExtAuthzProvider, serviceByHost: ReadonlyMap<string, MeshService>): ProviderTarget {
+  return serviceTarget(p, serviceByHost);
+}
+
+function serviceTarget(p: { name: string; kind: string; settings: { service: string; port: number } }, serviceByHost: ReadonlyMap<string, MeshService>): ProviderTarget {
   const { namespace, hostname } = splitProviderService(p.settings.service);
   const svc = serviceByHost.get(hostname);
   const where = `extension provider "${p.name}" (${p.kind}): service "${p.settings.service}"`;
