@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { MeshService, MeshSnapshot } from '../model/mesh.js';
 import type { Proxy } from '../model/proxy.js';
 import type { OutboundTrafficMode } from '../model/mesh-config.js';
+import type { SidecarObject } from '../model/objects.js';
 import { importsServicePort, sidecarFor, sidecarImports } from '../model/sidecar.js';
 import { rootNamespaceOf } from './istio-config.js';
 import { portProtocol, type Protocol } from '../model/protocol.js';
@@ -30,6 +31,13 @@ export interface SidecarScope {
   readonly key: string;
 }
 
+/**
+ * Scopes computed once per service list, Sidecar object and proxy namespace: every proxy a
+ * Sidecar applies to in one namespace shares it (matching each service against the Sidecar's
+ * hosts for each of a thousand proxies was most of a push's CPU).
+ */
+const scopes = new WeakMap<readonly MeshService[], WeakMap<SidecarObject, Map<string, SidecarScope>>>();
+
 /** The scope of a sidecar proxy, or undefined when no Sidecar applies to it (or it is not a sidecar). */
 export function sidecarScope(snapshot: MeshSnapshot, proxy: Proxy): SidecarScope | undefined {
   if (proxy.type !== 'sidecar') return undefined;
@@ -37,7 +45,17 @@ export function sidecarScope(snapshot: MeshSnapshot, proxy: Proxy): SidecarScope
   if (sidecars.length === 0) return undefined;
   const sc = sidecarFor(sidecars, proxy.namespace, proxy.labels, rootNamespaceOf(snapshot.config));
   if (!sc) return undefined;
-  const imports = sidecarImports(sc, proxy.namespace);
+  let bySidecar = scopes.get(snapshot.services);
+  if (!bySidecar) scopes.set(snapshot.services, (bySidecar = new WeakMap()));
+  let byNamespace = bySidecar.get(sc);
+  if (!byNamespace) bySidecar.set(sc, (byNamespace = new Map()));
+  let scope = byNamespace.get(proxy.namespace);
+  if (!scope) byNamespace.set(proxy.namespace, (scope = computeScope(snapshot, sc, proxy.namespace)));
+  return scope;
+}
+
+function computeScope(snapshot: MeshSnapshot, sc: SidecarObject, proxyNamespace: string): SidecarScope {
+  const imports = sidecarImports(sc, proxyNamespace);
   const imported = new Set<string>();
   for (const svc of snapshot.services) for (const p of svc.ports) if (importsServicePort(imports, svc, p.port)) imported.add(`${svc.hostname}|${p.port}`);
   const digest = createHash('sha256');
