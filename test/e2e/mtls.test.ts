@@ -58,10 +58,14 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs
   }
 }
 
-/** One GET; resolves with status, body and the local port of the socket it used. */
+/**
+ * One GET; resolves with status, body and the local port of the socket it used. Without an agent it opens a new
+ * connection: Node's global agent keeps sockets alive, and a pooled connection opened before a policy change would
+ * still be served under the old one.
+ */
 function get(port: number, path: string, o: { host?: string; agent?: Agent; address?: string; timeoutMs?: number } = {}): Promise<{ status: number; body: string; localPort: number | undefined }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: o.address ?? '127.0.0.1', port, path, agent: o.agent, headers: { host: o.host ?? `httpbin.${NS}.svc.cluster.local` }, timeout: o.timeoutMs ?? 5000 }, (res) => {
+    const req = request({ host: o.address ?? '127.0.0.1', port, path, agent: o.agent ?? false, headers: { host: o.host ?? `httpbin.${NS}.svc.cluster.local` }, timeout: o.timeoutMs ?? 5000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
