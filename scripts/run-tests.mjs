@@ -24,5 +24,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.MESHD_TEST_CONCURRENCY ?? (suites.includes('e2e') ? '1' : '2');
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
+// Shared translation output is frozen under test (src/util/freeze.ts): changing it after the fact throws.
+const env = { ...process.env, MESHD_FREEZE_TRANSLATIONS: process.env.MESHD_FREEZE_TRANSLATIONS ?? '1' };
+const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);

@@ -148,7 +148,18 @@ export function endpointKey(hostname: string, port: number): string {
   return `${hostname}|${port}`;
 }
 
+/** Each Service's mesh form, made once per Service object (a snapshot keeps unchanged ones, and translation can tell). */
+const meshServiceOf = new WeakMap<ServiceObject, MeshService>();
+
 function toMeshService(s: ServiceObject, domain: string): MeshService {
+  const known = meshServiceOf.get(s);
+  if (known && known.hostname === serviceHostname(s.metadata.name, s.metadata.namespace, domain)) return known;
+  const svc = newMeshService(s, domain);
+  meshServiceOf.set(s, svc);
+  return svc;
+}
+
+function newMeshService(s: ServiceObject, domain: string): MeshService {
   const ip = s.spec.clusterIP;
   return {
     hostname: serviceHostname(s.metadata.name, s.metadata.namespace, domain),

@@ -19,6 +19,7 @@ import { customDecision, extAuthzCluster } from './authorization.js';
 import { jwksClusters } from './request-authentication.js';
 import { downstreamProtocolOptions } from './sniffing.js';
 import { proxyTelemetry } from './telemetry.js';
+import type { TranslationMemo } from './memo.js';
 
 /** The mesh config's connectTimeout, as Envoy's JSON writes durations (a DestinationRule's wins). */
 function connectTimeout(snapshot: MeshSnapshot): string {
@@ -38,6 +39,8 @@ export interface ClusterOptions {
   mtls?: WorkloadCertificates | undefined;
   /** What the client's Sidecar imports: other service ports get no cluster. Unset: all. */
   scope?: SidecarScope | undefined;
+  /** Clusters kept from the last config version, rebuilt only where an input changed. */
+  memo?: TranslationMemo | undefined;
 }
 
 /** One outbound EDS cluster: a service port, or one subset of it. */
@@ -54,6 +57,19 @@ interface EdsClusterSpec {
   rule?: { namespace: string; name: string };
   /** The subset's labels (a DNS cluster of a ServiceEntry selects its endpoints by them). */
   subsetLabels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * `edsCluster` through the memo: the same cluster object while its service, rule, mesh
+ * config, subset endpoints, the service's identities (for mTLS) and, for a ServiceEntry
+ * resolved by DNS, its endpoints are the same.
+ */
+function memoizedEdsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, dr: unknown, clientNamespace: string, o: ClusterOptions): EnvoyResource {
+  if (!o.memo) return edsCluster(snapshot, c, o);
+  const mtlsKey = o.mtls ? `${o.mtls.source}:${o.mtls.trustDomain}` : '';
+  const dnsEndpoints = c.svc.entry && c.svc.entry.resolution !== 'STATIC' ? snapshot.endpoints.get(endpointKey(c.svc.hostname, c.port.port)) : undefined;
+  const deps = [c.svc, dr, snapshot.meshConfig, c.edsServiceName, o.mtls ? serviceAccountsOf(snapshot.endpoints, c.svc).join(',') : '', dnsEndpoints];
+  return o.memo.get(`cl|${c.name}|${clientNamespace}|${mtlsKey}`, deps, () => edsCluster(snapshot, c, o));
 }
 
 function edsCluster(snapshot: MeshSnapshot, c: EdsClusterSpec, o: ClusterOptions): EnvoyResource {
@@ -127,12 +143,12 @@ export function outboundClusters(snapshot: MeshSnapshot, clientNamespace = '', o
     for (const port of svc.ports) {
       if (port.protocol === 'UDP' || !seesServicePort(o.scope, svc, port.port)) continue;
       const http2 = isHttp2Protocol(port.protocol);
-      out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname), svc, port, http2, policy: effectivePolicy(dr?.spec, port.port), rule: dr?.metadata }, o));
+      out.push(memoizedEdsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname), svc, port, http2, policy: effectivePolicy(dr?.spec, port.port), rule: dr?.metadata }, dr, clientNamespace, o));
       for (const subset of dr?.spec.subsets ?? []) {
         const policy = effectivePolicy(dr?.spec, port.port, subset.name);
         // Endpoints of the subset as this rule selects them (the rule may be this client namespace's own).
         const edsServiceName = subsetServiceName(snapshot, svc, port.port, subset.name, clientNamespace);
-        out.push(edsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, policy, subset: subset.name, edsServiceName, rule: dr?.metadata, subsetLabels: subset.labels ?? {} }, o));
+        out.push(memoizedEdsCluster(snapshot, { name: outboundClusterName(port.port, svc.hostname, subset.name), svc, port, http2, policy, subset: subset.name, edsServiceName, rule: dr?.metadata, subsetLabels: subset.labels ?? {} }, dr, clientNamespace, o));
       }
     }
   }

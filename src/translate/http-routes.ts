@@ -250,6 +250,31 @@ function redirectAction(r: NonNullable<HttpRoute['redirect']>): Json {
   };
 }
 
+/**
+ * Everything `virtualServiceRoutes` reads beyond the VirtualService and the route context's
+ * fixed fields: the service and the DestinationRule behind each destination (and mirror).
+ * Routes built from equal lists are equal (translate/memo.ts reuses them).
+ */
+export function virtualServiceRouteInputs(vs: VirtualServiceObject, rc: RouteContext): unknown[] {
+  const out: unknown[] = [rc.snapshot.domain, rc.snapshot.meshConfig];
+  const add = (host: string): void => {
+    const resolved = resolveHost(host, vs.metadata.namespace, rc.snapshot.domain);
+    const svc = rc.snapshot.serviceByHost.get(resolved);
+    out.push(resolved, svc, destinationRuleFor(rc.snapshot.config, resolved, rc.clientNamespace, svc?.namespace ?? vs.metadata.namespace, rc.snapshot.domain));
+  };
+  for (const r of vs.spec.http ?? []) {
+    for (const d of r.route ?? []) add(d.destination.host);
+    if (r.mirror) add(r.mirror.host);
+    for (const m of r.mirrors ?? []) add(m.destination.host);
+  }
+  return out;
+}
+
+/** Whether a VirtualService's HTTP routes depend on the client's labels (a `sourceLabels` match). */
+export function readsClientLabels(vs: VirtualServiceObject): boolean {
+  return (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.sourceLabels !== undefined));
+}
+
 /** The Envoy routes of one VirtualService for one listener port and client. */
 export function virtualServiceRoutes(vs: VirtualServiceObject, rc: RouteContext): Json[] {
   const out: Json[] = [];

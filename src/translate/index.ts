@@ -8,6 +8,7 @@ import { routesFor } from './routes.js';
 import { gatewaySecrets } from './gateways.js';
 import { TypeUrl, type EnvoyResource } from './types.js';
 import { splitVirtualHosts } from './virtual-hosts.js';
+import type { TranslationMemo } from './memo.js';
 
 export type ResourcesByType = Record<TypeUrl, EnvoyResource[]>;
 
@@ -16,8 +17,8 @@ export type ResourcesByType = Record<TypeUrl, EnvoyResource[]>;
  * meshd serves through xds/generator.ts, which passes the clusters it shares between classes
  * and keeps endpoints (the same for every proxy) apart; called alone, this translates all.
  */
-export function translateContext(snapshot: MeshSnapshot, ctx: ProxyContext, shared?: { clusters?: EnvoyResource[]; endpoints?: EnvoyResource[] }): ResourcesByType {
-  const whole = routesFor(snapshot, ctx);
+export function translateContext(snapshot: MeshSnapshot, ctx: ProxyContext, shared?: { clusters?: EnvoyResource[]; endpoints?: EnvoyResource[]; memo?: TranslationMemo }): ResourcesByType {
+  const whole = routesFor(snapshot, ctx, shared?.memo);
   // A sidecar on delta ADS takes its service virtual hosts over VHDS (virtual-hosts.ts).
   const routes = ctx.vhds ? splitVirtualHosts(whole) : { routes: whole, virtualHosts: [] };
   return {
@@ -32,3 +33,4 @@ export function translateContext(snapshot: MeshSnapshot, ctx: ProxyContext, shar
 
 export { proxyContext, type ProxyContext };
 export * from './types.js';
+export { TranslationMemo } from './memo.js';

@@ -6,7 +6,9 @@ import { mayCarryHttp } from '../model/protocol.js';
 import type { ProxyContext } from './proxy-context.js';
 import { PASSTHROUGH_CLUSTER, outboundClusterName, proxylessTargets } from './names.js';
 import { byName, type EnvoyResource, type Json } from './types.js';
-import { meshRetryPolicy, virtualServiceRoutes, type RouteContext } from './http-routes.js';
+import { meshRetryPolicy, readsClientLabels, virtualServiceRouteInputs, virtualServiceRoutes, type RouteContext } from './http-routes.js';
+import { memoized, type TranslationMemo } from './memo.js';
+import { labelsKey } from '../model/labels.js';
 import { MESH_GATEWAY, virtualServicesFor } from './istio-config.js';
 import type { VirtualServiceObject } from '../model/objects.js';
 import type { MeshConfig } from '../model/mesh-config.js';
@@ -87,7 +89,7 @@ export function meshVirtualServicesByHost(snapshot: MeshSnapshot, clientNamespac
   return meshHostOwners(virtualServicesFor(snapshot.config, MESH_GATEWAY, clientNamespace), snapshot.domain);
 }
 
-export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
+export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext, memo?: TranslationMemo): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   const vsByHost = meshVirtualServicesByHost(snapshot, ctx.proxy.namespace);
   for (const [portNumber, entries] of httpPorts(snapshot, ctx.proxy.namespace, ctx.scope)) {
@@ -99,7 +101,11 @@ export function sidecarRoutes(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyR
       const domains = serviceDomains(svc, ctx.proxy.namespace).filter((d) => !used.has(d));
       if (domains.length === 0) continue;
       for (const d of domains) used.add(d);
-      virtualHosts.push(serviceVirtualHost(svc, port, domains, vsByHost.get(svc.hostname), rc));
+      const vs = vsByHost.get(svc.hostname);
+      // Rebuilt only when one of its inputs changed (translate/memo.ts).
+      const key = `vh|${portNumber}|${svc.hostname}|${port.port}|${ctx.proxy.namespace}|${vs && readsClientLabels(vs) ? labelsKey(ctx.proxy.labels) : ''}`;
+      const deps = [svc, vs, domains.join(','), snapshot.meshConfig, ...(vs ? virtualServiceRouteInputs(vs, rc) : [])];
+      virtualHosts.push(memoized(memo, key, deps, () => serviceVirtualHost(svc, port, domains, vs, rc)));
     }
     virtualHosts.push(catchAllVirtualHost(ctx, snapshot.meshConfig));
     const name = String(portNumber);
@@ -118,8 +124,8 @@ export function grpcRoutes(snapshot: MeshSnapshot): EnvoyResource[] {
   return out.sort(byName);
 }
 
-export function routesFor(snapshot: MeshSnapshot, ctx: ProxyContext): EnvoyResource[] {
+export function routesFor(snapshot: MeshSnapshot, ctx: ProxyContext, memo?: TranslationMemo): EnvoyResource[] {
   if (ctx.proxyless) return grpcRoutes(snapshot);
   if (ctx.proxy.type === 'router') return gatewayRoutes(snapshot, ctx);
-  return sidecarRoutes(snapshot, ctx).sort(byName);
+  return sidecarRoutes(snapshot, ctx, memo).sort(byName);
 }

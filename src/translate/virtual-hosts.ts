@@ -28,6 +28,17 @@ function isCatchAll(vhost: Json): boolean {
   return Array.isArray(vhost.domains) && vhost.domains.includes('*');
 }
 
+/** Each virtual host under its VHDS name, made once per virtual host object (unchanged ones are reused: translate/memo.ts). */
+const renamedHosts = new WeakMap<Json, Json>();
+
+function renamed(vh: Json, name: string): Json {
+  const known = renamedHosts.get(vh);
+  if (known && known.name === name) return known;
+  const out = { ...vh, name };
+  renamedHosts.set(vh, out);
+  return out;
+}
+
 /**
  * Moves the virtual hosts of `routes` (whole route configurations) out into VirtualHost
  * resources; the route configurations keep only their catch-all and name VHDS instead.
@@ -44,7 +55,7 @@ export function splitVirtualHosts(routes: readonly EnvoyResource[]): { routes: E
         continue;
       }
       const name = virtualHostResourceName(rc.name, String(vh.name));
-      virtualHosts.push({ name, body: { ...vh, name } });
+      virtualHosts.push({ name, body: renamed(vh, name) });
     }
     outRoutes.push({ name: rc.name, body: { ...rc.body, virtual_hosts: inline, vhds: VHDS_OVER_ADS } });
   }

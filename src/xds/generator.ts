@@ -6,7 +6,7 @@ import { resolveIdentity, type IdentityResolution, type Proxy } from '../model/p
 import { labelsKey } from '../model/labels.js';
 import { outboundClusters } from '../translate/clusters.js';
 import { emptyLoadAssignment, serviceLoadAssignments, subsetsByHost } from '../translate/endpoints.js';
-import { translateContext, proxyContext, type ProxyContext } from '../translate/index.js';
+import { translateContext, proxyContext, TranslationMemo, type ProxyContext } from '../translate/index.js';
 import { byName, PUSH_ORDER, TypeUrl, type EnvoyResource } from '../translate/types.js';
 import { ResourceCache, type CachedResource } from './resource-cache.js';
 import { SharedResponses, type SharedResponse } from './shared-responses.js';
@@ -62,6 +62,8 @@ function sameEntries(a: ResourceMap, b: ResourceMap): boolean {
 
 export class ConfigGenerator {
   readonly cache = new ResourceCache();
+  /** Virtual hosts and clusters of the last config versions, reused where their inputs did not change. */
+  readonly memo = new TranslationMemo();
   /** Encoded responses that several streams send identically. */
   readonly responses = new SharedResponses();
   private snapshot_: MeshSnapshot | undefined;
@@ -134,6 +136,7 @@ export class ConfigGenerator {
       for (const [k, v] of this.views) this.previousViews.set(k, v);
       this.views.clear();
       this.contexts.clear();
+      this.memo.advance();
     }
     return { full: delta.full, edsNames, since, reason, version: s.version };
   }
@@ -205,8 +208,8 @@ export class ConfigGenerator {
     if (!view || view.configVersion !== this.configVersion) {
       const clusterKey = `${ctx.proxy.namespace}|${ctx.mtls ? `${ctx.mtls.source}:${ctx.mtls.trustDomain}` : ''}|${ctx.scope?.key ?? ''}`;
       let clusters = this.sharedClusters.get(clusterKey);
-      if (!clusters) this.sharedClusters.set(clusterKey, (clusters = outboundClusters(s, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope })));
-      const translated = translateContext(s, ctx, { clusters, endpoints: [] });
+      if (!clusters) this.sharedClusters.set(clusterKey, (clusters = outboundClusters(s, ctx.proxy.namespace, { mtls: ctx.mtls, scope: ctx.scope, memo: this.memo })));
+      const translated = translateContext(s, ctx, { clusters, endpoints: [], memo: this.memo });
       const previous = this.previousViews.get(ctx.classKey);
       this.previousViews.delete(ctx.classKey);
       const intern = (t: TypeUrl): ResourceMap => {

@@ -2,6 +2,7 @@
 // encoded once per distinct content; its version is a hash of that content.
 import { createHash } from 'node:crypto';
 import { encodeEnvoyJson } from './envoy-json.js';
+import { freezeShared } from '../util/freeze.js';
 import { encodeAny, encodeDeltaResource, frameDeltaResource, frameSotwResource } from './wire.js';
 import type { EnvoyResource, TypeUrl } from '../translate/types.js';
 
@@ -33,6 +34,8 @@ class Entry implements CachedResource {
     readonly version: string,
     anyBytes: Buffer,
     readonly body: Record<string, unknown>,
+    /** Its key in the cache: type, name and version. */
+    readonly key: string,
   ) {
     this.sotwField = frameSotwResource(anyBytes);
     this.any = this.sotwField.subarray(this.sotwField.length - anyBytes.length);
@@ -64,20 +67,47 @@ export class ResourceCache {
   encodes = 0;
   hits = 0;
 
+  /**
+   * Entries by the body object they were made from: translation hands back the same object
+   * for a piece that did not change (translate/memo.ts), which needs no hashing at all.
+   * Bodies are never changed once interned.
+   */
+  private readonly byBody = new WeakMap<object, Entry>();
+
   /** The shared encoded form of `res`; encodes only content not seen before. */
   intern(typeUrl: TypeUrl, res: EnvoyResource): CachedResource {
+    const known = this.byBody.get(res.body);
+    if (known !== undefined && known.typeUrl === typeUrl && known.name === res.name) {
+      const live = this.entries.get(known.key);
+      if (live === known) {
+        this.hits++;
+        return known;
+      }
+      // Swept since: the live entry of that content, if another body made one, else this one again.
+      if (live) {
+        this.byBody.set(res.body, live);
+        this.hits++;
+        return live;
+      }
+      this.entries.set(known.key, known);
+      this.hits++;
+      return known;
+    }
     const json = JSON.stringify(res.body);
     const version = contentHash(json);
     const key = `${typeUrl}\n${res.name}\n${version}`;
     const found = this.entries.get(key);
     if (found) {
+      this.byBody.set(res.body, found);
       this.hits++;
       return found;
     }
     const typeName = typeUrl.slice(typeUrl.indexOf('/') + 1);
     const bytes = encodeEnvoyJson(typeName, res.body, `${typeName}[${res.name}]`);
-    const entry = new Entry(typeUrl, res.name, version, encodeAny(typeUrl, bytes), res.body);
+    const entry = new Entry(typeUrl, res.name, version, encodeAny(typeUrl, bytes), res.body, key);
     this.entries.set(key, entry);
+    freezeShared(res.body);
+    this.byBody.set(res.body, entry);
     this.encodes++;
     return entry;
   }
