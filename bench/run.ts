@@ -475,6 +475,8 @@ interface ChangeSample {
   serverCpuSec: number;
   /** From meshd's debug log, ms after the write: the reload that saw the change ended; the push began. */
   reloadedMs: number;
+  /** meshd's own figures: the reload's work (ms), the debounce it waited, and building the snapshot and push request. */
+  meshdStages?: { reloadMs: number; waitedMs: number; buildMs: number };
   pushStartMs: number;
   /** meshd's event-loop stalls between the write and the collection of results. */
   maxStallMs: number;
@@ -629,6 +631,7 @@ async function measureChange(
     serverCpuSec: procCpuSeconds(m.pid) - cpu0,
     maxStallMs: loopStalls(m, d0, Date.now()).maxMs,
     reloadedMs: loaded ? loaded.at - d0 : NaN,
+    ...(loaded && pushing ? { meshdStages: { reloadMs: Number(loaded.rec.ms), waitedMs: Number(pushing.rec.waitedMs), buildMs: Number(pushing.rec.buildMs) } } : {}),
     pushStartMs: pushing ? pushing.at - d0 : NaN,
   };
 }
@@ -854,7 +857,8 @@ async function istioScenario(deadline: number, variant: IstioVariant, scoped = f
       const i = editedService(k);
       const s = await measureChange(meshd, cp, { id: 2000 + k, kind: 'route', route: String(HTTP_PORT) }, `VirtualService ${i}`, () => writeAtomic(dir, istioFile(i), renderIstio(i, 80)), CFG.serviceTimeoutMs);
       edits.push(s);
-      log(`${tag}   VirtualService edit ${k + 1}/${CFG.istioEdits}: first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client, server ${s.serverCpuSec.toFixed(1)} s CPU`);
+      const st = s.meshdStages ? ` (meshd: reload ${s.meshdStages.reloadMs} ms, debounce ${s.meshdStages.waitedMs} ms, build ${s.meshdStages.buildMs} ms)` : '';
+      log(`${tag}   VirtualService edit ${k + 1}/${CFG.istioEdits}: first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client, server ${s.serverCpuSec.toFixed(1)} s CPU${st}`);
     }
     if (edits.length) result.vsEdit = summarize(edits);
     const m2 = await scrape(meshd);

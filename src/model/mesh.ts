@@ -290,7 +290,24 @@ function meshServices(store: ConfigStore, domain: string): MeshService[] {
   return registry(store, domain).services;
 }
 
-export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSnapshot, meshConfig: MeshConfig = prev?.meshConfig ?? defaultMeshConfig()): SnapshotDelta {
+/** Kinds the service registry and its endpoints are made of: a change to any other kind leaves them as they were. */
+const REGISTRY_KINDS: ReadonlySet<string> = new Set(['Service', 'ServiceEntry', 'EndpointSlice', 'Pod', 'WorkloadEntry']);
+
+/**
+ * Builds a new snapshot. With `changedKinds` (the kinds changed since `prev`) naming no kind
+ * of the registry, services, pods and endpoints are `prev`'s (an edit of Istio config does not
+ * recompute 1000 services' endpoints); the Istio config and findings are always rebuilt.
+ */
+export function buildSnapshot(store: ConfigStore, domain: string, prev?: MeshSnapshot, meshConfig: MeshConfig = prev?.meshConfig ?? defaultMeshConfig(), changedKinds?: ReadonlySet<string>): SnapshotDelta {
+  if (prev && changedKinds && prev.domain === domain && ![...changedKinds].some((k) => REGISTRY_KINDS.has(k))) {
+    const config = istioConfig(store, domain, meshConfig.rootNamespace, prev.services, meshConfig);
+    const snapshot: MeshSnapshot = { ...prev, version: prev.version + 1, config, meshConfig, findings: snapshotFindings(store, config) };
+    return { snapshot, changedEndpoints: new Set(), full: true };
+  }
+  return rebuildSnapshot(store, domain, prev, meshConfig);
+}
+
+function rebuildSnapshot(store: ConfigStore, domain: string, prev: MeshSnapshot | undefined, meshConfig: MeshConfig): SnapshotDelta {
   const { services, entries } = registry(store, domain);
   const entryByHost = new Map(entries.map((e) => [e.svc.hostname, e]));
   const workloads = { pods: store.list('Pod'), workloadEntries: store.list('WorkloadEntry') };

@@ -157,8 +157,10 @@ export class ConfigStore {
     owned.add(key);
     const old = this.objects.get(key);
     if (old === obj) return undefined;
-    this.objects.set(key, obj);
+    // An equal object (a file re-read, a resync, only the resourceVersion moved on) leaves the
+    // stored one in place: translation recognises unchanged objects by identity (translate/memo.ts).
     if (old && isDeepStrictEqual(comparable(old), comparable(obj))) return undefined;
+    this.objects.set(key, obj);
     return describe(obj, old ? 'update' : 'add');
   }
 

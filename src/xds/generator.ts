@@ -54,6 +54,18 @@ function sameLoadAssignmentInputs(prev: MeshSnapshot, next: MeshSnapshot, host: 
   return JSON.stringify(s ? [...s] : []) === JSON.stringify(t ? [...t] : []);
 }
 
+/**
+ * Whether every load assignment is the same in both snapshots, on sight: the same services
+ * and endpoints (a snapshot after an edit of Istio config keeps them) and the same
+ * DestinationRules (their subsets select endpoints).
+ */
+function sameLoadAssignmentsInputs(prev: MeshSnapshot, next: MeshSnapshot): boolean {
+  if (prev.services !== next.services || prev.endpoints !== next.endpoints) return false;
+  const a = prev.config.destinationRules;
+  const b = next.config.destinationRules;
+  return a.length === b.length && a.every((dr, i) => dr === b[i]);
+}
+
 function sameEntries(a: ResourceMap, b: ResourceMap): boolean {
   if (a.size !== b.size) return false;
   for (const [k, v] of a) if (b.get(k) !== v) return false;
@@ -99,8 +111,9 @@ export class ConfigGenerator {
     const eds = new Map(this.eds);
     // A full update may change subsets (DestinationRules) or pod labels: recompute all
     // load assignments; unchanged ones intern to the same entries and are not pushed.
-    const hosts = this.snapshot_ === undefined || delta.full ? [...new Set([...s.services.map((x) => x.hostname), ...delta.changedEndpoints])] : [...delta.changedEndpoints];
     const prev = this.snapshot_;
+    const hosts =
+      prev === undefined || (delta.full && !sameLoadAssignmentsInputs(prev, s)) ? [...new Set([...s.services.map((x) => x.hostname), ...delta.changedEndpoints])] : [...delta.changedEndpoints];
     for (const host of hosts) {
       // A full update (a VirtualService edit...) leaves most services' endpoints as they were.
       if (prev && !delta.changedEndpoints.has(host) && sameLoadAssignmentInputs(prev, s, host)) continue;

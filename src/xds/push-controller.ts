@@ -159,6 +159,7 @@ export class PushController {
     this.pending = [];
     this.meshConfigPending = false;
     const now = this.clock.now();
+    const started = performance.now();
     this.o.metrics?.debounceTime.observe((now - this.firstAt) / 1000);
     const prev = this.o.generator.snapshot;
     // Refusals change findings only: they ride along with endpoint changes, or make a findings-only snapshot.
@@ -169,7 +170,7 @@ export class PushController {
       ? updateFindings(this.o.store, prev)
       : endpointsOnly
         ? updateEndpoints(this.o.store, prev, served.map((c) => c.service!))
-        : buildSnapshot(this.o.store, this.o.domain, prev, this.meshConfig_);
+        : buildSnapshot(this.o.store, this.o.domain, prev, this.meshConfig_, meshChanged ? undefined : new Set(served.map((c) => c.kind)));
     if (findingsOnly) this.stats.findingsOnly++;
     else if (endpointsOnly) this.stats.endpointsOnly++;
     else this.stats.full++;
@@ -178,7 +179,7 @@ export class PushController {
     this.applied(delta.snapshot);
     this.o.metrics?.services.set(delta.snapshot.services.length);
     if (!findingsOnly) this.o.metrics?.pushTriggers.inc({ type: endpointsOnly ? 'endpoint' : 'config' });
-    this.o.log.debug({ changes: changes.length, full: req.full, eds: req.edsNames.size, version: delta.snapshot.version }, 'pushing');
+    this.o.log.debug({ changes: changes.length, full: req.full, eds: req.edsNames.size, version: delta.snapshot.version, waitedMs: now - this.firstAt, buildMs: Math.round(performance.now() - started) }, 'pushing');
     if (req.full || req.edsNames.size > 0) this.o.push(req);
     if (req.full) this.o.generator.sweep();
   }

@@ -18,6 +18,8 @@ import { generateCase, Rng } from '../support/istio-generators.js';
 
 type Json = Record<string, unknown>;
 
+const REGISTRY_KINDS = new Set(['Service', 'ServiceEntry', 'EndpointSlice', 'Pod', 'WorkloadEntry']);
+
 function proxies(): { name: string; proxy: Proxy }[] {
   const sidecar = (id: string, metadata: Json): Proxy => parseProxy(id, metadata);
   const mtls = sidecar('sidecar~10.0.0.8~web-1.default~default.svc.cluster.local', { LABELS: { app: 'web' }, INSTANCE_IPS: '10.0.0.8' });
@@ -64,10 +66,10 @@ function meta(o: Json): { name: string; namespace: string } {
 }
 
 /** One round of edits: some objects dropped, some replaced by another of the kind under the same name, some added. */
-function edit(rng: Rng, current: Raw[], pool: Raw[]): Raw[] {
+function edit(rng: Rng, current: Raw[], pool: Raw[], editable: (kind: unknown) => boolean): Raw[] {
   const out: Raw[] = [];
   for (const o of current) {
-    const roll = rng.next();
+    const roll = editable(o.raw.kind) ? rng.next() : 1;
     if (roll < 0.08) continue;
     if (roll < 0.25) {
       const same = pool.filter((p) => p.raw.kind === o.raw.kind);
@@ -94,7 +96,7 @@ function edit(rng: Rng, current: Raw[], pool: Raw[]): Raw[] {
     }
     out.push(o);
   }
-  for (const p of pool) if (rng.chance(0.1)) out.push(p);
+  for (const p of pool) if (editable(p.raw.kind) && rng.chance(0.1)) out.push(p);
   // One object per kind, namespace and name: the last one wins, as in a source.
   const byKey = new Map<string, Raw>();
   for (const o of out) byKey.set(`${String(o.raw.kind)}/${meta(o.raw).namespace}/${meta(o.raw).name}`, o);
@@ -126,12 +128,16 @@ describe('incremental translation', () => {
       gen.update(buildSnapshot(store, 'cluster.local', undefined, mesh));
       for (const p of ps) gen.resourcesForProxy(p.proxy);
       const rng = new Rng(seed * 7919);
-      for (let round = 0; round < 4; round++) {
-        current = edit(rng, current, pool);
-        store.replaceSource('test', current.map((o) => o.parsed));
-        if (round === 2) mesh = meshConfigs[1]!;
+      for (let round = 0; round < 5; round++) {
+        // Rounds 1 and 3 edit Istio config only (the snapshot keeps the registry); the others anything.
+        current = edit(rng, current, pool, round % 2 === 1 ? (kind) => !REGISTRY_KINDS.has(String(kind)) : () => true);
+        const changes = store.replaceSource('test', current.map((o) => o.parsed));
+        const meshChanged = round === 2;
+        if (meshChanged) mesh = meshConfigs[1]!;
         const before = { ...gen.memo.stats };
-        gen.update(buildSnapshot(store, 'cluster.local', gen.snapshot, mesh));
+        // As the push controller does: the kinds that changed let an edit of Istio config keep the registry.
+        const kinds = meshChanged ? undefined : new Set(changes.filter((c) => c.op !== 'refusal').map((c) => c.kind));
+        gen.update(buildSnapshot(store, 'cluster.local', gen.snapshot, mesh, kinds));
         const fresh = new ConfigGenerator();
         fresh.update(buildSnapshot(store, 'cluster.local', undefined, mesh));
         for (const p of ps) {
