@@ -92,6 +92,8 @@ export class ConfigGenerator {
   private previousViews = new Map<string, ProxyResources>();
   /** Proxy contexts by everything they depend on, until the next full update or until no proxy uses them. */
   private readonly contexts = new Map<string, ProxyContext>();
+  /** Each proxy's resolved form and context key, with the Pod they were worked out from. */
+  private readonly contextKeys_ = new WeakMap<Proxy, { pod: unknown; p: Proxy; key: string }>();
   /** The context key of each context handed out by attach(). */
   private readonly contextKeys = new WeakMap<ProxyContext, string>();
   /** How many connected proxies use each context key and each class: what no proxy uses is released. */
@@ -162,9 +164,7 @@ export class ConfigGenerator {
 
   context(proxy: Proxy): ProxyContext {
     if (!this.snapshot_) throw new Error('no snapshot yet');
-    const p = this.identify(proxy).proxy;
-    // Contexts depend on the proxy's role, namespace, labels, IPs and metadata, and on services.
-    const key = [p.type, p.namespace, p.generator, String(p.metadata.INTERCEPTION_MODE ?? ''), labelsKey(p.labels), p.instanceIps.join(','), p.certificates ? `${p.certificates.source}:${p.certificates.trustDomain}` : '', p.vhds ? 'vhds' : ''].join('|');
+    const { p, key } = this.contextKey(proxy);
     let ctx = this.contexts.get(key);
     if (!ctx) {
       ctx = proxyContext(this.snapshot_, p);
@@ -172,6 +172,23 @@ export class ConfigGenerator {
     }
     const out = ctx.proxy === p ? ctx : { ...ctx, proxy: p };
     this.contextKeys.set(out, key);
+    return out;
+  }
+
+  /**
+   * The proxy as meshd believes it and the key of its context, worked out again only when its
+   * Pod changed (a stream's proxy does not change once connected; 1000 of them are looked up
+   * on every full push).
+   */
+  private contextKey(proxy: Proxy): { pod: unknown; p: Proxy; key: string } {
+    const pod = proxy.type === 'sidecar' || proxy.type === 'router' ? this.snapshot_?.pods.get(`${proxy.namespace}/${proxy.podName}`) : undefined;
+    const known = this.contextKeys_.get(proxy);
+    if (known && known.pod === pod) return known;
+    const p = resolveIdentity(proxy, pod).proxy;
+    // Contexts depend on the proxy's role, namespace, labels, IPs and metadata, and on services.
+    const key = [p.type, p.namespace, p.generator, String(p.metadata.INTERCEPTION_MODE ?? ''), labelsKey(p.labels), p.instanceIps.join(','), p.certificates ? `${p.certificates.source}:${p.certificates.trustDomain}` : '', p.vhds ? 'vhds' : ''].join('|');
+    const out = { pod, p, key };
+    this.contextKeys_.set(proxy, out);
     return out;
   }
 

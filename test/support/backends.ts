@@ -1,6 +1,7 @@
 // Plain node:http backends for e2e tests, to put behind a real Envoy.
 import http, { type IncomingMessage, type ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 
 export interface RecordedRequest {
   method: string;
@@ -88,20 +89,47 @@ export async function startHttpBackend(name: string, opts: BackendOptions = {}):
   };
 }
 
-/**
- * A TCP port that was free on `host` (default 127.0.0.1) a moment ago. Another process can
- * still take it before the caller binds it; tests that bind it soon after are fine in practice.
- */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Ports handed out by freePort in this process, so two calls never give the same one. */
+const handedOut = new Set<number>();
+
+/** The kernel's ephemeral range: what `listen(0)` and outgoing connections take ports from. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    // not Linux: the IANA range
+  }
+  return [49152, 65535];
+}
+
+function bindable(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * A TCP port that was free on `host` (default 127.0.0.1) a moment ago, from below the
+ * ephemeral range: a port that a process binding port 0 (meshd, an Envoy admin) or an
+ * outgoing connection takes meanwhile is never one of these. Never the same port twice.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const [ephemeralLow] = ephemeralRange();
+  const high = Math.min(ephemeralLow, 65536) - 1;
+  const low = Math.max(1024, high - 12_000);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (handedOut.has(port)) continue;
+    if (await bindable(port, host)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port on ${host} between ${low} and ${high}`);
 }
 
 /**
@@ -121,6 +149,8 @@ export function tcpRoundTrip(port: number, host: string, payload: string, timeou
       }
     });
     s.on('error', reject);
+    // A peer that closes early (or a wrong peer that answers something else) fails it, never hangs it.
+    s.on('close', () => reject(new Error(`connection closed after ${data.length} of ${payload.length} bytes: ${JSON.stringify(data.slice(0, 80))}`)));
     s.setTimeout(timeoutMs, () => s.destroy(new Error('timeout')));
   });
 }
