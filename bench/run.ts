@@ -9,7 +9,9 @@
 // Knobs (environment): BENCH_SERVICES, BENCH_CLIENTS, BENCH_ENDPOINTS, BENCH_EDS_CHANGES,
 // BENCH_NEW_SERVICES, BENCH_MODES (e.g. "delta", or "kube" for the informer case only),
 // BENCH_KUBE=0 (skip the informer case), BENCH_KUBE_UPDATES, BENCH_MICRO=0 (skip
-// micro-benchmarks), BENCH_PROFILE=1 (meshd runs with --cpu-prof into bench/results/profiles/).
+// micro-benchmarks), BENCH_PROFILE=1 (meshd runs with --cpu-prof into bench/results/profiles/),
+// BENCH_MESHD_NODE_FLAGS (Node flags for meshd, e.g. "--max-semi-space-size=32"), BENCH_MESHD_ARGS
+// (more meshd arguments, e.g. "--push-concurrency 100").
 //
 // Then the traffic-management case (BENCH_MODES=istio alone): the mesh plus 500 VirtualServices and
 // 500 DestinationRules, 1000 clients, VirtualService edits timed to each client's new RDS (or, over
@@ -182,6 +184,7 @@ async function startMeshd(configDir: string, profileDir?: string, extraArgs: str
   // Not in the config dir: meshd watches that, and every write would trigger a reload.
   const probeFile = join(tmpdir(), `meshd-bench-loop-${process.pid}-${Date.now()}.jsonl`);
   const args = [
+    ...(process.env.BENCH_MESHD_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
     '--import',
     pathToFileURL(LOOP_PROBE_JS).href,
@@ -205,6 +208,7 @@ async function startMeshd(configDir: string, profileDir?: string, extraArgs: str
     '--drain-duration',
     '0s',
     ...extraArgs,
+    ...(process.env.BENCH_MESHD_ARGS ?? '').split(' ').filter(Boolean),
   ];
   const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_LOOP_PROBE_FILE: probeFile, BENCH_LOOP_PROBE_MIN_MS: '20' } }));
   const warnings: string[] = [];

@@ -262,9 +262,18 @@ export class ConfigGenerator {
       };
       this.views.set(ctx.classKey, view);
     }
-    // Endpoints are shared by every class and move on without a new translation.
-    return { ...view, snapshotVersion: s.version, byType: { ...view.byType, [TypeUrl.ClusterLoadAssignment]: this.eds } };
+    // Endpoints are shared by every class and move on without a new translation; the view
+    // with them is made once per endpoint set and snapshot, not once per proxy.
+    let served = this.servedViews.get(view);
+    if (!served || served.snapshotVersion !== s.version || served.byType[TypeUrl.ClusterLoadAssignment] !== this.eds) {
+      served = { ...view, snapshotVersion: s.version, byType: { ...view.byType, [TypeUrl.ClusterLoadAssignment]: this.eds } };
+      this.servedViews.set(view, served);
+    }
+    return served;
   }
+
+  /** Each class view with the current endpoints, as resourcesFor hands it out. */
+  private readonly servedViews = new WeakMap<ProxyResources, ProxyResources>();
 
   /**
    * A class's secrets plus a workload's own (`default`, `ROOTCA`), as one set shared by the
