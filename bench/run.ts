@@ -861,7 +861,7 @@ async function istioScenario(deadline: number, variant: IstioVariant, scoped = f
       const i = editedService(k);
       const s = await measureChange(meshd, cp, { id: 2000 + k, kind: 'route', route: String(HTTP_PORT) }, `VirtualService ${i}`, () => writeAtomic(dir, istioFile(i), renderIstio(i, 80)), CFG.serviceTimeoutMs);
       edits.push(s);
-      const st = s.meshdStages ? ` (meshd: reload ${s.meshdStages.reloadMs} ms, debounce ${s.meshdStages.waitedMs} ms, build ${s.meshdStages.buildMs} ms)` : '';
+      const st = s.meshdStages ? ` (meshd: reload ${s.meshdStages.reloadMs} ms, debounce ${s.meshdStages.waitedMs} ms, build ${s.meshdStages.buildMs} ms, push starts at ${fmtMs(s.pushStartMs)})` : '';
       log(`${tag}   VirtualService edit ${k + 1}/${CFG.istioEdits}: first ${fmtMs(s.firstMs)}, p50 ${fmtMs(percentile(s.latencies, 50))}, p99 ${fmtMs(percentile(s.latencies, 99))}, ${fmtBytes(percentile(s.bytesPerClient, 50))}/client, server ${s.serverCpuSec.toFixed(1)} s CPU${st}`);
     }
     if (edits.length) result.vsEdit = summarize(edits);

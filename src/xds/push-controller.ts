@@ -27,6 +27,9 @@ export interface PushControllerOptions {
   clock?: Clock;
 }
 
+/** How long after a full push unused encoded resources are dropped (ms). */
+const SWEEP_DELAY_MS = 1000;
+
 /** Kinds whose changes do not (yet) affect generated config: they are kept, not pushed. */
 const NOT_PUSHED = new Set<string>(['Namespace']);
 
@@ -42,6 +45,7 @@ export class PushController {
   private pending: ConfigChange[] = [];
   private firstAt = 0;
   private timer: unknown;
+  private sweepTimer: unknown;
   private readonly clock: Clock;
   private unsubscribe: (() => void) | undefined;
   /** Findings already logged, so each is logged once. */
@@ -129,6 +133,8 @@ export class PushController {
     this.unsubscribe?.();
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.sweepTimer !== undefined) this.clock.clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
   }
 
   private onChanges(changes: ConfigChange[]): void {
@@ -181,6 +187,18 @@ export class PushController {
     if (!findingsOnly) this.o.metrics?.pushTriggers.inc({ type: endpointsOnly ? 'endpoint' : 'config' });
     this.o.log.debug({ changes: changes.length, full: req.full, eds: req.edsNames.size, version: delta.snapshot.version, waitedMs: now - this.firstAt, buildMs: Math.round(performance.now() - started) }, 'pushing');
     if (req.full || req.edsNames.size > 0) this.o.push(req);
-    if (req.full) this.o.generator.sweep();
+    if (req.full) this.scheduleSweep();
+  }
+
+  /**
+   * Drops encoded resources no view uses any more, a moment after a full push: not before
+   * the push's first response (it walks every resource), and once for a burst of pushes.
+   */
+  private scheduleSweep(): void {
+    if (this.sweepTimer !== undefined) return;
+    this.sweepTimer = this.clock.setTimeout(() => {
+      this.sweepTimer = undefined;
+      this.o.generator.sweep();
+    }, SWEEP_DELAY_MS);
   }
 }
