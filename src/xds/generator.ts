@@ -66,6 +66,11 @@ function sameLoadAssignmentsInputs(prev: MeshSnapshot, next: MeshSnapshot): bool
   return a.length === b.length && a.every((dr, i) => dr === b[i]);
 }
 
+/** Whether outbound clusters (translate/clusters.ts `outboundClusters`) come out the same for both snapshots, on sight. */
+function sameOutboundClusterInputs(prev: MeshSnapshot, next: MeshSnapshot): boolean {
+  return prev.domain === next.domain && prev.meshConfig === next.meshConfig && sameLoadAssignmentsInputs(prev, next);
+}
+
 function sameEntries(a: ResourceMap, b: ResourceMap): boolean {
   if (a.size !== b.size) return false;
   for (const [k, v] of a) if (b.get(k) !== v) return false;
@@ -80,7 +85,7 @@ export class ConfigGenerator {
   readonly responses = new SharedResponses();
   private snapshot_: MeshSnapshot | undefined;
   private configVersion = 0;
-  /** Outbound clusters by client namespace (DestinationRule lookup depends on it), for this config version. */
+  /** Outbound clusters by client namespace (DestinationRule lookup depends on it), mTLS and Sidecar scope, while their inputs last. */
   private readonly sharedClusters = new Map<string, EnvoyResource[]>();
   /** All load assignments; replaced (never changed in place) on every update, so proxies can share it. */
   private eds: ReadonlyMap<string, CachedResource> = new Map();
@@ -145,7 +150,9 @@ export class ConfigGenerator {
     this.snapshot_ = s;
     if (delta.full) {
       this.configVersion++;
-      this.sharedClusters.clear();
+      // Outbound clusters read services, endpoints, DestinationRules and the mesh config only:
+      // an edit of anything else (a VirtualService...) keeps the lists already built.
+      if (!prev || !sameOutboundClusterInputs(prev, s)) this.sharedClusters.clear();
       // Keep a class's last view for a few versions, until a proxy of that class asks again.
       for (const [k, v] of this.previousViews) if (v.configVersion < this.configVersion - 3) this.previousViews.delete(k);
       for (const [k, v] of this.views) this.previousViews.set(k, v);
