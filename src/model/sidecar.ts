@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { selectorMatches, type Labels } from './labels.js';
+import { olderFirst } from './creation-order.js';
 
 const CAPTURE_MODES = ['DEFAULT', 'IPTABLES', 'NONE'] as const;
 const captureMode = z.enum(CAPTURE_MODES, { error: (i) => `${JSON.stringify(i.input)} is not a capture mode; use one of ${CAPTURE_MODES.join(', ')}` });
@@ -118,19 +119,8 @@ export interface SidecarLike {
   spec: SidecarSpec;
 }
 
-function time(o: SidecarLike): number {
-  // No timestamp (a YAML file) sorts first, as Go's zero time does in Istio.
-  const t = o.metadata.creationTimestamp ? Date.parse(o.metadata.creationTimestamp) : Number.NEGATIVE_INFINITY;
-  return Number.isNaN(t) ? Number.NEGATIVE_INFINITY : t;
-}
-
 /** Oldest first; equal times by name (Istio's order among Sidecars). */
-export function olderSidecarFirst(a: SidecarLike, b: SidecarLike): number {
-  const ta = time(a);
-  const tb = time(b);
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
-}
+export const olderSidecarFirst: (a: SidecarLike, b: SidecarLike) => number = olderFirst;
 
 export function hasSidecarSelector(s: SidecarLike): boolean {
   return Object.keys(s.spec.workloadSelector?.labels ?? {}).length > 0;

@@ -5,6 +5,7 @@
 // specific last, is decided here too (a pure function of the config), for translation.
 import { z } from 'zod';
 import { selectorMatches, type Labels } from './labels.js';
+import { olderFirst } from './creation-order.js';
 
 export const ISTIO_TELEMETRY_API_VERSIONS = ['telemetry.istio.io/v1', 'telemetry.istio.io/v1alpha1'] as const;
 
@@ -137,18 +138,8 @@ export function hasWorkloadScope(t: TelemetryLike): boolean {
   return Object.keys(t.spec.selector?.matchLabels ?? {}).length > 0 || t.spec.targetRef != null || (t.spec.targetRefs?.length ?? 0) > 0;
 }
 
-function time(o: TelemetryLike): number {
-  const t = o.metadata.creationTimestamp ? Date.parse(o.metadata.creationTimestamp) : Number.NEGATIVE_INFINITY;
-  return Number.isNaN(t) ? Number.NEGATIVE_INFINITY : t;
-}
-
 /** Oldest first; equal times by name. */
-export function olderTelemetryFirst(a: TelemetryLike, b: TelemetryLike): number {
-  const ta = time(a);
-  const tb = time(b);
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
-}
+export const olderTelemetryFirst: (a: TelemetryLike, b: TelemetryLike) => number = olderFirst;
 
 /** The proxy a Telemetry is resolved for. */
 export interface TelemetryTarget {

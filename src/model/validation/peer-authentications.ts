@@ -7,6 +7,7 @@ import type { PeerAuthenticationObject } from '../objects.js';
 import { selectorMatches } from '../labels.js';
 import { hasWorkloadSelector } from '../security.js';
 import { finding, type Finding } from '../finding.js';
+import { olderFirst } from '../creation-order.js';
 
 export interface PeerAuthenticationDecisions {
   /** The mesh-wide policy applied (the oldest one). */
@@ -19,20 +20,6 @@ export interface PeerAuthenticationDecisions {
   readonly findings: readonly Finding[];
 }
 
-function time(o: PeerAuthenticationObject): number {
-  // No timestamp (a YAML file) sorts first, as Go's zero time does in Istio.
-  const t = o.metadata.creationTimestamp ? Date.parse(o.metadata.creationTimestamp) : Number.NEGATIVE_INFINITY;
-  return Number.isNaN(t) ? Number.NEGATIVE_INFINITY : t;
-}
-
-/** Oldest first; equal times by name, then namespace. */
-function olderFirst(a: PeerAuthenticationObject, b: PeerAuthenticationObject): number {
-  const ta = time(a);
-  const tb = time(b);
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  if (a.metadata.name !== b.metadata.name) return a.metadata.name < b.metadata.name ? -1 : 1;
-  return a.metadata.namespace < b.metadata.namespace ? -1 : a.metadata.namespace > b.metadata.namespace ? 1 : 0;
-}
 
 const ref = (o: PeerAuthenticationObject): string => `${o.metadata.namespace}/${o.metadata.name}`;
 
