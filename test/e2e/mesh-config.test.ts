@@ -13,6 +13,7 @@ import { startMeshd, serviceYaml, MESHD_CLI, type MeshdProcess } from '../suppor
 import { startEnvoy, envoyForProxyUid, httpGet, parseStats, type EnvoyProcess } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
 import { createPod, type Pod } from '../support/netns.js';
+import { appGet as podAppGet, type AppGetResult } from '../support/pod-http.js';
 import { ISTIO_JSON_LOG_FIELDS } from '../../src/translate/access-log.js';
 
 const HOST = 'httpbin.default.svc.cluster.local';
@@ -153,16 +154,6 @@ describe('mesh config: access logs through a real Envoy, switched live', () => {
   });
 });
 
-/** A tiny HTTP client the app runs inside the pod: prints status and x-backend, or the error. */
-const APP_GET = `
-const http = require('node:http');
-const [url, host] = process.argv.slice(1);
-const req = http.get(url, { headers: host ? { host } : {}, timeout: 5000 }, (res) => {
-  res.resume(); res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, backend: res.headers['x-backend'] || null })));
-});
-req.on('timeout', () => req.destroy(new Error('timeout')));
-req.on('error', (e) => console.log(JSON.stringify({ error: String(e) })));
-`;
 
 describe('mesh config: outboundTrafficPolicy through a captured sidecar', () => {
   const PROXY_UID = 1337;
@@ -175,11 +166,7 @@ describe('mesh config: outboundTrafficPolicy through a captured sidecar', () => 
   let dir: string;
   let meshFile: string;
 
-  async function appGet(url: string, host?: string): Promise<{ status?: number; backend?: string | null; error?: string }> {
-    const r = await pod.exec([process.execPath, '-e', APP_GET, url, ...(host ? [host] : [])], { timeoutMs: 15_000 });
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout.trim()) as { status?: number; backend?: string | null; error?: string };
-  }
+  const appGet = (url: string, host?: string): Promise<AppGetResult> => podAppGet(pod, url, host);
 
   async function stat(name: string): Promise<number> {
     return parseStats((await httpGet(`http://${pod.podIp}:${ADMIN_PORT}/stats`)).body).get(name) ?? 0;

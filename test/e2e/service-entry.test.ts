@@ -16,6 +16,7 @@ import { startMeshd, serviceYaml, MESHD_CLI, type MeshdProcess } from '../suppor
 import { startEnvoy, envoyForProxyUid, httpGet, type EnvoyProcess } from '../support/envoy.js';
 import { startHttpBackend, freePort, type Backend } from '../support/backends.js';
 import { createPod, type Pod } from '../support/netns.js';
+import { appGet as podAppGet, type AppGetResult } from '../support/pod-http.js';
 
 const STATIC_HOST = 'static.external.test';
 const DNS_HOST = 'dns.external.test';
@@ -145,15 +146,6 @@ describe('ServiceEntry: external hosts through a real Envoy (no capture)', () =>
   });
 });
 
-const APP_GET = `
-const http = require('node:http');
-const [url, host] = process.argv.slice(1);
-const req = http.get(url, { headers: host ? { host } : {}, timeout: 5000 }, (res) => {
-  res.resume(); res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, backend: res.headers['x-backend'] || null })));
-});
-req.on('timeout', () => req.destroy(new Error('timeout')));
-req.on('error', (e) => console.log(JSON.stringify({ error: String(e) })));
-`;
 
 describe('ServiceEntry: REGISTRY_ONLY through a captured sidecar', () => {
   const PROXY_UID = 1337;
@@ -166,11 +158,7 @@ describe('ServiceEntry: REGISTRY_ONLY through a captured sidecar', () => {
   let dir: string;
   let meshFile: string;
 
-  async function appGet(url: string, host?: string): Promise<{ status?: number; backend?: string | null; error?: string }> {
-    const r = await pod.exec([process.execPath, '-e', APP_GET, url, ...(host ? [host] : [])], { timeoutMs: 15_000 });
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout.trim()) as { status?: number; backend?: string | null; error?: string };
-  }
+  const appGet = (url: string, host?: string): Promise<AppGetResult> => podAppGet(pod, url, host);
 
   async function until(what: string, predicate: () => Promise<boolean>): Promise<void> {
     const deadline = Date.now() + 10_000;
