@@ -291,7 +291,7 @@ function meshServices(store: ConfigStore, domain: string): MeshService[] {
 }
 
 /** Kinds the service registry and its endpoints are made of: a change to any other kind leaves them as they were. */
-const REGISTRY_KINDS: ReadonlySet<string> = new Set(['Service', 'ServiceEntry', 'EndpointSlice', 'Pod', 'WorkloadEntry']);
+export const REGISTRY_KINDS: ReadonlySet<string> = new Set(['Service', 'ServiceEntry', 'EndpointSlice', 'Pod', 'WorkloadEntry']);
 
 /**
  * Builds a new snapshot. With `changedKinds` (the kinds changed since `prev`) naming no kind

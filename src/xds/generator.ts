@@ -4,6 +4,7 @@
 import { endpointKey, type MeshSnapshot, type SnapshotDelta } from '../model/mesh.js';
 import { resolveIdentity, type IdentityResolution, type Proxy } from '../model/proxy.js';
 import { labelsKey } from '../model/labels.js';
+import type { PodObject } from '../model/objects.js';
 import { outboundClusters } from '../translate/clusters.js';
 import { emptyLoadAssignment, serviceLoadAssignments, subsetsByHost } from '../translate/endpoints.js';
 import { translateContext, proxyContext, TranslationMemo, type ProxyContext } from '../translate/index.js';
@@ -59,7 +60,7 @@ function sameLoadAssignmentInputs(prev: MeshSnapshot, next: MeshSnapshot, host: 
  * and endpoints (a snapshot after an edit of Istio config keeps them) and the same
  * DestinationRules (their subsets select endpoints).
  */
-function sameLoadAssignmentsInputs(prev: MeshSnapshot, next: MeshSnapshot): boolean {
+function sameServicesEndpointsAndRules(prev: MeshSnapshot, next: MeshSnapshot): boolean {
   if (prev.services !== next.services || prev.endpoints !== next.endpoints) return false;
   const a = prev.config.destinationRules;
   const b = next.config.destinationRules;
@@ -68,7 +69,7 @@ function sameLoadAssignmentsInputs(prev: MeshSnapshot, next: MeshSnapshot): bool
 
 /** Whether outbound clusters (translate/clusters.ts `outboundClusters`) come out the same for both snapshots, on sight. */
 function sameOutboundClusterInputs(prev: MeshSnapshot, next: MeshSnapshot): boolean {
-  return prev.domain === next.domain && prev.meshConfig === next.meshConfig && sameLoadAssignmentsInputs(prev, next);
+  return prev.domain === next.domain && prev.meshConfig === next.meshConfig && sameServicesEndpointsAndRules(prev, next);
 }
 
 function sameEntries(a: ResourceMap, b: ResourceMap): boolean {
@@ -120,7 +121,7 @@ export class ConfigGenerator {
     // load assignments; unchanged ones intern to the same entries and are not pushed.
     const prev = this.snapshot_;
     const hosts =
-      prev === undefined || (delta.full && !sameLoadAssignmentsInputs(prev, s)) ? [...new Set([...s.services.map((x) => x.hostname), ...delta.changedEndpoints])] : [...delta.changedEndpoints];
+      prev === undefined || (delta.full && !sameServicesEndpointsAndRules(prev, s)) ? [...new Set([...s.services.map((x) => x.hostname), ...delta.changedEndpoints])] : [...delta.changedEndpoints];
     for (const host of hosts) {
       // A full update (a VirtualService edit...) leaves most services' endpoints as they were.
       if (prev && !delta.changedEndpoints.has(host) && sameLoadAssignmentInputs(prev, s, host)) continue;
@@ -165,8 +166,12 @@ export class ConfigGenerator {
 
   /** The proxy as meshd believes it: labels, service account and IPs from its Pod when known. */
   identify(proxy: Proxy): IdentityResolution {
-    const pods = this.snapshot_?.pods;
-    return resolveIdentity(proxy, proxy.type === 'sidecar' || proxy.type === 'router' ? pods?.get(`${proxy.namespace}/${proxy.podName}`) : undefined);
+    return resolveIdentity(proxy, this.podOf(proxy));
+  }
+
+  /** The Pod a sidecar or gateway runs in, when the snapshot has it. */
+  private podOf(proxy: Proxy): PodObject | undefined {
+    return proxy.type === 'sidecar' || proxy.type === 'router' ? this.snapshot_?.pods.get(`${proxy.namespace}/${proxy.podName}`) : undefined;
   }
 
   context(proxy: Proxy): ProxyContext {
@@ -188,7 +193,7 @@ export class ConfigGenerator {
    * on every full push).
    */
   private contextKey(proxy: Proxy): { pod: unknown; p: Proxy; key: string } {
-    const pod = proxy.type === 'sidecar' || proxy.type === 'router' ? this.snapshot_?.pods.get(`${proxy.namespace}/${proxy.podName}`) : undefined;
+    const pod = this.podOf(proxy);
     const known = this.contextKeys_.get(proxy);
     if (known && known.pod === pod) return known;
     const p = resolveIdentity(proxy, pod).proxy;

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMeshObject, type MeshObject } from '../../src/model/objects.js';
 import { ConfigStore } from '../../src/model/store.js';
-import { buildSnapshot } from '../../src/model/mesh.js';
+import { buildSnapshot, REGISTRY_KINDS } from '../../src/model/mesh.js';
 import { parseMeshConfig, type MeshConfig } from '../../src/model/mesh-config.js';
 import { parseProxy, type Proxy } from '../../src/model/proxy.js';
 import { PUSH_ORDER } from '../../src/translate/index.js';
@@ -17,8 +17,6 @@ import { ConfigGenerator } from '../../src/xds/generator.js';
 import { generateCase, Rng } from '../support/istio-generators.js';
 
 type Json = Record<string, unknown>;
-
-const REGISTRY_KINDS = new Set(['Service', 'ServiceEntry', 'EndpointSlice', 'Pod', 'WorkloadEntry']);
 
 function proxies(): { name: string; proxy: Proxy }[] {
   const sidecar = (id: string, metadata: Json): Proxy => parseProxy(id, metadata);

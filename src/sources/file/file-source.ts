@@ -435,8 +435,9 @@ export class FileSource {
   private parsed = new Map<string, CachedFile>();
   /** The directories of the last walk of the tree, to watch. */
   private dirs: string[] = [];
-  /** The tree of the last reload. */
+  /** The tree of the last walk, and the names of its files. */
   private tree: Tree | undefined;
+  private treeFiles = new Set<string>();
   readonly sourceId: string;
   readonly dir: string;
 
@@ -531,7 +532,7 @@ export class FileSource {
   private unchangedTree(changed: ReadonlySet<string> | undefined): Tree | undefined {
     const tree = this.tree;
     if (!tree || changed === undefined) return undefined;
-    const files = new Set(tree.entries.filter((e) => e.type === 'file').map((e) => e.name));
+    const files = this.treeFiles;
     for (const name of changed) {
       if (!files.has(name)) return undefined;
       try {
@@ -550,8 +551,12 @@ export class FileSource {
    */
   reload(changed?: ReadonlySet<string>): DirectoryLoad {
     const started = performance.now();
-    const tree = this.unchangedTree(changed) ?? walk(this.o.dir);
-    this.tree = tree;
+    const kept = this.unchangedTree(changed);
+    const tree = kept ?? walk(this.o.dir);
+    if (!kept) {
+      this.tree = tree;
+      this.treeFiles = new Set(tree.entries.filter((e) => e.type === 'file').map((e) => e.name));
+    }
     this.dirs = tree.dirs;
     const parsed = new Map(this.parsed);
     const files = loadTree(this.o.dir, tree, parsed, changed, { maxFileBytes: this.o.maxFileBytes });
